@@ -1,0 +1,1 @@
+"""Replay reports: the summary figures, the terminal table and the chart."""

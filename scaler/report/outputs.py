@@ -1,0 +1,76 @@
+"""Writing a replay's outputs: decisions.csv, summary.json and chart.png.
+
+Everything is written into a fresh temporary directory next to the output directory and
+moved into place only when all of it succeeded, so a failed replay never leaves a
+half-written result behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from scaler.replay import ReplayResult
+from scaler.report import csvfast
+from scaler.report.summary import per_second
+
+DECISIONS = "decisions.csv"
+SUMMARY = "summary.json"
+CHART = "chart.png"
+COLUMNS = ["timestamp", "stable", "panic", "desired_replicas", "ready_replicas", "in_panic",
+           "excess_burst_capacity", "demand"]
+
+
+def tick_demand(result: ReplayResult) -> np.ndarray:
+    """Average recorded load over each tick interval [T, T + tick)."""
+    _, demand, _ = per_second(result)
+    step = int(result.policy.tick_interval)
+    n = len(result.ticks)
+    return demand[: n * step].reshape(n, step).mean(axis=1) if n else demand
+
+
+def write_decisions(result: ReplayResult, path: Path, demand: np.ndarray) -> None:
+    missing = np.isnan(result.ebc)
+    csvfast.write_csv(path, COLUMNS, [
+        csvfast.int_cells(result.ticks),
+        csvfast.fixed6_cells(result.stable),
+        csvfast.fixed6_cells(result.panic),
+        csvfast.int_cells(result.desired),
+        csvfast.int_cells(result.ready),
+        csvfast.int_cells(result.in_panic.astype(np.int64)),
+        csvfast.int_cells(np.where(missing, 0, result.ebc).astype(np.int64), missing),
+        csvfast.fixed6_cells(demand),
+    ])
+
+
+def write_all(result: ReplayResult, summary: dict, out_dir: Path, *, title: str,
+              subtitle: str, chart: bool = True) -> list[Path]:
+    out_dir = Path(out_dir)
+    parent = out_dir.resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=parent))
+    try:
+        demand = tick_demand(result)
+        write_decisions(result, staging / DECISIONS, demand)
+        (staging / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+        names = [DECISIONS, SUMMARY]
+        if chart:
+            from scaler.report.chart import draw_replay_chart
+
+            draw_replay_chart(
+                staging / CHART, times=result.ticks.astype(np.float64), demand=demand,
+                ready=result.ready, desired=result.desired, in_panic=result.in_panic,
+                target=result.policy.target, title=title, subtitle=subtitle,
+            )
+            names.append(CHART)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name in names:
+            os.replace(staging / name, out_dir / name)
+        return [out_dir / name for name in names]
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,286 @@
+"""Recordings: the metric's history, read from a file for replay.
+
+Two formats:
+
+* CSV with a header whose first column is ``timestamp`` (unix seconds, or RFC 3339) and a
+  value column (``column`` picks one of several);
+* a Prometheus ``/api/v1/query_range`` JSON response holding exactly one series.
+
+Each row is one sample of the workload's total load at its timestamp. Everything is
+checked before replay starts: an empty file, a missing column, an unparsable or
+out-of-order timestamp, NaN, infinities and negative values are :class:`RecordingError`
+naming the line (CSV) or the point (JSON).
+
+Replays are run in loops while tuning a policy, so the common case — plain numbers, no
+quotes — is parsed with array operations (an exact decimal parser, below); anything else
+takes the row-by-row path, which is also the one that explains errors.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+
+class RecordingError(ValueError):
+    """A recording that cannot be replayed; the message names the file and the place."""
+
+
+@dataclass(frozen=True)
+class Recording:
+    times: np.ndarray    # float64 unix seconds, non-decreasing
+    values: np.ndarray   # float64, finite and >= 0
+    source: str
+    column: str = "value"
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+
+def load(path: str | Path, column: str | None = None) -> Recording:
+    """Read a recording, choosing the format from its content."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise RecordingError(f"{p}: cannot read: {exc.strerror or exc}") from None
+    head = data.lstrip()[:1]
+    if head in (b"{", b"["):
+        if column is not None:
+            raise RecordingError(f"{p}: --column applies to CSV recordings, not JSON")
+        times, values = _parse_query_range(data, str(p))
+        return _checked(times, values, str(p), lambda i: f"point {i + 1}", "value")
+    return _load_csv(data, str(p), column)
+
+
+# ----------------------------------------------------------------------------------- CSV
+
+def _load_csv(data: bytes, source: str, column: str | None) -> Recording:
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    newline = data.find(b"\n")
+    header_line = (data if newline < 0 else data[:newline]).decode("utf-8", "replace")
+    header = [h.strip() for h in next(csv.reader([header_line.rstrip("\r")]), [])]
+    if not header or header == [""]:
+        raise RecordingError(f"{source}: empty recording (expected a header such as "
+                             "'timestamp,value' and one row per sample)")
+    if header[0] != "timestamp":
+        raise RecordingError(f"{source}: line 1: the first column must be 'timestamp', "
+                             f"found {header[0]!r}")
+    value_columns = header[1:]
+    if not value_columns:
+        raise RecordingError(f"{source}: line 1: no value column after 'timestamp'")
+    if column is None:
+        if len(value_columns) > 1:
+            raise RecordingError(f"{source}: line 1: several value columns "
+                                 f"({', '.join(value_columns)}); pick one with --column")
+        column = value_columns[0]
+    if column not in value_columns:
+        raise RecordingError(f"{source}: line 1: no column {column!r} (columns: "
+                             f"{', '.join(value_columns)})")
+    col = header.index(column)
+    body = b"" if newline < 0 else data[newline + 1:]
+    table = _parse_plain_numbers(body, len(header))
+    if table is None:
+        times, values = _parse_rows(body, len(header), col, source)
+    else:
+        times, values = table[:, 0], table[:, col]
+    if not len(times):
+        raise RecordingError(f"{source}: empty recording: a header but no rows")
+    # Row i is on line i + 2 when the file has no blank lines (the row parser reports
+    # exact lines for files that do).
+    return _checked(times, values, source, lambda i: f"line {i + 2}", column)
+
+
+_POW10 = 10.0 ** np.arange(23)
+
+
+def _parse_plain_numbers(body: bytes, ncols: int) -> np.ndarray | None:
+    """Parse a CSV body of plain decimal numbers (digits, an optional '.', a leading
+    '-') into an (rows, ncols) float64 array, or None if it holds anything else.
+
+    Exact: each field's digits (at most 15) form an integer mantissa that float64 holds
+    exactly, and one IEEE division by an exact power of ten rounds correctly — the same
+    double ``float(text)`` gives.
+    """
+    if not body.strip():
+        return np.zeros((0, ncols))
+    if not body.endswith(b"\n"):
+        body += b"\n"
+    chunks = []
+    start, size = 0, len(body)
+    while start < size:
+        # Chunks of ~4 MB, cut after a newline, keep the per-byte arrays small.
+        end = body.find(b"\n", min(start + (4 << 20), size - 1)) + 1 or size
+        parsed = _parse_chunk(np.frombuffer(body, np.uint8, end - start, start), ncols)
+        if parsed is None:
+            return None
+        chunks.append(parsed)
+        start = end
+    return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+
+
+def _parse_chunk(b: np.ndarray, ncols: int) -> np.ndarray | None:
+    newline = b == 10
+    sep = newline | (b == 44)
+    digit = (b >= 48) & (b <= 57)
+    dot = b == 46
+    minus = b == 45
+    if not (digit | sep | dot | minus).all():
+        return None   # quotes, spaces, '\r', exponents, RFC 3339 times, NaN ...
+    ends = np.flatnonzero(sep)
+    nfields = len(ends)
+    row_ends = np.flatnonzero(newline)
+    if nfields != len(row_ends) * ncols or not np.array_equal(ends[ncols - 1::ncols], row_ends):
+        return None   # a ragged or blank line
+    starts = np.empty(nfields, dtype=np.int64)
+    starts[0] = 0
+    starts[1:] = ends[:-1] + 1
+    digits_before = np.cumsum(digit, dtype=np.int32)
+    ndigits = digits_before[ends] - np.where(starts > 0, digits_before[starts - 1], 0)
+    if ndigits.min() < 1 or ndigits.max() > 15:
+        return None
+    # Field number of every byte: the separators before it.
+    field_of = np.cumsum(sep, dtype=np.int32)
+    field_of -= sep
+    dot_field = field_of[dot]
+    if len(dot_field) and np.bincount(dot_field, minlength=nfields).max() > 1:
+        return None   # two dots in a field
+    minus_pos = np.flatnonzero(minus)
+    negative = np.zeros(nfields, dtype=bool)
+    if len(minus_pos):
+        mf = field_of[minus_pos]
+        if not np.array_equal(starts[mf], minus_pos):
+            return None   # a '-' that is not the field's first character
+        negative[mf] = True
+    decimals = np.zeros(nfields, dtype=np.int64)
+    decimals[dot_field] = ends[dot_field] - np.flatnonzero(dot) - 1
+    # Each digit's place value: 10 ** (digits after it in its field).
+    digit_pos = np.flatnonzero(digit)
+    digit_field = field_of[digit_pos]
+    places = digits_before[ends][digit_field] - digits_before[digit_pos]
+    weights = (b[digit_pos] - 48) * _POW10[places]
+    mantissa = np.bincount(digit_field, weights=weights, minlength=nfields)
+    values = mantissa / _POW10[decimals]
+    values[negative] = -values[negative]
+    return values.reshape(-1, ncols)
+
+
+def _parse_rows(body: bytes, ncols: int, col: int, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """The general path: csv module, RFC 3339 times, and errors with exact line numbers."""
+    times: list[float] = []
+    values: list[float] = []
+    text = body.decode("utf-8", "replace")
+    for lineno, row in enumerate(csv.reader(io.StringIO(text)), start=2):
+        if not row or all(not cell.strip() for cell in row):
+            continue
+        if len(row) != ncols:
+            raise RecordingError(f"{source}: line {lineno}: expected {ncols} fields, "
+                                 f"found {len(row)}")
+        times.append(_parse_time(row[0].strip(), source, lineno))
+        cell = row[col].strip()
+        try:
+            values.append(float(cell))
+        except ValueError:
+            raise RecordingError(f"{source}: line {lineno}: value {cell!r} is not a number") from None
+        _check_value(values[-1], source, f"line {lineno}")
+        if len(times) > 1 and times[-1] < times[-2]:
+            raise RecordingError(f"{source}: line {lineno}: timestamp {row[0].strip()!r} is "
+                                 "earlier than the row before (rows must be in time order)")
+    return np.array(times, dtype=np.float64), np.array(values, dtype=np.float64)
+
+
+def _parse_time(cell: str, source: str, lineno: int) -> float:
+    try:
+        t = float(cell)
+        if math.isfinite(t):
+            return t
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(cell.replace("z", "Z"))
+    except ValueError:
+        raise RecordingError(f"{source}: line {lineno}: timestamp {cell!r} is neither unix "
+                             "seconds nor an RFC 3339 time") from None
+    if when.tzinfo is None:
+        raise RecordingError(f"{source}: line {lineno}: timestamp {cell!r} has no time zone "
+                             "(add Z or an offset such as +00:00)")
+    return when.astimezone(timezone.utc).timestamp()
+
+
+# ---------------------------------------------------------------------------------- JSON
+
+def _parse_query_range(data: bytes, source: str) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        doc = json.loads(data)
+    except ValueError as exc:
+        raise RecordingError(f"{source}: not valid JSON: {exc}") from None
+    result = doc.get("data", {}).get("result") if isinstance(doc, dict) else None
+    if not isinstance(result, list):
+        raise RecordingError(f"{source}: not a Prometheus query_range response "
+                             "(expected data.result to be a list of series)")
+    if not result:
+        raise RecordingError(f"{source}: the response holds no series (empty result)")
+    if len(result) > 1:
+        labels = "; ".join(_labels(s.get("metric", {})) for s in result[:10])
+        more = f" and {len(result) - 10} more" if len(result) > 10 else ""
+        raise RecordingError(f"{source}: the response holds {len(result)} series, replay needs "
+                             f"one (sum them in the query): {labels}{more}")
+    points = result[0].get("values")
+    if not isinstance(points, list):
+        raise RecordingError(f"{source}: the series has no 'values' list (a query_range "
+                             "response, resultType matrix, is expected)")
+    times = np.empty(len(points))
+    values = np.empty(len(points))
+    for i, point in enumerate(points):
+        try:
+            t, v = point
+            times[i] = float(t)
+            values[i] = float(v)
+        except (TypeError, ValueError):
+            raise RecordingError(f"{source}: point {i + 1}: {point!r} is not "
+                                 "[unix_seconds, \"value\"]") from None
+    return times, values
+
+
+def _labels(metric: dict) -> str:
+    return "{" + ", ".join(f'{k}="{v}"' for k, v in sorted(metric.items())) + "}"
+
+
+# ------------------------------------------------------------------------------- checks
+
+def _check_value(v: float, source: str, where: str) -> None:
+    if math.isnan(v):
+        raise RecordingError(f"{source}: {where}: value is NaN (a recording holds loads, "
+                             "not gaps: leave the row out instead)")
+    if math.isinf(v):
+        raise RecordingError(f"{source}: {where}: value {v} is not finite")
+    if v < 0:
+        raise RecordingError(f"{source}: {where}: value {v:g} is negative (a load is >= 0)")
+
+
+def _checked(times: np.ndarray, values: np.ndarray, source: str, where, column: str) -> Recording:
+    """Whole-array checks; the first offending row is reported."""
+    if not len(times):
+        raise RecordingError(f"{source}: empty recording: no samples")
+    bad_time = ~np.isfinite(times)
+    if bad_time.any():
+        i = int(np.argmax(bad_time))
+        raise RecordingError(f"{source}: {where(i)}: timestamp {times[i]} is not finite")
+    bad = ~np.isfinite(values) | (values < 0)
+    if bad.any():
+        i = int(np.argmax(bad))
+        _check_value(float(values[i]), source, where(i))
+    back = np.diff(times) < 0
+    if back.any():
+        i = int(np.argmax(back)) + 1
+        raise RecordingError(f"{source}: {where(i)}: timestamp {times[i]:g} is earlier than "
+                             f"the one before ({times[i - 1]:g}); rows must be in time order")
+    return Recording(times=times, values=values, source=source, column=column)
