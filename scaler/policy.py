@@ -134,6 +134,8 @@ def parse_duration(text: str) -> float:
         raise ValueError(f"not a non-negative duration: {text!r}")
     if s[0] == "+":
         s = s[1:]
+    if not s:
+        raise ValueError(f"not a duration: {text!r} (use e.g. 60s, 1m30s, 1h)")
     pos, total = 0, 0.0
     while pos < len(s):
         m = _DURATION_PART.match(s, pos)
@@ -175,7 +177,7 @@ _SPEC_FIELDS: tuple[tuple[str, str, str, _Check, str], ...] = (
     ("initialReplicas", "initial_replicas", "integer", lambda v: 0 <= v <= 2**31 - 1,
      "0..2147483647"),
     ("activationReplicas", "activation_replicas", "integer",
-     lambda v: v == 0 or 2 <= v <= 2**31 - 1, "0 (off) or >= 2"),
+     lambda v: v == 0 or 2 <= v <= 2**31 - 1, "0 (off) or 2..2147483647"),
     ("stableWindow", "stable_window", "whole-duration", lambda v: 6 <= v <= 3600, "6s..1h"),
     ("panicWindowPercentage", "panic_window_percentage", "number", lambda v: 1 <= v <= 100,
      "1..100"),
@@ -252,7 +254,7 @@ def _convert(value: Any, kind: str, key: str, allowed: str, out: _Collector) -> 
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             out.add(key, f"expected a number, got {_show(value)} (allowed: {allowed})")
             return None
-        if not math.isfinite(value):
+        if abs(value) > 1e300 or not math.isfinite(value):
             out.add(key, f"{_show(value)} is not a finite number (allowed: {allowed})")
             return None
         return float(value)
@@ -352,8 +354,7 @@ def parse_document(doc: Any, where: str) -> tuple[Policy | None, list[str]]:
             continue
         values[attr] = value
 
-    if out.errors:
-        return None, out.errors
+    # Cross-field rules run on whatever parsed, so one pass reports every problem.
     policy = replace(Policy(), **values, source=where)
     _cross_checks(policy, out)
     return (None, out.errors) if out.errors else (policy, [])

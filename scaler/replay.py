@@ -144,6 +144,7 @@ def replay(policy: Policy, times: np.ndarray, values: np.ndarray, startup_delay:
         current = workload.replicas
         ready = workload.ready(t)
         valid = not empty[i]
+        window_before = dstate.delay_window
         decision, dstate = kpa.decide(spec, dstate, t, ready,
                                       float(stable[i]) if valid else None,
                                       float(panic[i]) if valid else None)
@@ -158,7 +159,7 @@ def replay(policy: Policy, times: np.ndarray, values: np.ndarray, startup_delay:
         if (decision.valid and replicas == current and ready == current
                 and dstate.panic_time is None
                 and (zstate.zero_since is None or replicas == 0)
-                and (not dstate.delay_buckets or len(dstate.delay_window) == 1)):
+                and (not dstate.delay_buckets or _flat(window_before, dstate.delay_window))):
             skipping = True
             skip_from = i + 1
             skip_dspc = dspc_l[i]
@@ -172,6 +173,14 @@ def replay(policy: Policy, times: np.ndarray, values: np.ndarray, startup_delay:
     ebc = _excess_burst_capacity(spec, ready_out, panic)
     return ReplayResult(policy, startup_delay, times, values, ticks, stable, panic, desired,
                         ready_out, panic_out, ebc, workload.all_lifetimes(_end(ticks, policy)))
+
+
+def _flat(before: tuple, after: tuple) -> bool:
+    """True when the delay window holds only this tick's count, so recording the same
+    count again keeps it unchanged. A single entry from an earlier record in the same 2 s
+    bucket may be larger than this tick's count; that case is excluded because the
+    bucket already had an entry before the tick."""
+    return len(after) == 1 and (not before or before[-1][0] != after[0][0])
 
 
 def _panic_limit(ready: float, threshold: float) -> int:

@@ -69,6 +69,9 @@ def write_all(result: ReplayResult, summary: dict, out_dir: Path, *, title: str,
             )
             names.append(CHART)
         out_dir.mkdir(parents=True, exist_ok=True)
+        if not chart:
+            # A chart from an earlier run would no longer match these decisions.
+            (out_dir / CHART).unlink(missing_ok=True)
         for name in names:
             os.replace(staging / name, out_dir / name)
         return [out_dir / name for name in names]

@@ -222,8 +222,9 @@ def _parse_query_range(data: bytes, source: str) -> tuple[np.ndarray, np.ndarray
         doc = json.loads(data)
     except ValueError as exc:
         raise RecordingError(f"{source}: not valid JSON: {exc}") from None
-    result = doc.get("data", {}).get("result") if isinstance(doc, dict) else None
-    if not isinstance(result, list):
+    data_part = doc.get("data") if isinstance(doc, dict) else None
+    result = data_part.get("result") if isinstance(data_part, dict) else None
+    if not isinstance(result, list) or not all(isinstance(s, dict) for s in result):
         raise RecordingError(f"{source}: not a Prometheus query_range response "
                              "(expected data.result to be a list of series)")
     if not result:
@@ -241,6 +242,8 @@ def _parse_query_range(data: bytes, source: str) -> tuple[np.ndarray, np.ndarray
     values = np.empty(len(points))
     for i, point in enumerate(points):
         try:
+            if not isinstance(point, (list, tuple)):
+                raise TypeError
             t, v = point
             times[i] = float(t)
             values[i] = float(v)

@@ -1,0 +1,175 @@
+"""Replay end to end on small recordings with hand-checked expectations, and the fast
+engine held to exactly what the per-tick reference engine gives."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from scaler.policy import Policy
+from scaler.replay import replay, replay_per_tick, tick_times
+from scaler.report.summary import per_second, summarize
+
+BASE = 1_000_000_000   # an even unix second, so ticks fall on BASE + 2k
+
+
+def steps(*segments: tuple[int, float]) -> tuple[np.ndarray, np.ndarray]:
+    """One sample per second: (seconds, value) segments back to back from BASE."""
+    values = np.concatenate([np.full(n, v, dtype=np.float64) for n, v in segments])
+    return BASE + np.arange(len(values), dtype=np.float64), values
+
+
+def at(result, t: int) -> int:
+    return int(np.flatnonzero(result.ticks == BASE + t)[0])
+
+
+@pytest.fixture(params=["batched", "per-tick"])
+def engine(request):
+    return replay if request.param == "batched" else replay_per_tick
+
+
+def test_ticks_fall_on_multiples_of_the_interval_within_the_recording():
+    times = np.array([BASE + 0.5, BASE + 7.2])
+    assert tick_times(times, 2).tolist() == [BASE + 2, BASE + 4, BASE + 6]
+    assert tick_times(np.array([BASE + 1.0, BASE + 1.5]), 2).tolist() == []
+
+
+def test_constant_double_load_panics_once_then_holds_two(engine):
+    # 140 in flight, 70 per replica, 1 replica: ceil(140/70) / 1 = 2 >= 200 % → panic at
+    # the first tick, ratchet to 2; with 2 ready the panic count is no longer over the
+    # threshold and panic ends one stable window (60 s) after the first tick.
+    times, values = steps((180, 140.0))
+    r = engine(Policy(), times, values)
+    assert r.desired.tolist() == [2] * len(r.ticks)
+    assert r.ready[0] == 1 and set(r.ready[1:].tolist()) == {2}
+    assert r.in_panic[: at(r, 60) + 1].all()
+    assert not r.in_panic[at(r, 62):].any()
+
+
+def test_load_stops_scale_to_zero_after_stable_window_and_grace(engine):
+    # 70 for 100 s, then zeros. The stable window holds a non-zero bucket up to tick 158
+    # (bucket 99 is in (T-60, T]); from tick 160 the decider wants 0, and after the 30 s
+    # grace period the last replica goes at tick 190.
+    times, values = steps((100, 70.0), (200, 0.0))
+    r = engine(Policy(), times, values)
+    assert r.desired[at(r, 158)] == 1
+    assert r.stable[at(r, 158)] == pytest.approx(70 / 60, abs=1e-6)
+    assert r.stable[at(r, 160)] == 0
+    assert r.desired[at(r, 160): at(r, 188) + 1].tolist() == [1] * 15
+    assert r.desired[at(r, 190):].tolist() == [0] * (len(r.ticks) - at(r, 190))
+
+
+def test_min_replicas_one_never_scales_to_zero(engine):
+    times, values = steps((100, 70.0), (200, 0.0))
+    r = engine(replace(Policy(), min_replicas=1), times, values)
+    assert r.desired.min() == 1
+
+
+def test_startup_delay_keeps_ready_capacity_short_and_panic_going(engine):
+    # 700 in flight: 10 replicas wanted at once; with a 10 s start-up only the first is
+    # ready until tick 10, so the panic count stays over the threshold until tick 8 and
+    # panic ends at the first tick after 8 + 60.
+    times, values = steps((200, 700.0))
+    r = engine(Policy(), times, values, startup_delay=10)
+    assert r.desired.tolist() == [10] * len(r.ticks)
+    assert r.ready[: at(r, 8) + 1].tolist() == [1] * 5
+    assert r.ready[at(r, 10)] == 10
+    assert r.in_panic[: at(r, 68) + 1].all() and not r.in_panic[at(r, 70):].any()
+    s = summarize(r)
+    assert s["under_provisioned_demand_seconds"] == pytest.approx(10 * (700 - 100))
+    assert s["pod_seconds"] == 10 * 2 * len(r.ticks)
+    assert s["cold_start_episodes"] == 0
+    assert s["scaling_actions"] == 1
+    assert s["peak_replicas"] == 10
+
+
+def test_cold_start_counted_when_demand_returns_at_zero(engine):
+    # Scaled to zero by tick 190 (see above); demand returns at 250 and waits 5 s for a
+    # replica (startup delay) → one cold-start episode.
+    times, values = steps((100, 70.0), (150, 0.0), (60, 70.0))
+    r = engine(Policy(), times, values, startup_delay=5)
+    assert r.desired[at(r, 248)] == 0
+    assert r.desired[at(r, 250)] == 1
+    s = summarize(r)
+    assert s["cold_start_episodes"] == 1
+    assert s["cold_start_seconds"] == 5
+
+
+def test_gap_longer_than_stable_window_is_no_data_and_holds(engine):
+    # Samples stop for 200 s: after the window empties the decider has no data and the
+    # replica count is held (never scaled to zero on missing data).
+    times = np.concatenate((BASE + np.arange(100.0), BASE + 300 + np.arange(20.0)))
+    values = np.full(len(times), 140.0)
+    r = engine(Policy(), times, values)
+    gap = (r.ticks > BASE + 160) & (r.ticks < BASE + 300)
+    assert np.isnan(r.stable[gap]).all()
+    assert set(r.desired[gap].tolist()) == {2}
+
+
+def test_per_second_ready_counts_replica_lifetimes():
+    times, values = steps((200, 700.0))
+    r = replay(Policy(), times, values, startup_delay=10)
+    seconds, demand, ready = per_second(r)
+    assert seconds[0] == BASE and len(seconds) == len(r.ticks) * 2
+    assert ready[:10].tolist() == [1] * 10 and ready[10] == 10
+    assert demand.tolist() == [700.0] * len(seconds)
+
+
+# ------------------------------------------------------------- engine equivalence
+
+@st.composite
+def recordings(draw):
+    n = draw(st.integers(1, 400))
+    gaps = draw(st.lists(st.sampled_from([0.0, 0.25, 1.0, 1.0, 1.0, 2.0, 7.0, 65.0, 200.0]),
+                         min_size=n, max_size=n))
+    start = BASE + draw(st.integers(0, 3)) + draw(st.sampled_from([0.0, 0.5]))
+    times = start + np.cumsum(np.array(gaps))
+    scale = draw(st.sampled_from([1.0, 30.0, 300.0, 3000.0]))
+    raw = draw(st.lists(st.integers(0, 100_000), min_size=n, max_size=n))
+    values = np.round(np.array(raw, dtype=np.float64) / 100_000 * scale * 3, 3)
+    return times, values
+
+
+@st.composite
+def policies(draw):
+    max_r = draw(st.sampled_from([0, 0, 3, 20]))
+    min_r = draw(st.integers(0, max_r if max_r else 4))
+    return replace(
+        Policy(),
+        target=draw(st.sampled_from([1.0, 10.0, 100.0])),
+        target_utilization_percentage=draw(st.sampled_from([50.0, 70.0, 100.0])),
+        min_replicas=min_r,
+        max_replicas=max_r,
+        initial_replicas=draw(st.integers(0, max_r if max_r else 6)),
+        activation_replicas=draw(st.sampled_from([0, 0, 2, 3])) if not max_r or max_r >= 3 else 0,
+        stable_window=float(draw(st.sampled_from([6, 10, 60]))),
+        panic_window_percentage=float(draw(st.sampled_from([10, 50, 100]))),
+        panic_threshold_percentage=float(draw(st.sampled_from([110, 200, 1000]))),
+        max_scale_up_rate=draw(st.sampled_from([1.1, 2.0, 1000.0])),
+        max_scale_down_rate=draw(st.sampled_from([1.5, 2.0, 10.0])),
+        scale_down_delay=float(draw(st.sampled_from([0, 0, 4, 11, 30]))),
+        scale_to_zero_grace_period=float(draw(st.sampled_from([0, 5, 30]))),
+        target_burst_capacity=float(draw(st.sampled_from([-1, 0, 211]))),
+        tick_interval=float(draw(st.sampled_from([1, 2, 3]))),
+        window_algorithm=draw(st.sampled_from(["linear", "weighted-exponential"])),
+    )
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(recordings(), policies(), st.sampled_from([0.0, 0.0, 2.0, 5.5, 30.0]))
+def test_fast_engine_equals_per_tick_engine(recording, policy, startup_delay):
+    if policy.activation_replicas and policy.activation_replicas < policy.min_replicas:
+        policy = replace(policy, activation_replicas=0)
+    times, values = recording
+    fast = replay(policy, times, values, startup_delay)
+    slow = replay_per_tick(policy, times, values, startup_delay)
+    assert fast.ticks.tolist() == slow.ticks.tolist()
+    for field in ("desired", "ready", "in_panic"):
+        assert getattr(fast, field).tolist() == getattr(slow, field).tolist(), field
+    for field in ("stable", "panic", "ebc"):
+        np.testing.assert_array_equal(getattr(fast, field), getattr(slow, field), err_msg=field)
+    assert sorted(fast.lifetimes) == sorted(slow.lifetimes)
