@@ -75,6 +75,14 @@ def go_int32(x: float) -> int:
     return int(x)
 
 
+def delay_bucket(now: float) -> int:
+    """The scale-down-delay bucket of ``now``: Go's ``int(now.Unix()) / 2`` — whole seconds
+    by flooring, then division truncating toward zero."""
+    seconds = math.floor(now)
+    q = abs(seconds) // DELAY_BUCKET_SECONDS
+    return q if seconds >= 0 else -q
+
+
 def initial_state(spec: DeciderSpec, ready_pods: int | None, now: float) -> DeciderState:
     """Knative's New(): a decider that starts with more than one ready pod starts panicking.
 
@@ -154,7 +162,7 @@ def decide(
     delay_window = state.delay_window
     if state.delay_buckets and spec.reachable:
         delay_window = _delay_record(
-            delay_window, state.delay_buckets, int(now) // DELAY_BUCKET_SECONDS, desired
+            delay_window, state.delay_buckets, delay_bucket(now), desired
         )
         desired = delay_window[0][1]
 

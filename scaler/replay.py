@@ -137,7 +137,7 @@ def replay(policy: Policy, times: np.ndarray, values: np.ndarray, startup_delay:
             if dstate.delay_buckets:
                 # The skipped ticks each recorded the same count into the delay window;
                 # only the newest of those records remains.
-                index = (t0 + (i - 1) * step) // kpa.DELAY_BUCKET_SECONDS
+                index = kpa.delay_bucket(t0 + (i - 1) * step)
                 dstate = replace(dstate, delay_window=((index, dstate.delay_window[0][1]),))
             skipping = False
         t = t0 + i * step

@@ -173,6 +173,8 @@ def _running_bucket_sums(buckets: np.ndarray, values: np.ndarray) -> np.ndarray:
     start_pos = np.flatnonzero(run_start)
     rank = np.arange(n) - np.repeat(start_pos, np.diff(np.append(start_pos, n)))
     sums = values.copy()
+    if not n:
+        return sums
     # Samples sharing a bucket are rare; add them in order, one rank at a time.
     for r in range(1, int(rank.max(initial=0)) + 1):
         pos = np.flatnonzero(rank == r)
@@ -199,7 +201,7 @@ class BatchWindows:
         self.bucket_first_sample = np.flatnonzero(starts)
         self.bucket = self.sample_bucket[self.bucket_first_sample]   # written buckets
         self.running = _running_bucket_sums(self.sample_bucket, self.values)
-        self.bucket_sum = self.running[np.append(self.bucket_first_sample[1:], ns) - 1]
+        self.bucket_sum = self.running[np.append(self.bucket_first_sample[1:], ns) - 1] if ns else self.running
         # Samples recorded by each tick; the newest of them and its bucket.
         self.recorded = np.searchsorted(times, self.ticks, "right")
         self.last_sample = np.maximum(self.recorded - 1, 0)
