@@ -71,3 +71,21 @@ class PolicyScaler:
             grace_remaining=zero.grace_remaining(
                 self.zero_state, now, p.scale_to_zero_grace_period),
         )
+
+    def same_windows(self, policy: Policy) -> bool:
+        """Whether ``policy`` can keep this scaler's window contents (same data, same sizes)."""
+        p = self.policy
+        return (policy.metric.query == p.metric.query
+                and policy.stable_window == p.stable_window
+                and policy.panic_window == p.panic_window
+                and policy.window_algorithm == p.window_algorithm)
+
+    def update_policy(self, policy: Policy) -> None:
+        """Swap in a new policy, keeping windows and decider state (Knative's Update()).
+
+        Only valid when :meth:`same_windows` is true; otherwise build a new PolicyScaler.
+        """
+        if not self.same_windows(policy):
+            raise ValueError(f"policy {policy.name}: windows changed; build a new PolicyScaler")
+        self.policy = policy
+        self.spec = policy.decider_spec()

@@ -1,0 +1,343 @@
+"""The daemon's loop: for every policy, every tick — query, record, decide, act.
+
+Ticks fall on multiples of the policy's tickInterval in unix seconds, exactly as in
+replay, and tick T is processed ``evaluation_delay`` seconds after T so that Prometheus
+has ingested every scrape stamped at or before T. At tick T the loop:
+
+1. evaluates the query at every whole second since the last one it recorded, up to T
+   (1 s buckets, like Knative's scraper); the first time, it refills the windows with a
+   stable window of history, so a restarted daemon decides as if it had never stopped;
+2. reads the target's replicas and ready replicas;
+3. runs the policy's :class:`~scaler.scaling.PolicyScaler` with now = T — the same code
+   replay runs. A failed, empty or stale query is "no data": the count is held, never
+   lowered, never taken to zero;
+4. writes a changed count through the actuator, unless the target is paused, this
+   process is not the leader, or it is a dry run; a 409 means re-read and decide again.
+
+Time comes from an injected clock and sleeps wake early on shutdown and reload, so tests
+drive the loop with a manual clock. Signals only set events; the work happens here.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import structlog
+
+from scaler import policy_files
+from scaler.actuators import Actuator, ActuatorError, Conflict, ScaleStatus
+from scaler.clock import Clock
+from scaler.observability import Metrics
+from scaler.policy import Policy, PolicyError
+from scaler.scaling import PolicyScaler, TickResult
+from scaler.sources import MetricSource, Reading
+
+# Share of a tick the metric query may use, retries included; the rest is for the
+# actuator, so one slow dependency cannot push a tick past the next.
+QUERY_SHARE = 0.6
+
+
+@dataclass
+class Target:
+    """A policy and everything the loop keeps for it between ticks."""
+
+    policy: Policy
+    scaler: PolicyScaler
+    next_tick: float
+    recorded_until: int | None = None   # last second evaluated into the windows
+    no_data: str | None = None          # current no-data reason, logged when it changes
+    last_value: float | None = None
+    last_action: str = ""
+    ticks: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.policy.name
+
+
+def first_tick(policy: Policy, now: float) -> float:
+    """The first tick at or after ``now``."""
+    step = policy.tick_interval
+    return math.ceil(now / step) * step
+
+
+@dataclass
+class Daemon:
+    policies: list[Policy]
+    source: MetricSource
+    actuator: Actuator
+    clock: Clock
+    metrics: Metrics
+    policy_path: Path | None = None
+    dry_run: bool = False
+    is_leader: Callable[[], bool] | None = None   # None: no leader election, always write
+    evaluation_delay: float = 0.5
+    stop: threading.Event = field(default_factory=threading.Event)
+    reload: threading.Event = field(default_factory=threading.Event)
+    wake: threading.Event = field(default_factory=threading.Event)
+    log: structlog.typing.FilteringBoundLogger = field(
+        default_factory=lambda: structlog.get_logger("scaler"))
+
+    def __post_init__(self) -> None:
+        now = self.clock.now()
+        self.targets: dict[str, Target] = {
+            p.name: Target(p, PolicyScaler(p), first_tick(p, now)) for p in self.policies}
+        self._fingerprint = policy_files.fingerprint(self.policy_path) if self.policy_path else ()
+        self.last_loop: float | None = None     # monotonic time of the last loop pass
+        self.queried_ok = False
+        self.metrics.reload_success.set(1)
+        self.metrics.reload_time.set(now)
+
+    # ---------------------------------------------------------------- health, lifecycle
+
+    def healthy(self) -> tuple[bool, str]:
+        if self.last_loop is None:
+            return True, "starting"
+        limit = 3 * max((t.policy.tick_interval for t in self.targets.values()), default=2.0)
+        age = self.clock.monotonic() - self.last_loop
+        if age > limit + self.evaluation_delay:
+            return False, f"loop has not ticked for {age:.1f}s (limit {limit:g}s)"
+        return True, "ok"
+
+    def ready(self) -> tuple[bool, str]:
+        if not self.targets:
+            return False, "no policies loaded"
+        if not self.queried_ok:
+            return False, "no successful metric query yet"
+        return True, "ok"
+
+    def request_stop(self) -> None:
+        self.stop.set()
+        self.wake.set()
+
+    def request_reload(self) -> None:
+        self.reload.set()
+        self.wake.set()
+
+    def run(self) -> None:
+        """Tick until :meth:`request_stop`."""
+        self.log.info("started", policies=sorted(self.targets), dry_run=self.dry_run)
+        while not self.stop.is_set():
+            self.run_once()
+            wait = self._seconds_to_next_tick()
+            self.wake.clear()
+            if not self.stop.is_set() and not self.reload.is_set():
+                self.clock.sleep(min(wait, 1.0), self.wake)
+        self.log.info("stopped")
+
+    def run_once(self) -> None:
+        """One pass: reload if asked or if a policy file changed, then every due tick."""
+        if self.reload.is_set() or self._files_changed():
+            self.reload.clear()
+            self.reload_policies()
+        now = self.clock.now()
+        for target in list(self.targets.values()):
+            if self.stop.is_set():
+                break
+            due = now - self.evaluation_delay
+            if target.next_tick > due:
+                continue
+            step = target.policy.tick_interval
+            # After a stall, process only the latest due tick: its query covers the
+            # seconds in between, and old ticks have nothing left to act on.
+            tick = math.floor(due / step) * step
+            self.tick(target, tick)
+            target.next_tick = tick + step
+        self.last_loop = self.clock.monotonic()
+
+    def _seconds_to_next_tick(self) -> float:
+        if not self.targets:
+            return 1.0
+        due = min(t.next_tick for t in self.targets.values()) + self.evaluation_delay
+        return max(0.0, due - self.clock.now())
+
+    def _files_changed(self) -> bool:
+        if self.policy_path is None:
+            return False
+        return policy_files.fingerprint(self.policy_path) != self._fingerprint
+
+    # ----------------------------------------------------------------------- reload
+
+    def reload_policies(self) -> bool:
+        """Validate every file, then swap atomically; on any error keep what runs."""
+        assert self.policy_path is not None
+        self._fingerprint = policy_files.fingerprint(self.policy_path)
+        try:
+            policies = policy_files.load(self.policy_path)
+        except PolicyError as exc:
+            self.metrics.reload_success.set(0)
+            self.log.error("policy reload failed; keeping the running policies",
+                           errors=exc.errors)
+            return False
+        now = self.clock.now()
+        targets: dict[str, Target] = {}
+        for p in policies:
+            old = self.targets.get(p.name)
+            if old is not None and old.scaler.same_windows(p):
+                # Same query and windows: the history stays, like Knative's Update().
+                old.scaler.update_policy(p)
+                old.policy = p
+                targets[p.name] = old
+            else:
+                targets[p.name] = Target(p, PolicyScaler(p), first_tick(p, now))
+        for gone in set(self.targets) - set(targets):
+            self.metrics.forget(gone)
+        self.targets = targets
+        self.metrics.reload_success.set(1)
+        self.metrics.reload_time.set(now)
+        self.log.info("policies reloaded", policies=sorted(targets))
+        return True
+
+    # ------------------------------------------------------------------------- tick
+
+    def tick(self, target: Target, t: float) -> TickResult | None:
+        started = self.clock.monotonic()
+        p = target.policy
+        deadline = started + p.tick_interval * QUERY_SHARE
+        reading = self._refresh(target, t, deadline)
+        try:
+            status = self.actuator.read(p.scale_target_ref)
+        except ActuatorError as exc:
+            self.metrics.patch_errors.labels(p.name, exc.reason).inc()
+            self.log.error("cannot read target", policy=p.name, target=str(p.scale_target_ref),
+                           reason=exc.reason, detail=exc.detail)
+            return None
+        result = target.scaler.tick(t, status.ready_replicas, status.replicas,
+                                    hold=not reading.ok)
+        action = self._act(target, t, status, result)
+        target.ticks += 1
+        self._observe(target, status, result, reading, action)
+        self.metrics.tick_duration.observe(self.clock.monotonic() - started)
+        return result
+
+    def _refresh(self, target: Target, t: float, deadline: float) -> Reading:
+        """Bring the windows up to second ``t``; warm-start them the first time."""
+        p = target.policy
+        end = int(t)
+        if target.recorded_until is None:
+            start = end - int(p.stable_window) + 1
+            history = getattr(self.source, "history", None)
+            if history is not None:
+                reading = history(p.metric.query, start, end)
+            else:
+                reading = self.source.read(p.metric.query, start, end, deadline=deadline)
+        else:
+            start = target.recorded_until + 1
+            if start > end:
+                return Reading(samples=())   # nothing new since the last tick
+            reading = self.source.read(p.metric.query, start, end, deadline=deadline)
+        if reading.ok:
+            for ts, value in reading.samples:
+                target.scaler.record(ts, value)
+            if reading.samples:
+                target.last_value = reading.samples[-1][1]
+            target.recorded_until = end
+            self.queried_ok = True
+            if target.no_data is not None:
+                self.log.info("metric recovered", policy=p.name, after=target.no_data)
+            target.no_data = None
+        else:
+            self.metrics.metric_errors.labels(p.name, reading.error).inc()
+            if target.no_data != reading.error:
+                self.log.warning("metric has no data; holding replicas", policy=p.name,
+                                 reason=reading.error, detail=reading.detail)
+            target.no_data = reading.error
+        return reading
+
+    def _act(self, target: Target, t: float, status: ScaleStatus, result: TickResult) -> str:
+        p = target.policy
+        self.metrics.paused.labels(p.name).set(1 if status.paused else 0)
+        if not result.decision.valid:
+            return "hold"
+        if result.replicas == status.replicas:
+            return "none"
+        if status.paused:
+            return "paused"
+        if self.is_leader is not None and not self.is_leader():
+            return "standby"
+        if self.dry_run:
+            return "would_scale"
+        for attempt in (1, 2):
+            try:
+                self.actuator.scale(
+                    p.scale_target_ref, result.replicas,
+                    resource_version=status.resource_version,
+                    reason=_event_reason(status.replicas, result.replicas),
+                    message=explain(p, result),
+                )
+            except Conflict:
+                self.metrics.conflicts.labels(p.name).inc()
+                if attempt == 2:
+                    return "conflict"
+                # Someone else changed the target: decide again from what it is now.
+                try:
+                    status = self.actuator.read(p.scale_target_ref)
+                except ActuatorError as exc:
+                    self.metrics.patch_errors.labels(p.name, exc.reason).inc()
+                    return "error"
+                result = target.scaler.tick(t, status.ready_replicas, status.replicas,
+                                            hold=not result.decision.valid)
+                if result.replicas == status.replicas or status.paused:
+                    return "none"
+                continue
+            except ActuatorError as exc:
+                self.metrics.patch_errors.labels(p.name, exc.reason).inc()
+                self.log.error("scale failed", policy=p.name, target=str(p.scale_target_ref),
+                               replicas=result.replicas, reason=exc.reason, detail=exc.detail)
+                return "error"
+            direction = "up" if result.replicas > status.replicas else "down"
+            self.metrics.scale_actions.labels(p.name, direction).inc()
+            return "scaled"
+        return "conflict"
+
+    def _observe(self, target: Target, status: ScaleStatus, result: TickResult,
+                 reading: Reading, action: str) -> None:
+        p = target.policy
+        m = self.metrics
+        m.current.labels(p.name).set(status.replicas)
+        m.ready.labels(p.name).set(status.ready_replicas)
+        m.panic_mode.labels(p.name).set(1 if result.in_panic else 0)
+        if result.decision.valid:
+            m.desired.labels(p.name).set(result.replicas)
+            m.stable.labels(p.name).set(result.stable)
+            m.panic.labels(p.name).set(result.panic)
+        tv = p.target_value
+        self.log.info(
+            "tick", policy=p.name, t=result.now, value=target.last_value,
+            stable=result.stable, panic=result.panic, panic_mode=result.in_panic,
+            raw_stable=None if result.stable is None else math.ceil(result.stable / tv),
+            raw_panic=None if result.panic is None else math.ceil(result.panic / tv),
+            decider=result.decision.desired_pods if result.decision.valid else None,
+            replicas=result.replicas, current=status.replicas, ready=status.ready_replicas,
+            min=p.min_replicas, max=p.max_replicas, grace_remaining=result.grace_remaining,
+            no_data=reading.error, action=action,
+        )
+
+
+def _event_reason(current: int, replicas: int) -> str:
+    if replicas == 0:
+        return "ScaledToZero"
+    return "ScaledUp" if replicas > current else "ScaledDown"
+
+
+def explain(policy: Policy, result: TickResult) -> str:
+    """The message of the Kubernetes Event for a scale: what the decision was made of."""
+    mode = "panic" if result.in_panic else "stable"
+    parts = [f"{result.current} -> {result.replicas} replicas ({mode} mode)",
+             f"stable {result.stable:g}, panic {result.panic:g} against "
+             f"{policy.target_value:g} per replica",
+             f"decider wanted {result.decision.desired_pods}"]
+    bounds = []
+    if policy.min_replicas:
+        bounds.append(f"min {policy.min_replicas}")
+    if policy.max_replicas:
+        bounds.append(f"max {policy.max_replicas}")
+    if bounds:
+        parts.append("clamped to " + ", ".join(bounds))
+    if result.replicas == 0:
+        parts.append(f"no demand for the {policy.scale_to_zero_grace_period:g}s grace period")
+    return "; ".join(parts)

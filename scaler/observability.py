@@ -1,0 +1,136 @@
+"""What the daemon says about itself: structured logs, /metrics, /healthz and /readyz.
+
+Logs: one JSON object per line when stdout is not a terminal (what log pipelines want),
+coloured key=value lines on a terminal. Metrics use a registry passed in, never the
+process-global default, so tests read exactly what one daemon exported.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+def configure_logging(stream=None, *, json: bool | None = None, level: int = logging.INFO) -> None:
+    stream = stream or sys.stdout
+    if json is None:
+        json = not getattr(stream, "isatty", lambda: False)()
+    renderer = (structlog.processors.JSONRenderer() if json
+                else structlog.dev.ConsoleRenderer(colors=True))
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(stream),
+        cache_logger_on_first_use=False,
+    )
+
+
+class Metrics:
+    """The daemon's own metrics, registered on the given registry."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        p = ["policy"]
+        self.desired = Gauge("scaler_desired_replicas", "Replicas the last decision asked for",
+                             p, registry=registry)
+        self.current = Gauge("scaler_current_replicas", "spec.replicas of the target", p,
+                             registry=registry)
+        self.ready = Gauge("scaler_ready_replicas", "Ready replicas of the target", p,
+                           registry=registry)
+        self.stable = Gauge("scaler_stable_value", "Stable window average of the load", p,
+                            registry=registry)
+        self.panic = Gauge("scaler_panic_value", "Panic window average of the load", p,
+                           registry=registry)
+        self.panic_mode = Gauge("scaler_panic_mode", "1 while the decider is in panic mode", p,
+                                registry=registry)
+        self.paused = Gauge("scaler_paused", "1 while the target carries scaler/paused: true",
+                            p, registry=registry)
+        self.tick_duration = Histogram(
+            "scaler_tick_duration_seconds", "Time to query, decide and act for one policy",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5), registry=registry)
+        self.metric_errors = Counter(
+            "scaler_metric_errors_total", "Ticks whose metric query gave no usable data",
+            ["policy", "reason"], registry=registry)
+        self.patch_errors = Counter("scaler_patch_errors_total", "Failed scale writes",
+                                    ["policy", "reason"], registry=registry)
+        self.conflicts = Counter("scaler_patch_conflicts_total",
+                                 "Scale writes refused because the target changed (409)", p,
+                                 registry=registry)
+        self.scale_actions = Counter("scaler_scale_actions_total", "Replica changes written",
+                                     ["policy", "direction"], registry=registry)
+        self.leader = Gauge("scaler_leader", "1 while this process holds the lease",
+                            registry=registry)
+        self.reload_success = Gauge("scaler_policy_reload_success",
+                                    "1 if the last policy (re)load succeeded",
+                                    registry=registry)
+        self.reload_time = Gauge("scaler_policy_reload_timestamp_seconds",
+                                 "When policies were last (re)loaded successfully",
+                                 registry=registry)
+
+    def forget(self, policy: str) -> None:
+        """Drop a removed policy's series so dashboards don't show stale values."""
+        for gauge in (self.desired, self.current, self.ready, self.stable, self.panic,
+                      self.panic_mode, self.paused):
+            try:
+                gauge.remove(policy)
+            except KeyError:
+                pass
+
+
+class HealthServer:
+    """/healthz and /readyz on their own port, answered from two callables."""
+
+    def __init__(self, port: int, *, healthy: Callable[[], tuple[bool, str]],
+                 ready: Callable[[], tuple[bool, str]], host: str = "0.0.0.0") -> None:
+        checks = {"/healthz": healthy, "/readyz": ready}
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                check = checks.get(self.path.split("?")[0])
+                if check is None:
+                    self.send_error(404)
+                    return
+                ok, why = check()
+                body = (why or ("ok" if ok else "not ok")).encode() + b"\n"
+                self.send_response(200 if ok else 503)
+                self.send_header("Content-Type", "text/plain; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass   # probes every few seconds would drown the decision log
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self._thread = threading.Thread(target=self.server.serve_forever, name="health",
+                                        daemon=True)
+
+    def start(self) -> HealthServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def serve_metrics(registry: CollectorRegistry, port: int, host: str = "0.0.0.0"):
+    """Serve /metrics for ``registry``; returns the server (call shutdown() to stop)."""
+    from prometheus_client import start_http_server
+
+    server, _thread = start_http_server(port, addr=host, registry=registry)
+    return server

@@ -1,0 +1,258 @@
+"""The daemon loop with a manual clock and hand-written fakes of scaler's own Protocols.
+
+End-to-end tests against real Prometheus and the fake Kubernetes API live in
+test_daemon_e2e.py; these pin the loop's rules one by one, fast.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry
+
+from scaler.actuators import ActuatorError, Conflict, ScaleStatus
+from scaler.clock import ManualClock
+from scaler.loop import Daemon
+from scaler.observability import Metrics
+from scaler.policy import Policy, ScaleTargetRef
+from scaler.replay import replay_per_tick
+from scaler.sources import Reading
+from scaler.sources.recorded import load as load_recording
+
+BASE = 1_772_409_600
+REF = ScaleTargetRef(name="app", namespace="default")
+POLICY = replace(Policy(), scale_target_ref=REF)
+
+
+class RecordedSource:
+    """Serves a recording as Prometheus would: the value at every whole second asked for."""
+
+    def __init__(self, times, values):
+        self.points = dict(zip(np.asarray(times).astype(int).tolist(), values.tolist()))
+        self.failing: str | None = None
+        self.calls: list[tuple[float, float]] = []
+
+    def read(self, query, start, end, *, deadline):
+        self.calls.append((start, end))
+        if self.failing:
+            return Reading(error=self.failing, detail="injected")
+        samples = tuple((float(s), self.points[s]) for s in range(int(start), int(end) + 1)
+                        if s in self.points)
+        return Reading(samples=samples) if samples else Reading(error="empty", detail="none")
+
+    def history(self, query, start, end):
+        return self.read(query, start, end, deadline=0)
+
+
+class InMemoryTarget:
+    """A workload whose replicas become ready at once; counts writes; can refuse one."""
+
+    def __init__(self, replicas: int):
+        self.replicas = replicas
+        self.version = 1
+        self.paused = False
+        self.writes: list[int] = []
+        self.conflicts_left = 0
+        self.events: list[tuple[str, str]] = []
+
+    def read(self, target):
+        return ScaleStatus(self.replicas, self.replicas, str(self.version), self.paused)
+
+    def scale(self, target, replicas, *, resource_version, reason, message):
+        if self.conflicts_left:
+            self.conflicts_left -= 1
+            self.version += 1
+            raise Conflict(target)
+        if resource_version != str(self.version):
+            raise Conflict(target)
+        self.replicas = replicas
+        self.version += 1
+        self.writes.append(replicas)
+        self.events.append((reason, message))
+
+
+def make_daemon(policy=POLICY, *, start=BASE, replicas=1, source=None, **kw):
+    clock = ManualClock(start)
+    rec = load_recording("scaler/recordings/default.csv")
+    source = source or RecordedSource(rec.times, rec.values)
+    target = InMemoryTarget(replicas)
+    metrics = Metrics(CollectorRegistry())
+    daemon = Daemon([policy], source=source, actuator=target, clock=clock, metrics=metrics,
+                    evaluation_delay=0.5, **kw)
+    return daemon, clock, source, target, metrics
+
+
+def run_until(daemon, clock, t):
+    while clock.now() < t:
+        daemon.run_once()
+        clock.advance(1.0)
+
+
+def sample(metrics, name, **labels):
+    return metrics.registry.get_sample_value(name, labels)
+
+
+def test_live_loop_makes_the_decisions_replay_predicts():
+    rec = load_recording("scaler/recordings/default.csv")
+    daemon, clock, _, target, _ = make_daemon()
+    seen = {}
+    original = daemon.tick
+
+    def tick(t_obj, t):
+        result = original(t_obj, t)
+        seen[int(t)] = result.replicas
+        return result
+
+    daemon.tick = tick
+    run_until(daemon, clock, BASE + 3600)
+    expected = replay_per_tick(POLICY, rec.times, rec.values)
+    predicted = dict(zip(expected.ticks.tolist(), expected.desired.tolist()))
+    common = sorted(set(seen) & set(predicted))
+    assert len(common) > 1700
+    assert [seen[t] for t in common] == [predicted[t] for t in common]
+    assert max(target.writes) == 25 and 0 in target.writes
+
+
+def test_no_data_holds_replicas_and_counts_the_reason():
+    daemon, clock, source, target, metrics = make_daemon(replicas=3)
+    run_until(daemon, clock, BASE + 120)
+    assert target.replicas == 3
+    source.failing = "unreachable"
+    writes = len(target.writes)
+    run_until(daemon, clock, BASE + 600)
+    assert target.replicas == 3 and len(target.writes) == writes
+    assert sample(metrics, "scaler_metric_errors_total", policy="default",
+                  reason="unreachable") > 200
+    source.failing = None
+    run_until(daemon, clock, BASE + 700)
+    assert daemon.targets["default"].no_data is None
+
+
+def test_empty_result_never_scales_to_zero():
+    # The recording has zeros from 35:00 to 45:00 and scales to 0 there; an *empty*
+    # answer in the same period must hold instead.
+    daemon, clock, source, target, _ = make_daemon(replicas=3)
+    run_until(daemon, clock, BASE + 34 * 60)
+    source.failing = "empty"
+    run_until(daemon, clock, BASE + 44 * 60)
+    assert target.replicas == 3
+
+
+def test_paused_target_is_never_written():
+    daemon, clock, _, target, metrics = make_daemon()
+    target.paused = True
+    run_until(daemon, clock, BASE + 16 * 60)
+    assert target.writes == []
+    assert sample(metrics, "scaler_paused", policy="default") == 1
+
+
+def test_standby_replica_does_not_write_until_it_leads():
+    leading = {"now": False}
+    daemon, clock, _, target, _ = make_daemon(is_leader=lambda: leading["now"])
+    run_until(daemon, clock, BASE + 16 * 60)
+    assert target.writes == []
+    leading["now"] = True
+    run_until(daemon, clock, BASE + 17 * 60)
+    assert target.replicas == 25
+
+
+def test_dry_run_writes_nothing():
+    daemon, clock, _, target, _ = make_daemon(dry_run=True)
+    run_until(daemon, clock, BASE + 16 * 60)
+    assert target.writes == [] and target.replicas == 1
+
+
+def test_conflict_rereads_and_decides_again():
+    daemon, clock, _, target, metrics = make_daemon()
+    target.conflicts_left = 1
+    run_until(daemon, clock, BASE + 10)
+    assert target.replicas == 3
+    assert sample(metrics, "scaler_patch_conflicts_total", policy="default") == 1
+
+
+def test_events_explain_each_scale():
+    daemon, clock, _, target, _ = make_daemon()
+    run_until(daemon, clock, BASE + 40 * 60)
+    reasons = [r for r, _ in target.events]
+    assert {"ScaledUp", "ScaledDown", "ScaledToZero"} <= set(reasons)
+    up = next(m for r, m in target.events if r == "ScaledUp")
+    assert "panic mode" in up and "70 per replica" in up
+
+
+class BrokenActuator(InMemoryTarget):
+    def read(self, target):
+        raise ActuatorError(target, "forbidden", "deployments.apps is forbidden")
+
+
+def test_unreadable_target_is_an_error_for_that_policy_only():
+    daemon, clock, _, _, metrics = make_daemon()
+    daemon.actuator = BrokenActuator(1)
+    run_until(daemon, clock, BASE + 20)
+    assert sample(metrics, "scaler_patch_errors_total", policy="default",
+                  reason="forbidden") >= 5
+
+
+def test_warm_start_refills_a_stable_window_before_deciding():
+    # Started mid-recording at the burst's end: with history, the first decision already
+    # sees the burst in its stable window and holds 25 instead of dropping.
+    daemon, clock, source, target, _ = make_daemon(start=BASE + 20 * 60, replicas=25)
+    run_until(daemon, clock, BASE + 20 * 60 + 3)
+    assert source.calls[0][1] - source.calls[0][0] == 59
+    assert target.replicas == 25
+
+
+def write_policy(path, body: str):
+    path.write_text(textwrap.dedent(body))
+
+
+GOOD = """
+    apiVersion: scaler/v1
+    kind: ScalingPolicy
+    metadata: {name: default}
+    spec:
+      scaleTargetRef: {name: app}
+      metric: {query: sum(app_inflight_requests)}
+      target: %s
+"""
+
+
+def test_reload_swaps_valid_policies_and_keeps_the_old_on_error(tmp_path):
+    path = tmp_path / "policies"
+    path.mkdir()
+    write_policy(path / "p.yaml", GOOD % 100)
+    from scaler.policy_files import load
+
+    daemon, clock, _, target, metrics = make_daemon(policy=load(path)[0], policy_path=path)
+    run_until(daemon, clock, BASE + 60)
+    scaler_before = daemon.targets["default"].scaler
+    write_policy(path / "p.yaml", GOOD % 50)
+    run_until(daemon, clock, BASE + 62)
+    assert daemon.targets["default"].policy.target == 50
+    assert daemon.targets["default"].scaler is scaler_before   # same query: windows kept
+    assert sample(metrics, "scaler_policy_reload_success") == 1
+    write_policy(path / "p.yaml", GOOD % "lots")
+    run_until(daemon, clock, BASE + 64)
+    assert daemon.targets["default"].policy.target == 50
+    assert sample(metrics, "scaler_policy_reload_success") == 0
+    run_until(daemon, clock, BASE + 120)
+    assert target.replicas == 5   # 171.5 / (50 × 70 %) → 5, still deciding
+
+
+def test_health_and_readiness():
+    daemon, clock, source, _, _ = make_daemon()
+    assert daemon.ready()[0] is False
+    run_until(daemon, clock, BASE + 4)
+    assert daemon.ready() == (True, "ok") and daemon.healthy()[0]
+    clock.advance(30)
+    healthy, why = daemon.healthy()
+    assert not healthy and "not ticked" in why
+
+
+@pytest.mark.parametrize("signal_event", ["request_stop", "request_reload"])
+def test_signals_only_set_events_and_wake_the_loop(signal_event):
+    daemon, *_ = make_daemon()
+    getattr(daemon, signal_event)()
+    assert daemon.wake.is_set()
