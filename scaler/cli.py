@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -74,6 +75,40 @@ def _parser() -> argparse.ArgumentParser:
                    help="seconds from adding a replica to it being ready (default: 0)")
     r.add_argument("--no-chart", action="store_true", help="skip chart.png")
     r.set_defaults(func=cmd_replay)
+
+    d = sub.add_parser(
+        "run", help="run the autoscaler daemon",
+        description="Poll Prometheus, decide with Knative's KPA, and patch each policy's "
+                    "target through its scale subresource.")
+    d.add_argument("--policy", required=True, help="a policy file or a directory of them")
+    d.add_argument("--prometheus-url", default=os.environ.get("PROMETHEUS_URL"),
+                   help="Prometheus base URL (env PROMETHEUS_URL)")
+    d.add_argument("--prometheus-bearer-token-file", metavar="PATH",
+                   help="send this file's token as a bearer token (re-read when it changes)")
+    d.add_argument("--prometheus-basic-auth", metavar="USER:PASSWORD_FILE",
+                   help="basic auth: a user name and a file holding the password")
+    d.add_argument("--prometheus-ca-file", metavar="PATH", help="CA bundle for Prometheus' TLS")
+    d.add_argument("--prometheus-insecure-skip-verify", action="store_true",
+                   help="do not verify Prometheus' TLS certificate")
+    d.add_argument("--prometheus-header", action="append", default=[], metavar="NAME:VALUE",
+                   help="extra header on every query (repeatable), e.g. X-Scope-OrgID:team")
+    d.add_argument("--kubeconfig", default=None,
+                   help="kubeconfig file (env KUBECONFIG; in-cluster config when neither)")
+    d.add_argument("--dry-run", action="store_true",
+                   help="do everything but write: log what would have been scaled")
+    d.add_argument("--metrics-port", type=int, default=9090, help="/metrics port (default 9090)")
+    d.add_argument("--health-port", type=int, default=8080,
+                   help="/healthz and /readyz port (default 8080)")
+    d.add_argument("--bind-address", default="0.0.0.0",
+                   help="address the HTTP endpoints listen on (default 0.0.0.0)")
+    d.add_argument("--leader-elect", action="store_true",
+                   help="take a Lease before writing, so two replicas can run for HA")
+    d.add_argument("--lease-name", default="scaler", help="Lease name (default scaler)")
+    d.add_argument("--lease-namespace", default=os.environ.get("POD_NAMESPACE"),
+                   help="Lease namespace (env POD_NAMESPACE)")
+    d.add_argument("--log-format", choices=["auto", "json", "console"], default="auto",
+                   help="json when stdout is not a terminal (default auto)")
+    d.set_defaults(func=cmd_run)
     return p
 
 
@@ -150,6 +185,110 @@ def cmd_replay(args: argparse.Namespace) -> int:
     print(summary_mod.format_table(summary, title))
     print(f"\nwrote {', '.join(str(p) for p in written)} "
           f"({len(rec):,} samples in {elapsed:.2f}s)")
+    return 0
+
+
+# ---------------------------------------------------------------------------------- run
+
+def _connection(args: argparse.Namespace):
+    from scaler.sources.prometheus import Connection
+
+    if not args.prometheus_url:
+        raise UsageError("--prometheus-url (or PROMETHEUS_URL) is required")
+    basic = None
+    if args.prometheus_basic_auth:
+        user, sep, password_file = args.prometheus_basic_auth.partition(":")
+        if not sep or not user:
+            raise UsageError("--prometheus-basic-auth: expected USER:PASSWORD_FILE")
+        try:
+            basic = (user, Path(password_file).read_text().strip())
+        except OSError as exc:
+            raise UsageError(f"--prometheus-basic-auth: {password_file}: {exc.strerror}") from None
+    headers = {}
+    for item in args.prometheus_header:
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip():
+            raise UsageError(f"--prometheus-header {item!r}: expected NAME:VALUE")
+        headers[name.strip()] = value.strip()
+    try:
+        return Connection(args.prometheus_url, bearer_token_file=args.prometheus_bearer_token_file,
+                          basic_auth=basic, ca_bundle=args.prometheus_ca_file,
+                          insecure_skip_verify=args.prometheus_insecure_skip_verify,
+                          headers=headers)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    import structlog
+    from prometheus_client import CollectorRegistry
+
+    from scaler import observability, policy_files
+    from scaler.actuators.kubernetes import KubeClient, KubernetesActuator
+    from scaler.clock import SystemClock
+    from scaler.loop import Daemon
+    from scaler.sources.prometheus import PrometheusSource
+
+    fmt = {"auto": None, "json": True, "console": False}[args.log_format]
+    observability.configure_logging(json=fmt)
+    log = structlog.get_logger("scaler")
+    policy_path = Path(args.policy)
+    if not policy_path.exists():
+        raise UsageError(f"{policy_path}: no such policy file or directory")
+    policies = policy_files.load(policy_path)
+    connection = _connection(args)
+    if args.leader_elect and not args.lease_namespace:
+        raise UsageError("--leader-elect needs --lease-namespace (or POD_NAMESPACE)")
+
+    stop = threading.Event()
+    clock = SystemClock()
+    try:
+        client = KubeClient.from_config(args.kubeconfig)
+    except Exception as exc:   # kubeconfig missing, malformed, or not in a cluster
+        raise UsageError(f"cannot load Kubernetes configuration: {exc}") from None
+    source = PrometheusSource(connection, clock=clock, shutdown=stop)
+    actuator = KubernetesActuator(client, stop=stop)
+    registry = CollectorRegistry()
+    metrics = observability.Metrics(registry)
+    elector = None
+    if args.leader_elect:
+        from scaler.lease import LeaderElector
+
+        elector = LeaderElector(client, args.lease_namespace, args.lease_name,
+                                identity=os.environ.get("POD_NAME") or None, clock=clock,
+                                stop=stop)
+    daemon = Daemon(policies, source=source, actuator=actuator, clock=clock, metrics=metrics,
+                    policy_path=policy_path, dry_run=args.dry_run,
+                    is_leader=elector.is_leader if elector else None, stop=stop)
+
+    signal.signal(signal.SIGTERM, lambda *_: daemon.request_stop())
+    signal.signal(signal.SIGINT, lambda *_: daemon.request_stop())
+    signal.signal(signal.SIGHUP, lambda *_: daemon.request_reload())
+    try:
+        metrics_server = observability.serve_metrics(registry, args.metrics_port,
+                                                     args.bind_address)
+        health = observability.HealthServer(args.health_port, healthy=daemon.healthy,
+                                            ready=daemon.ready,
+                                            host=args.bind_address).start()
+    except OSError as exc:
+        raise UsageError(f"cannot listen: {exc.strerror or exc}") from None
+    lease_thread = elector.start() if elector else None
+    log.info("serving", metrics_port=args.metrics_port, health_port=args.health_port,
+             prometheus=connection.url, kubernetes=client.host,
+             leader_election=bool(elector))
+    try:
+        daemon.run()
+    finally:
+        stop.set()
+        if lease_thread is not None:
+            lease_thread.join(timeout=3)   # releases the lease for a fast takeover
+        health.stop()
+        metrics_server.shutdown()
+        source.close()
+        actuator.close()
     return 0
 
 

@@ -134,6 +134,8 @@ class Daemon:
         if self.reload.is_set() or self._files_changed():
             self.reload.clear()
             self.reload_policies()
+        leading = self.is_leader is None or self.is_leader()
+        self.metrics.leader.set(1 if leading else 0)
         now = self.clock.now()
         for target in list(self.targets.values()):
             if self.stop.is_set():

@@ -202,6 +202,9 @@ class BatchWindows:
         self.bucket = self.sample_bucket[self.bucket_first_sample]   # written buckets
         self.running = _running_bucket_sums(self.sample_bucket, self.values)
         self.bucket_sum = self.running[np.append(self.bucket_first_sample[1:], ns) - 1] if ns else self.running
+        # One sample in every second, no gaps: the common shape of a recording, whose
+        # update sequence is a simple interleave (see _dense_running_totals).
+        self.dense = bool(ns) and len(self.bucket) == ns and int(self.bucket[-1] - self.bucket[0]) == ns - 1
         # Samples recorded by each tick; the newest of them and its bucket.
         self.recorded = np.searchsorted(times, self.ticks, "right")
         self.last_sample = np.maximum(self.recorded - 1, 0)
@@ -259,6 +262,8 @@ class BatchWindows:
         bucket, bucket_sum = self.bucket, self.bucket_sum
         nb = len(bucket)
         ns = len(self.values)
+        if self.dense:
+            return _dense_running_totals(self.values, n)
         # Bucket w leaves the total when the write position first reaches w + n within
         # the same run; the subtraction happens before that bucket's first value is added,
         # in the order of w. leave_at is non-decreasing in w, so the subtractions are
@@ -316,6 +321,21 @@ class BatchWindows:
                 ret[sel] = ret[sel] + bucket_sum[pos] * mult[last[idx][sel] - bucket[pos]]
             avg[idx] = ret
         return avg
+
+
+def _dense_running_totals(values: np.ndarray, n: int) -> np.ndarray:
+    """windowTotal after each sample when there is exactly one sample per second and no
+    gap: each new value is added right after the value n seconds older is taken out —
+    the same operations, in the same order, as the general op stream."""
+    ns = len(values)
+    out = ns - n if ns > n else 0
+    ops = np.empty(ns + out, dtype=np.float64)
+    ops[: min(n, ns)] = values[:n]
+    if out:
+        ops[n::2] = -values[:out]
+        ops[n + 1::2] = values[n:]
+    np.add.accumulate(ops, out=ops)
+    return np.concatenate((ops[: min(n, ns)], ops[n + 1::2])) if out else ops
 
 
 def _round6(x: np.ndarray) -> np.ndarray:

@@ -173,3 +173,20 @@ def test_fast_engine_equals_per_tick_engine(recording, policy, startup_delay):
     for field in ("stable", "panic", "ebc"):
         np.testing.assert_array_equal(getattr(fast, field), getattr(slow, field), err_msg=field)
     assert sorted(fast.lifetimes) == sorted(slow.lifetimes)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(1, 600), policies(), st.integers(0, 2**32 - 1))
+def test_dense_recordings_take_the_same_path_results(n, policy, seed):
+    """One sample every second with no gap: BatchWindows' dense shortcut must still give
+    exactly the per-tick engine's windows and decisions."""
+    if policy.activation_replicas and policy.activation_replicas < policy.min_replicas:
+        policy = replace(policy, activation_replicas=0)
+    rng = np.random.default_rng(seed)
+    times = BASE + np.arange(n, dtype=np.float64)
+    values = np.round(rng.gamma(2.0, 40.0, n) * rng.choice([0.1, 1, 10]), 3)
+    fast = replay(policy, times, values)
+    slow = replay_per_tick(policy, times, values)
+    np.testing.assert_array_equal(fast.stable, slow.stable)
+    np.testing.assert_array_equal(fast.panic, slow.panic)
+    assert fast.desired.tolist() == slow.desired.tolist()

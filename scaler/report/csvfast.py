@@ -15,20 +15,33 @@ _NEWLINE = np.uint8(10)
 _POW10 = 10 ** np.arange(19, dtype=np.int64)
 
 
+def _digit_columns(mag: np.ndarray, width: int) -> list[np.ndarray]:
+    """Decimal digits of non-negative integers, most significant first, as ASCII columns;
+    leading zeros (all but the last digit) become padding (0)."""
+    q = mag.astype(np.int32 if width <= 9 else np.int64)
+    columns: list[np.ndarray] = []
+    for place in range(width):
+        q, r = np.divmod(q, 10)
+        col = r.astype(np.uint8)
+        col += 48
+        if place:
+            col[mag < _POW10[place]] = 0
+        columns.append(col)
+    columns.reverse()
+    return columns
+
+
 def int_cells(values: np.ndarray, missing: np.ndarray | None = None) -> np.ndarray:
     """Integers as right-aligned decimal digits (no leading zeros, '-' for negatives)."""
     v = np.asarray(values, dtype=np.int64)
-    neg = v < 0
     mag = np.abs(v)
     width = max(1, len(str(int(mag.max(initial=0)))))
-    places = _POW10[width - 1::-1]
-    digits = (mag[:, None] // places) % 10
-    cells = (digits + 48).astype(np.uint8)
-    cells[(mag[:, None] < places) & (places > 1)] = 0
+    columns = _digit_columns(mag, width)
+    neg = v < 0
     if neg.any():
-        sign = np.where(neg, np.uint8(45), np.uint8(0))[:, None]
         # The padding between the sign and the first digit is dropped with the zeros.
-        cells = np.hstack((sign, cells))
+        columns.insert(0, np.where(neg, np.uint8(45), np.uint8(0)))
+    cells = np.stack(columns, axis=1)
     if missing is not None:
         cells[missing] = 0
     return cells
@@ -40,14 +53,20 @@ def fixed6_cells(values: np.ndarray) -> np.ndarray:
     missing = np.isnan(v)
     q = np.rint(np.where(missing, 0.0, v) * 1e6).astype(np.int64)
     whole, frac = np.divmod(q, 1_000_000)
-    left = int_cells(whole)
-    digits = (frac[:, None] // _POW10[5::-1]) % 10
-    right = (digits + 48).astype(np.uint8)
-    # Trailing zeros: place p (from the right) is a trailing zero if frac % 10**(p+1) == 0.
-    trailing = (frac[:, None] % _POW10[6:0:-1]) == 0
-    right[trailing] = 0
-    dot = np.where(frac > 0, np.uint8(46), np.uint8(0))[:, None]
-    cells = np.hstack((left, dot, right))
+    width = max(1, len(str(int(whole.max(initial=0)))))
+    columns = _digit_columns(whole, width)
+    columns.append(np.where(frac > 0, np.uint8(46), np.uint8(0)))
+    f = frac.astype(np.int32)
+    decimals = []
+    for place in range(6):   # from the last decimal to the first
+        f, r = np.divmod(f, 10)
+        col = r.astype(np.uint8)
+        col += 48
+        # A trailing zero: nothing but zeros at and after this decimal.
+        col[(frac % _POW10[place + 1]) == 0] = 0
+        decimals.append(col)
+    columns.extend(reversed(decimals))
+    cells = np.stack(columns, axis=1)
     cells[missing] = 0
     return cells
 
