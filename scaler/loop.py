@@ -59,10 +59,11 @@ class Target:
         return self.policy.name
 
 
-def first_tick(policy: Policy, now: float) -> float:
-    """The first tick at or after ``now``."""
+def first_tick(policy: Policy, now: float, evaluation_delay: float = 0.5) -> float:
+    """The latest tick already due at ``now``: a (re)started daemon decides at once
+    instead of waiting for the next tick boundary."""
     step = policy.tick_interval
-    return math.ceil(now / step) * step
+    return math.floor((now - evaluation_delay) / step) * step
 
 
 @dataclass
@@ -85,7 +86,8 @@ class Daemon:
     def __post_init__(self) -> None:
         now = self.clock.now()
         self.targets: dict[str, Target] = {
-            p.name: Target(p, PolicyScaler(p), first_tick(p, now)) for p in self.policies}
+            p.name: Target(p, PolicyScaler(p), first_tick(p, now, self.evaluation_delay))
+            for p in self.policies}
         self._fingerprint = policy_files.fingerprint(self.policy_path) if self.policy_path else ()
         self.last_loop: float | None = None     # monotonic time of the last loop pass
         self.queried_ok = False
@@ -185,7 +187,8 @@ class Daemon:
                 old.policy = p
                 targets[p.name] = old
             else:
-                targets[p.name] = Target(p, PolicyScaler(p), first_tick(p, now))
+                targets[p.name] = Target(p, PolicyScaler(p),
+                                         first_tick(p, now, self.evaluation_delay))
         for gone in set(self.targets) - set(targets):
             self.metrics.forget(gone)
         self.targets = targets

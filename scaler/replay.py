@@ -5,7 +5,7 @@ Two engines give identical results (a property test holds them to it):
 * :func:`replay_per_tick` — the reference. Feeds samples into a
   :class:`~scaler.scaling.PolicyScaler` tick by tick, exactly as the daemon's loop does.
 * :func:`replay` — the fast one. Computes both windows for the whole recording with
-  :class:`~scaler.windows.BatchWindows`, then walks the ticks calling the very same
+  :class:`~scaler.windows_batch.BatchWindows`, then walks the ticks calling the very same
   :func:`scaler.kpa.decide` and :func:`scaler.zero.replicas_to_set`. The only shortcut is
   skipping ticks that provably change nothing: the previous tick was a fixed point (valid,
   no scaling, every replica ready, not panicking, a flat scale-down-delay window) and this
@@ -30,7 +30,7 @@ from scaler import kpa, zero
 from scaler.actuators.simulated import SimulatedWorkload
 from scaler.policy import Policy
 from scaler.scaling import PolicyScaler
-from scaler.windows import BatchWindows
+from scaler.windows_batch import BatchWindows
 
 Progress = Callable[[float], None]
 

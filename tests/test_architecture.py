@@ -32,3 +32,15 @@ def test_validate_does_not_import_numpy_or_the_clients():
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                             text=True, timeout=60)
     assert result.stderr.strip().splitlines()[-1] == "[]"
+
+
+def test_the_daemon_does_not_load_numpy_scipy_or_pillow():
+    """A sidecar pays for every import: the daemon's path stays free of the replay's
+    array libraries (prediction, when on, is the one place scipy may load)."""
+    code = ("import sys; from scaler import observability, policy_files, loop, lease; "
+            "from scaler.actuators import kubernetes; from scaler.sources import prometheus; "
+            "print(sorted({'numpy', 'scipy', 'PIL'} & "
+            "set(m.split('.')[0] for m in sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=True).stdout.strip()
+    assert out == "[]"

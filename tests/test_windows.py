@@ -18,12 +18,13 @@ from hypothesis import strategies as st
 from scaler.windows import (
     LINEAR,
     WEIGHTED,
-    BatchWindows,
     BucketWindow,
     go_pow_int,
     round6,
     smoothing_coefficient,
 )
+
+from scaler.windows_batch import BatchWindows
 
 T0 = 1_700_000_000  # a whole second; offsets below are relative to it
 
