@@ -36,9 +36,10 @@ from scaler.policy import Policy, PolicyError
 from scaler.scaling import PolicyScaler, TickResult
 from scaler.sources import MetricSource, Reading
 
-# Share of a tick the metric query may use, retries included; the rest is for the
-# actuator, so one slow dependency cannot push a tick past the next.
-QUERY_SHARE = 0.6
+# Share of a tick the metric query may use, retries included; the actuator's calls must
+# end by TICK_SHARE, so one slow dependency cannot push a tick past the next.
+QUERY_SHARE = 0.5
+TICK_SHARE = 0.9
 
 
 @dataclass
@@ -204,8 +205,9 @@ class Daemon:
         p = target.policy
         deadline = started + p.tick_interval * QUERY_SHARE
         reading = self._refresh(target, t, deadline)
+        act_by = started + p.tick_interval * TICK_SHARE
         try:
-            status = self.actuator.read(p.scale_target_ref)
+            status = self.actuator.read(p.scale_target_ref, deadline=act_by)
         except ActuatorError as exc:
             self.metrics.patch_errors.labels(p.name, exc.reason).inc()
             self.log.error("cannot read target", policy=p.name, target=str(p.scale_target_ref),
@@ -213,7 +215,7 @@ class Daemon:
             return None
         result = target.scaler.tick(t, status.ready_replicas, status.replicas,
                                     hold=not reading.ok)
-        action = self._act(target, t, status, result)
+        action = self._act(target, t, status, result, act_by)
         target.ticks += 1
         self._observe(target, status, result, reading, action)
         self.metrics.tick_duration.observe(self.clock.monotonic() - started)
@@ -253,7 +255,8 @@ class Daemon:
             target.no_data = reading.error
         return reading
 
-    def _act(self, target: Target, t: float, status: ScaleStatus, result: TickResult) -> str:
+    def _act(self, target: Target, t: float, status: ScaleStatus, result: TickResult,
+             act_by: float) -> str:
         p = target.policy
         self.metrics.paused.labels(p.name).set(1 if status.paused else 0)
         if not result.decision.valid:
@@ -272,7 +275,7 @@ class Daemon:
                     p.scale_target_ref, result.replicas,
                     resource_version=status.resource_version,
                     reason=_event_reason(status.replicas, result.replicas),
-                    message=explain(p, result),
+                    message=explain(p, result), deadline=act_by,
                 )
             except Conflict:
                 self.metrics.conflicts.labels(p.name).inc()
@@ -280,7 +283,7 @@ class Daemon:
                     return "conflict"
                 # Someone else changed the target: decide again from what it is now.
                 try:
-                    status = self.actuator.read(p.scale_target_ref)
+                    status = self.actuator.read(p.scale_target_ref, deadline=act_by)
                 except ActuatorError as exc:
                     self.metrics.patch_errors.labels(p.name, exc.reason).inc()
                     return "error"

@@ -58,10 +58,10 @@ class InMemoryTarget:
         self.conflicts_left = 0
         self.events: list[tuple[str, str]] = []
 
-    def read(self, target):
+    def read(self, target, *, deadline=None):
         return ScaleStatus(self.replicas, self.replicas, str(self.version), self.paused)
 
-    def scale(self, target, replicas, *, resource_version, reason, message):
+    def scale(self, target, replicas, *, resource_version, reason, message, deadline=None):
         if self.conflicts_left:
             self.conflicts_left -= 1
             self.version += 1
@@ -183,7 +183,7 @@ def test_events_explain_each_scale():
 
 
 class BrokenActuator(InMemoryTarget):
-    def read(self, target):
+    def read(self, target, *, deadline=None):
         raise ActuatorError(target, "forbidden", "deployments.apps is forbidden")
 
 

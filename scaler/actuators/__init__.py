@@ -44,8 +44,9 @@ class Conflict(ActuatorError):
 
 
 class Actuator(Protocol):
-    def read(self, target: ScaleTargetRef) -> ScaleStatus:
-        """Read the target's scale and readiness."""
+    def read(self, target: ScaleTargetRef, *, deadline: float | None = None) -> ScaleStatus:
+        """Read the target's scale and readiness; give up (retries included) by
+        ``deadline``, a ``Clock.monotonic()`` value."""
 
     def scale(
         self,
@@ -55,6 +56,7 @@ class Actuator(Protocol):
         resource_version: str,
         reason: str,
         message: str,
+        deadline: float | None = None,
     ) -> None:
         """Set spec.replicas, only if ``resource_version`` is still current (else Conflict).
 

