@@ -283,7 +283,7 @@ def test_fast_path_and_row_path_match_float(data):
     expected_v = np.array([float(v) for v in values])
     fast_body = csv_bytes(stamps, values, "\n").split(b"\n", 1)[1]
 
-    table = recorded._parse_plain_numbers(fast_body, 2)
+    table = recorded._parse_plain_numbers(fast_body, 0, 2)
     assert table is not None, "plain numbers must take the fast path"
     assert table[:, 0].tobytes() == expected_t.tobytes()
     assert table[:, 1].tobytes() == expected_v.tobytes()

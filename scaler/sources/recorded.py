@@ -87,10 +87,10 @@ def _load_csv(data: bytes, source: str, column: str | None) -> Recording:
         raise RecordingError(f"{source}: line 1: no column {column!r} (columns: "
                              f"{', '.join(value_columns)})")
     col = header.index(column)
-    body = b"" if newline < 0 else data[newline + 1:]
-    table = _parse_plain_numbers(body, len(header))
+    body_at = len(data) if newline < 0 else newline + 1
+    table = _parse_plain_numbers(data, body_at, len(header))
     if table is None:
-        times, values = _parse_rows(body, len(header), col, source)
+        times, values = _parse_rows(data[body_at:], len(header), col, source)
     else:
         times, values = table[:, 0], table[:, col]
     if not len(times):
@@ -103,30 +103,33 @@ def _load_csv(data: bytes, source: str, column: str | None) -> Recording:
 _POW10 = 10.0 ** np.arange(23)
 
 
-def _parse_plain_numbers(body: bytes, ncols: int) -> np.ndarray | None:
-    """Parse a CSV body of plain decimal numbers (digits, an optional '.', a leading
-    '-') into an (rows, ncols) float64 array, or None if it holds anything else.
+def _parse_plain_numbers(data: bytes, offset: int, ncols: int) -> np.ndarray | None:
+    """Parse the CSV body ``data[offset:]`` of plain decimal numbers (digits, an optional
+    '.', a leading '-') into an (rows, ncols) float64 array, or None if it holds anything
+    else. The body is read in place, never copied.
 
     Exact: each field's digits (at most 15) form an integer mantissa that float64 holds
     exactly, and one IEEE division by an exact power of ten rounds correctly — the same
     double ``float(text)`` gives.
     """
-    if not body.strip():
+    size = len(data)
+    if offset >= size or data[offset:offset + 64].isspace() and data[offset:].isspace():
         return np.zeros((0, ncols))
-    if not body.endswith(b"\n"):
-        body += b"\n"
-    # Chunks of ~4 MB, cut after a newline, keep the per-byte arrays small; numpy
+    if data[-1] != 10:
+        data += b"\n"
+        size += 1
+    # Chunks of ~1 MB, cut after a newline, keep the per-byte arrays small; numpy
     # releases the GIL in its loops, so two threads parse two chunks at once.
     bounds = []
-    start, size = 0, len(body)
+    start = offset
     while start < size:
-        end = body.find(b"\n", min(start + (4 << 20), size - 1)) + 1 or size
+        end = data.find(b"\n", min(start + (1 << 20), size - 1)) + 1 or size
         bounds.append((start, end))
         start = end
 
     def parse(span: tuple[int, int]) -> np.ndarray | None:
         a, z = span
-        return _parse_chunk(np.frombuffer(body, np.uint8, z - a, a), ncols)
+        return _parse_chunk(np.frombuffer(data, np.uint8, z - a, a), ncols)
 
     if len(bounds) == 1:
         chunks = [parse(bounds[0])]
@@ -175,12 +178,17 @@ def _parse_chunk(b: np.ndarray, ncols: int) -> np.ndarray | None:
         negative[mf] = True
     decimals = np.zeros(nfields, dtype=np.int64)
     decimals[dot_field] = ends[dot_field] - np.flatnonzero(dot) - 1
-    # Each digit's place value: 10 ** (digits after it in its field).
+    # Each digit's place value: 10 ** (digits after it in its field). A field's digits are
+    # contiguous in digit order, so the place is the field's last digit index minus the
+    # digit's index, and the mantissa a segment sum. Every partial sum is an integer
+    # below 2**53, exact in any order.
     digit_pos = np.flatnonzero(digit)
-    digit_field = field_of[digit_pos]
-    places = digits_before[ends][digit_field] - digits_before[digit_pos]
+    first_digit = np.zeros(nfields, dtype=np.int64)
+    np.cumsum(ndigits[:-1], out=first_digit[1:])
+    last_digit = first_digit + ndigits - 1
+    places = np.repeat(last_digit, ndigits) - np.arange(len(digit_pos))
     weights = (b[digit_pos] - 48) * _POW10[places]
-    mantissa = np.bincount(digit_field, weights=weights, minlength=nfields)
+    mantissa = np.add.reduceat(weights, first_digit)
     values = mantissa / _POW10[decimals]
     values[negative] = -values[negative]
     return values.reshape(-1, ncols)
