@@ -49,14 +49,23 @@ class BatchWindows:
         self.sample_bucket = np.floor(times).astype(np.int64)
         starts = np.ones(ns, dtype=bool)
         starts[1:] = self.sample_bucket[1:] != self.sample_bucket[:-1]
-        self.sample_pos = np.cumsum(starts) - 1          # index of each sample's bucket
-        self.bucket_first_sample = np.flatnonzero(starts)
-        self.bucket = self.sample_bucket[self.bucket_first_sample]   # written buckets
-        self.running = _running_bucket_sums(self.sample_bucket, self.values)
-        self.bucket_sum = self.running[np.append(self.bucket_first_sample[1:], ns) - 1] if ns else self.running
+        if starts.all():
+            # One sample per bucket (the usual recording): every bucket is its sample.
+            self.sample_pos = np.arange(ns)
+            self.bucket_first_sample = self.sample_pos
+            self.bucket = self.sample_bucket
+            self.running = self.values
+            self.bucket_sum = self.values
+        else:
+            self.sample_pos = np.cumsum(starts) - 1          # index of each sample's bucket
+            self.bucket_first_sample = np.flatnonzero(starts)
+            self.bucket = self.sample_bucket[self.bucket_first_sample]   # written buckets
+            self.running = _running_bucket_sums(self.sample_bucket, self.values)
+            self.bucket_sum = self.running[np.append(self.bucket_first_sample[1:], ns) - 1]
         # One sample in every second, no gaps: the common shape of a recording, whose
         # update sequence is a simple interleave (see _dense_running_totals).
-        self.dense = bool(ns) and len(self.bucket) == ns and int(self.bucket[-1] - self.bucket[0]) == ns - 1
+        self.dense = (bool(ns) and len(self.bucket) == ns
+                      and int(self.bucket[-1] - self.bucket[0]) == ns - 1)
         # Samples recorded by each tick; the newest of them and its bucket.
         self.recorded = np.searchsorted(times, self.ticks, "right")
         self.last_sample = np.maximum(self.recorded - 1, 0)
