@@ -31,8 +31,9 @@ def _digit_columns(mag: np.ndarray, width: int) -> list[np.ndarray]:
     return columns
 
 
-def int_cells(values: np.ndarray, missing: np.ndarray | None = None) -> np.ndarray:
-    """Integers as right-aligned decimal digits (no leading zeros, '-' for negatives)."""
+def int_columns(values: np.ndarray, missing: np.ndarray | None = None) -> list[np.ndarray]:
+    """Integers as right-aligned decimal digit columns (no leading zeros, '-' for
+    negatives); a missing cell is all padding."""
     v = np.asarray(values, dtype=np.int64)
     mag = np.abs(v)
     width = max(1, len(str(int(mag.max(initial=0)))))
@@ -41,13 +42,13 @@ def int_cells(values: np.ndarray, missing: np.ndarray | None = None) -> np.ndarr
     if neg.any():
         # The padding between the sign and the first digit is dropped with the zeros.
         columns.insert(0, np.where(neg, np.uint8(45), np.uint8(0)))
-    cells = np.stack(columns, axis=1)
-    if missing is not None:
-        cells[missing] = 0
-    return cells
+    if missing is not None and missing.any():
+        for col in columns:
+            col[missing] = 0
+    return columns
 
 
-def fixed6_cells(values: np.ndarray) -> np.ndarray:
+def fixed6_columns(values: np.ndarray) -> list[np.ndarray]:
     """Non-negative floats with up to 6 decimals, trailing zeros dropped; NaN → empty."""
     v = np.asarray(values, dtype=np.float64)
     missing = np.isnan(v)
@@ -57,30 +58,51 @@ def fixed6_cells(values: np.ndarray) -> np.ndarray:
     columns = _digit_columns(whole, width)
     columns.append(np.where(frac > 0, np.uint8(46), np.uint8(0)))
     f = frac.astype(np.int32)
+    zeros_from = frac == 0        # all decimals from this place on are zero
     decimals = []
     for place in range(6):   # from the last decimal to the first
         f, r = np.divmod(f, 10)
         col = r.astype(np.uint8)
         col += 48
         # A trailing zero: nothing but zeros at and after this decimal.
-        col[(frac % _POW10[place + 1]) == 0] = 0
+        if place == 0:
+            trailing = r == 0
+        else:
+            trailing &= r == 0
+        col[trailing | zeros_from] = 0
         decimals.append(col)
     columns.extend(reversed(decimals))
-    cells = np.stack(columns, axis=1)
-    cells[missing] = 0
-    return cells
+    if missing.any():
+        for col in columns:
+            col[missing] = 0
+    return columns
 
 
-def write_csv(path, header: list[str], columns: list[np.ndarray]) -> None:
-    """Write ``columns`` (each an (n, w) uint8 cell matrix) under ``header``."""
-    n = columns[0].shape[0] if columns else 0
-    parts = []
+def int_cells(values: np.ndarray, missing: np.ndarray | None = None) -> np.ndarray:
+    """:func:`int_columns` as an (n, width) matrix."""
+    return np.stack(int_columns(values, missing), axis=1)
+
+
+def fixed6_cells(values: np.ndarray) -> np.ndarray:
+    """:func:`fixed6_columns` as an (n, width) matrix."""
+    return np.stack(fixed6_columns(values), axis=1)
+
+
+def write_csv(path, header: list[str], columns: list) -> None:
+    """Write CSV cells under ``header``. Each entry of ``columns`` is one CSV column: an
+    (n, w) uint8 cell matrix or a list of w byte columns (0 = padding)."""
+    parts: list[np.ndarray] = []
+    n = 0
     for i, cells in enumerate(columns):
+        byte_columns = list(cells.T) if isinstance(cells, np.ndarray) else cells
+        n = len(byte_columns[0])
         if i:
-            parts.append(np.full((n, 1), _COMMA))
-        parts.append(cells)
-    parts.append(np.full((n, 1), _NEWLINE))
-    matrix = np.hstack(parts).ravel()
+            parts.append(np.full(n, _COMMA))
+        parts.extend(byte_columns)
+    parts.append(np.full(n, _NEWLINE))
+    # Stacked as rows then read transposed: numpy copies that faster than it fills
+    # 70 strided columns one by one.
+    matrix = np.stack(parts, axis=0).T.ravel()
     body = matrix[matrix != 0].tobytes()
     with open(path, "wb") as f:
         f.write((",".join(header) + "\n").encode())

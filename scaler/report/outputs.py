@@ -37,14 +37,14 @@ def tick_demand(result: ReplayResult) -> np.ndarray:
 def write_decisions(result: ReplayResult, path: Path, demand: np.ndarray) -> None:
     missing = np.isnan(result.ebc)
     csvfast.write_csv(path, COLUMNS, [
-        csvfast.int_cells(result.ticks),
-        csvfast.fixed6_cells(result.stable),
-        csvfast.fixed6_cells(result.panic),
-        csvfast.int_cells(result.desired),
-        csvfast.int_cells(result.ready),
-        csvfast.int_cells(result.in_panic.astype(np.int64)),
-        csvfast.int_cells(np.where(missing, 0, result.ebc).astype(np.int64), missing),
-        csvfast.fixed6_cells(demand),
+        csvfast.int_columns(result.ticks),
+        csvfast.fixed6_columns(result.stable),
+        csvfast.fixed6_columns(result.panic),
+        csvfast.int_columns(result.desired),
+        csvfast.int_columns(result.ready),
+        csvfast.int_columns(result.in_panic.astype(np.int64)),
+        csvfast.int_columns(np.where(missing, 0, result.ebc).astype(np.int64), missing),
+        csvfast.fixed6_columns(demand),
     ])
 
 
