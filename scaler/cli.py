@@ -109,6 +109,26 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--log-format", choices=["auto", "json", "console"], default="auto",
                    help="json when stdout is not a terminal (default auto)")
     d.set_defaults(func=cmd_run)
+
+    rec = sub.add_parser(
+        "record", help="save a query's history from Prometheus as a recording for replay",
+        description="Evaluate QUERY every STEP over [START, END] and write a recording: "
+                    "CSV (timestamp,value) or, for a .json name, a query_range response.")
+    rec.add_argument("out", metavar="OUT", help="output file, *.csv or *.json")
+    rec.add_argument("--prometheus-url", default=os.environ.get("PROMETHEUS_URL"),
+                     help="Prometheus base URL (env PROMETHEUS_URL)")
+    rec.add_argument("--query", required=True, help="PromQL giving the workload's total load")
+    rec.add_argument("--start", required=True,
+                     help="unix seconds, RFC 3339 (2026-03-02T00:00:00Z), or relative to now "
+                          "(now-6h, -6h)")
+    rec.add_argument("--end", default="now", help="as --start (default: now)")
+    rec.add_argument("--step", default="1s", help="resolution (default 1s, what replay wants)")
+    for flag in ("--prometheus-bearer-token-file", "--prometheus-basic-auth",
+                 "--prometheus-ca-file"):
+        rec.add_argument(flag, default=None)
+    rec.add_argument("--prometheus-insecure-skip-verify", action="store_true")
+    rec.add_argument("--prometheus-header", action="append", default=[])
+    rec.set_defaults(func=cmd_record)
     return p
 
 
@@ -290,6 +310,67 @@ def cmd_run(args: argparse.Namespace) -> int:
         source.close()
         actuator.close()
     return 0
+
+
+# ------------------------------------------------------------------------------- record
+
+def parse_time(text: str, now: float) -> float:
+    """Unix seconds, an RFC 3339 time with a zone, "now", or now minus a duration."""
+    from datetime import datetime
+
+    from scaler.policy import parse_duration
+
+    value = text.strip()
+    if value == "now":
+        return now
+    for prefix in ("now-", "-"):
+        if value.startswith(prefix):
+            return now - parse_duration(value[len(prefix):])
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        when = datetime.fromisoformat(value.replace("z", "Z"))
+    except ValueError:
+        raise UsageError(f"{text!r} is not a time (use unix seconds, RFC 3339 such as "
+                         "2026-03-02T00:00:00Z, now, or now-6h)") from None
+    if when.tzinfo is None:
+        raise UsageError(f"{text!r} has no time zone (add Z or an offset)")
+    return when.timestamp()
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    from scaler.policy import parse_duration
+    from scaler.record import RecordError, record
+    from scaler.sources.prometheus import PrometheusSource
+
+    now = time.time()
+    start = parse_time(args.start, now)
+    end = parse_time(args.end, now)
+    try:
+        step = parse_duration(args.step)
+    except ValueError as exc:
+        raise UsageError(f"--step: {exc}") from None
+    if step <= 0:
+        raise UsageError("--step must be positive")
+    if end < start:
+        raise UsageError(f"--end ({args.end}) is before --start ({args.start})")
+    # A week at 1 s is ~55 range queries; give them time (the daemon's budget is a tick).
+    with PrometheusSource(_connection(args), history_timeout=600.0) as source:
+        try:
+            done = record(source, args.query, start, end, step, args.out)
+        except (RecordError, ValueError) as exc:
+            raise UsageError(str(exc)) from None
+    print(f"wrote {done.path}: {done.points:,} points from {done.first:.0f} to "
+          f"{done.last:.0f} ({format_span(done.last - done.first)})")
+    return 0
+
+
+def format_span(seconds: float) -> str:
+    from scaler.policy import format_duration
+
+    return format_duration(round(seconds))
 
 
 def _keep_freed_memory() -> None:

@@ -229,7 +229,7 @@ class Daemon:
             start = end - int(p.stable_window) + 1
             history = getattr(self.source, "history", None)
             if history is not None:
-                reading = history(p.metric.query, start, end)
+                reading = history(p.metric.query, start, end, deadline=deadline)
             else:
                 reading = self.source.read(p.metric.query, start, end, deadline=deadline)
         else:

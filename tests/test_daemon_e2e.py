@@ -31,10 +31,13 @@ def replicas(server, name):
     return server.get("Deployment", name)["spec"]["replicas"]
 
 
-def setup(tmp_path, kube, load_exporter, name, *, initial=1, **spec):
+def setup(tmp_path, kube, load_exporter, name, *, initial=1, schedule=None, **spec):
     server, kubeconfig = kube
     server.create(deployment(name, replicas=initial))
-    load_exporter.set(f"{name}_load", 0.0)
+    if schedule is None:
+        load_exporter.set(f"{name}_load", 0.0)
+    else:
+        load_exporter.play(f"{name}_load", schedule)
     policies = tmp_path / "policies"
     write_policy(policies, name, f"sum({name}_load)", **{**FAST, **spec})
     return server, kubeconfig, policies
@@ -206,3 +209,41 @@ def test_dry_run_writes_nothing(tmp_path, kube, load_exporter, prometheus):
         daemon.wait_for_tick(lambda t: t["action"] == "would_scale", policy="dry")
     assert replicas(server, "dry") == 1
     assert not server.requests_to("PATCH", r"/deployments/dry/scale")
+
+
+def test_replay_of_the_recorded_load_predicts_the_live_decisions(tmp_path, kube,
+                                                                 load_exporter, prometheus):
+    """A load played into the exporter drives the live daemon; `scaler record` then saves
+    the same query from Prometheus and `scaler replay` runs it: same decisions per tick."""
+    import csv
+    import math
+
+    from scaler import cli
+
+    spec = dict(target=10, targetUtilizationPercentage=100, stableWindow="10s",
+                tickInterval="2s", scaleToZeroGracePeriod="4s")
+
+    def schedule(t: float) -> float:   # baseline, a burst, a middle level, then nothing
+        return 5.0 if t < 14 else 60.0 if t < 26 else 25.0 if t < 36 else 0.0
+
+    played_from = time.time()
+    server, kubeconfig, policies = setup(tmp_path, kube, load_exporter, "echo",
+                                         schedule=schedule, **spec)
+    time.sleep(3)   # some history before the daemon starts, as in production
+    with DaemonProcess(policies, prometheus.url, kubeconfig) as daemon:
+        daemon.wait_for(lambda: time.time() - played_from > 56, 70, "the played load")
+        live = {int(t["t"]): t["replicas"] for t in daemon.ticks("echo")}
+    assert {0, 6} <= set(live.values()), live     # it panicked up and scaled to zero
+
+    recording = tmp_path / "echo.csv"
+    assert cli.main(["record", str(recording), "--prometheus-url", prometheus.url,
+                     "--query", "sum(echo_load)", "--start", str(math.floor(played_from)),
+                     "--end", str(max(live))]) == 0
+    out = tmp_path / "replay"
+    assert cli.main(["replay", str(recording), "--policy", str(policies / "echo.yaml"),
+                     "--out", str(out), "--no-chart"]) == 0
+    with open(out / "decisions.csv") as f:
+        predicted = {int(r["timestamp"]): int(r["desired_replicas"]) for r in csv.DictReader(f)}
+    common = sorted(set(live) & set(predicted))
+    assert len(common) >= 20
+    assert [live[t] for t in common] == [predicted[t] for t in common]

@@ -1,0 +1,166 @@
+"""`scaler record` end to end against the real Prometheus (hours of backfilled load), plus
+the file format details with a hand-written source."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support.prometheus import PrometheusServer, free_port, openmetrics
+
+from scaler.record import Recorded, RecordError, record
+from scaler.sources import Reading
+from scaler.sources.prometheus import Fetch, PrometheusSource
+
+# 3.5 hours of a recorded load at 1 s, backfilled with promtool: more points than one
+# query_range may return (11,000), so recording it takes two chunks.
+POINTS = 12_600
+T0 = (math.floor(time.time()) // 60) * 60 - 4 * 3600
+LOAD = [(float(T0 + k), (k % 120) * 0.25) for k in range(POINTS)]  # exact in binary
+BY_POD = [({"pod": "a"}, LOAD[:10]), ({"pod": "b"}, LOAD[:10])]
+
+
+@pytest.fixture(scope="module")
+def prometheus() -> Iterator[PrometheusServer]:
+    # Backfilled blocks are queryable at once: no scrape target, no 6 s wait.
+    text = openmetrics({"rec_load": [({"job": "recorded"}, LOAD)], "rec_by_pod": BY_POD})
+    with PrometheusServer(backfill=text) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def source(prometheus: PrometheusServer) -> Iterator[PrometheusSource]:
+    with PrometheusSource(prometheus.url) as src:
+        yield src
+
+
+def test_csv_of_a_long_recording_is_the_recorded_load(
+    source: PrometheusSource, tmp_path: Path
+) -> None:
+    out = tmp_path / "load.csv"
+    recorded = record(source, "rec_load", T0, T0 + POINTS - 1, 1, out)
+    lines = out.read_text().splitlines()
+    assert lines[0] == "timestamp,value"
+    assert [(float(t), float(v)) for t, v in (line.split(",") for line in lines[1:])] == LOAD
+    assert all("." not in line.split(",")[0] for line in lines[1:])  # integer seconds
+    assert (recorded.points, recorded.first, recorded.last) == (POINTS, T0, T0 + POINTS - 1)
+    assert recorded.labels == {"__name__": "rec_load", "job": "recorded"}
+
+
+def test_json_is_exactly_what_prometheus_answers(
+    source: PrometheusSource, prometheus: PrometheusServer, tmp_path: Path
+) -> None:
+    start, end = T0 + 100, T0 + 400
+    out = tmp_path / "load.json"
+    record(source, "rec_load", start, end, 1, out)
+    saved = json.loads(out.read_text())
+    assert saved["status"] == "success" and saved["data"]["resultType"] == "matrix"
+    # Same series, same [timestamp, "value"] pairs as Prometheus's own query_range.
+    assert saved["data"]["result"] == prometheus.query_range("rec_load", start, end)
+
+
+def test_coarser_step_takes_every_nth_point(source: PrometheusSource, tmp_path: Path) -> None:
+    out = tmp_path / "minutely.csv"
+    record(source, "rec_load", T0, T0 + POINTS - 1, 60, out)
+    rows = out.read_text().splitlines()[1:]
+    assert rows == [f"{T0 + k},{((k % 120) * 0.25):g}" for k in range(0, POINTS, 60)]
+
+
+def test_sub_second_step_keeps_fractional_timestamps(
+    source: PrometheusSource, tmp_path: Path
+) -> None:
+    out = tmp_path / "half.csv"
+    record(source, "rec_load", T0 + 10, T0 + 11, 0.5, out)
+    # At T0+10.5 Prometheus carries the T0+10 sample forward (lookback).
+    assert out.read_text().splitlines()[1:] == [
+        f"{T0 + 10},2.5", f"{T0 + 10}.5,2.5", f"{T0 + 11},2.75"]
+
+
+@pytest.mark.parametrize(("query", "needles"), [
+    pytest.param("rec_by_pod", ["multiple_series", 'pod="a"', 'pod="b"'],
+                 id="several-series-lists-labels"),
+    pytest.param('rec_load{job="other"}', ["empty", "no series"], id="no-data"),
+    pytest.param("sum(rec_load", ["query_error", "parse error"], id="bad-query"),
+    pytest.param("-1 - rec_load", ["negative"], id="negative-values"),
+])
+def test_failures_leave_the_old_file_alone(
+    source: PrometheusSource, tmp_path: Path, query: str, needles: list[str]
+) -> None:
+    out = tmp_path / "load.csv"
+    out.write_text("timestamp,value\n1,1\n")
+    with pytest.raises(RecordError) as raised:
+        record(source, query, T0, T0 + 5, 1, out)
+    for needle in needles:
+        assert needle in str(raised.value)
+    assert out.read_text() == "timestamp,value\n1,1\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["load.csv"]  # no temp file left
+
+
+def test_unreachable_prometheus_is_a_record_error(tmp_path: Path) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"
+    with PrometheusSource(closed, history_timeout=0.5) as nowhere, \
+            pytest.raises(RecordError, match="unreachable.*Connection refused"):
+        record(nowhere, "rec_load", 100, 110, 1, tmp_path / "load.csv")
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- format and argument details, with a hand-written source ------------------------------
+
+
+class CannedSource:
+    def __init__(self, samples: tuple[tuple[float, float], ...]) -> None:
+        self.samples = samples
+
+    def fetch_history(self, query: str, start: float, end: float, step: float = 1.0) -> Fetch:
+        return Fetch(Reading(samples=self.samples), {"__name__": "load"}, 1)
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    pytest.param(3.0, "3", id="integer-without-point-zero"),
+    pytest.param(0.1, "0.1", id="shortest-decimal"),
+    pytest.param(12.345678901234567, "12.345678901234567", id="full-precision"),
+    pytest.param(1e-05, "1e-05", id="tiny"),
+    pytest.param(0.0, "0", id="zero"),
+])
+def test_values_read_back_as_the_same_float(value: float, text: str, tmp_path: Path) -> None:
+    out = tmp_path / "v.csv"
+    record(CannedSource(((100.0, value),)), "load", 100, 100, 1, out)
+    assert out.read_text().splitlines()[1] == f"100,{text}"
+    assert float(text) == value
+
+
+def test_an_existing_recording_is_replaced_whole(tmp_path: Path) -> None:
+    out = tmp_path / "load.csv"
+    out.write_text("timestamp,value\n" + "".join(f"{t},9\n" for t in range(100)))
+    recorded = record(CannedSource(((5.0, 1.0), (6.0, 2.0))), "load", 5, 6, 1, out)
+    assert out.read_text() == "timestamp,value\n5,1\n6,2\n"
+    assert recorded == Recorded(out, 2, 5.0, 6.0, {"__name__": "load"})
+    assert out.stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize(("args", "error", "match"), [
+    pytest.param((10, 20, 0, "x.csv"), ValueError, "step must be positive", id="zero-step"),
+    pytest.param((20, 10, 1, "x.csv"), ValueError, "before start", id="end-before-start"),
+    pytest.param((10, 20, 1, "x.parquet"), ValueError, ".csv or .json", id="unknown-format"),
+    pytest.param((10, 20, 1, "missing/x.csv"), RecordError, "does not exist", id="no-directory"),
+])
+def test_bad_arguments_are_refused_before_querying(
+    args: tuple, error: type[Exception], match: str, tmp_path: Path
+) -> None:
+    start, end, step, name = args
+    with pytest.raises(error, match=match):
+        record(CannedSource(()), "load", start, end, step, tmp_path / name)
+
+
+@pytest.mark.parametrize("name", [pytest.param("r.csv", id="csv"), pytest.param("r.json", id="json")])
+def test_the_replay_reads_back_what_was_recorded(name: str, tmp_path: Path) -> None:
+    from scaler.sources import recorded
+
+    samples = ((100.0, 0.0), (101.0, 2.5), (102.0, 1e-05), (103.0, 12.345678901234567))
+    record(CannedSource(samples), "load", 100, 103, 1, tmp_path / name)
+    loaded = recorded.load(tmp_path / name)
+    assert list(zip(loaded.times.tolist(), loaded.values.tolist(), strict=True)) == list(samples)
