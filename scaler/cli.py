@@ -74,6 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--startup-delay", type=float, default=0.0, metavar="SECONDS",
                    help="seconds from adding a replica to it being ready (default: 0)")
     r.add_argument("--no-chart", action="store_true", help="skip chart.png")
+    r.add_argument("--compare", action="store_true",
+                   help="also replay the policy with prediction and the histogram keep-alive "
+                        "off, and show both side by side (compare.png)")
     r.set_defaults(func=cmd_replay)
 
     d = sub.add_parser(
@@ -191,18 +194,38 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if not len(result.ticks):
         raise UsageError(f"{rec.source}: the recording spans less than one tick "
                          f"({policy.tick_interval:g}s); nothing to replay")
+    baseline = None
+    if args.compare:
+        from dataclasses import replace as _replace
+
+        from scaler.policy import PredictionPolicy
+
+        if not (policy.prediction.enabled or policy.keep_alive == "histogram"):
+            raise UsageError(f"--compare: policy {policy.name} has neither spec.prediction "
+                             "enabled nor spec.scaleToZero.keepAlive: histogram; there is "
+                             "nothing to compare it with")
+        reactive = _replace(policy, prediction=PredictionPolicy(), keep_alive="fixed")
+        baseline = ("reactive", replay(reactive, rec.times, rec.values, args.startup_delay))
     progress.phase("writing outputs", 0.8)
     summary = summary_mod.summarize(result)
     summary["recording"]["path"] = str(recording_path)
+    if baseline is not None:
+        summary["compare"] = {baseline[0]: summary_mod.summarize(baseline[1])}
     title = f"scaler replay: {recording_path.name} with policy {policy.name}"
     subtitle = (f"target {policy.target_value:g} per replica, stable {policy.stable_window:g}s, "
                 f"panic {policy.panic_window:g}s at {policy.panic_threshold_percentage:g}%, "
                 f"startup delay {args.startup_delay:g}s")
     written = outputs.write_all(result, summary, Path(args.out), title=title,
-                                subtitle=subtitle, chart=not args.no_chart)
+                                subtitle=subtitle, chart=not args.no_chart, baseline=baseline)
     progress.done()
     elapsed = time.perf_counter() - started
     print(summary_mod.format_table(summary, title))
+    if baseline is not None:
+        print()
+        print(summary_mod.format_compare(baseline[0], summary["compare"][baseline[0]],
+                                         policy.name, summary,
+                                         f"compared with the reactive policy "
+                                         f"(startup delay {args.startup_delay:g}s)"))
     print(f"\nwrote {', '.join(str(p) for p in written)} "
           f"({len(rec):,} samples in {elapsed:.2f}s)")
     return 0

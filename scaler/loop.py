@@ -228,6 +228,8 @@ class Daemon:
         if target.recorded_until is None:
             start = end - int(p.stable_window) + 1
             history = getattr(self.source, "history", None)
+            if history is not None and target.scaler.forecaster is not None:
+                self._warm_forecaster(target, start - 1, deadline, history)
             if history is not None:
                 reading = history(p.metric.query, start, end, deadline=deadline)
             else:
@@ -254,6 +256,23 @@ class Daemon:
                                  reason=reading.error, detail=reading.detail)
             target.no_data = reading.error
         return reading
+
+    def _warm_forecaster(self, target: Target, end: int, deadline: float, history) -> None:
+        """Feed the forecaster enough past (at its 1-minute grid) to act: minHistory
+        seasons plus one for Holt-Winters, an hour for the other models. A failure only
+        delays prediction; the reactive decisions do not wait for it."""
+        pred = target.policy.prediction
+        season = max(pred.seasonality)
+        span = (pred.min_history + 1) * season if pred.model == "holt-winters" else 3600.0
+        span = min(span, 14 * 86400.0)
+        reading = history(target.policy.metric.query, end - span, end, step=60.0,
+                          deadline=deadline)
+        if reading.ok:
+            for ts, value in reading.samples:
+                target.scaler.forecaster.observe(ts, value)
+        else:
+            self.log.warning("forecast history unavailable; prediction warms up live",
+                             policy=target.name, reason=reading.error, detail=reading.detail)
 
     def _act(self, target: Target, t: float, status: ScaleStatus, result: TickResult,
              act_by: float) -> str:
@@ -313,6 +332,14 @@ class Daemon:
             m.desired.labels(p.name).set(result.replicas)
             m.stable.labels(p.name).set(result.stable)
             m.panic.labels(p.name).set(result.panic)
+        advice = result.advice
+        forecast = {}
+        if advice is not None:
+            m.forecast_active.labels(p.name).set(1 if advice.active else 0)
+            if advice.upper is not None:
+                m.forecast.labels(p.name).set(advice.upper)
+            forecast = dict(forecast=advice.upper, forecast_point=advice.point,
+                            forecast_state=advice.reason, floor=result.floor)
         tv = p.target_value
         self.log.info(
             "tick", policy=p.name, t=result.now, value=target.last_value,
@@ -322,7 +349,7 @@ class Daemon:
             decider=result.decision.desired_pods if result.decision.valid else None,
             replicas=result.replicas, current=status.replicas, ready=status.ready_replicas,
             min=p.min_replicas, max=p.max_replicas, grace_remaining=result.grace_remaining,
-            no_data=reading.error, action=action,
+            no_data=reading.error, action=action, **forecast,
         )
 
 

@@ -55,6 +55,13 @@ class Metrics:
                            registry=registry)
         self.panic_mode = Gauge("scaler_panic_mode", "1 while the decider is in panic mode", p,
                                 registry=registry)
+        self.forecast = Gauge("scaler_forecast_value",
+                              "Upper forecast of the load at now + horizon", p,
+                              registry=registry)
+        self.forecast_active = Gauge(
+            "scaler_forecast_active",
+            "1 while the forecast may raise the replica floor (0: warming up or fallen back)",
+            p, registry=registry)
         self.paused = Gauge("scaler_paused", "1 while the target carries scaler/paused: true",
                             p, registry=registry)
         self.tick_duration = Histogram(
@@ -82,7 +89,7 @@ class Metrics:
     def forget(self, policy: str) -> None:
         """Drop a removed policy's series so dashboards don't show stale values."""
         for gauge in (self.desired, self.current, self.ready, self.stable, self.panic,
-                      self.panic_mode, self.paused):
+                      self.panic_mode, self.paused, self.forecast, self.forecast_active):
             try:
                 gauge.remove(policy)
             except KeyError:

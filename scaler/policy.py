@@ -23,8 +23,10 @@ API_VERSION = "scaler/v1"
 KIND = "ScalingPolicy"
 
 _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DURATION_PART = re.compile(r"([0-9]*\.?[0-9]*)(ns|us|µs|ms|s|m|h)")
-_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+# Go's units, plus "d" (days) for prediction seasons.
+_DURATION_PART = re.compile(r"([0-9]*\.?[0-9]*)(ns|us|µs|ms|s|m|h|d)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0,
+                 "h": 3600.0, "d": 86400.0}
 
 
 class PolicyError(ValueError):
@@ -55,6 +57,24 @@ class MetricSpec:
 
 
 @dataclass(frozen=True)
+class PredictionPolicy:
+    """The ``prediction`` block. Durations in seconds; ``seasonality`` ascending.
+
+    Turned into :class:`scaler.predict.PredictionSpec` only when enabled, so a policy
+    without prediction never loads numpy or scipy.
+    """
+
+    enabled: bool = False
+    mode: str = "act"                  # act | observe (forecast-only: never acts)
+    model: str = "holt-winters"        # holt-winters | linear | ewma
+    seasonality: tuple[float, ...] = (86400.0,)
+    horizon: float = 30.0              # lead time, about the workload's start-up time
+    min_history: float = 2.0           # seasons of history before holt-winters may act
+    quantile: float = 0.9              # act on this upper quantile of recent errors
+    refit_interval: float = 3600.0
+
+
+@dataclass(frozen=True)
 class Policy:
     """A validated scaling policy. Durations are in seconds."""
 
@@ -77,6 +97,8 @@ class Policy:
     target_burst_capacity: float = 211.0
     tick_interval: float = 2.0
     window_algorithm: str = "linear"           # linear | weighted-exponential
+    prediction: PredictionPolicy = PredictionPolicy()
+    keep_alive: str = "fixed"                  # fixed (the grace period) | histogram
     source: str = field(default="<built-in>", compare=False)  # where it was read, for messages
 
     @property
@@ -126,7 +148,7 @@ def round_half_away(x: float) -> int:
 
 
 def parse_duration(text: str) -> float:
-    """Parse a Go-style duration ("60s", "1m30s", "1h", "500ms") into seconds."""
+    """Parse a Go-style duration ("60s", "1m30s", "1h", "500ms", and "1d") into seconds."""
     s = text.strip()
     if s in ("0", "+0", "-0"):
         return 0.0
@@ -153,8 +175,12 @@ def format_duration(seconds: float) -> str:
     s = int(seconds)
     if s == 0:
         return "0s"
-    h, rest = divmod(s, 3600)
+    d, rest = divmod(s, 86400)
+    h, rest = divmod(rest, 3600)
     m, sec = divmod(rest, 60)
+    if d and not (h or m or sec):
+        return f"{d}d"
+    h += 24 * d
     return "".join(f"{v}{u}" for v, u in ((h, "h"), (m, "m"), (sec, "s")) if v)
 
 
@@ -194,7 +220,23 @@ _SPEC_FIELDS: tuple[tuple[str, str, str, _Check, str], ...] = (
     ("windowAlgorithm", "window_algorithm", "enum:linear,weighted-exponential", lambda v: True,
      "linear or weighted-exponential"),
 )
-_SPEC_KEYS = {"scaleTargetRef", "metric"} | {row[0] for row in _SPEC_FIELDS}
+_SPEC_KEYS = ({"scaleTargetRef", "metric", "prediction", "scaleToZero"}
+              | {row[0] for row in _SPEC_FIELDS})
+# The prediction block: (yaml key, attribute, kind, check, allowed-range text).
+_PREDICTION_FIELDS: tuple[tuple[str, str, str, _Check, str], ...] = (
+    ("enabled", "enabled", "bool", lambda v: True, "true or false"),
+    ("mode", "mode", "enum:act,observe", lambda v: True, "act or observe"),
+    ("model", "model", "enum:holt-winters,linear,ewma", lambda v: True,
+     "holt-winters, linear or ewma"),
+    ("seasonality", "seasonality", "seasons", lambda v: True,
+     "a duration or a list of them, whole minutes, 2m..30d"),
+    ("horizon", "horizon", "duration", lambda v: 0 <= v <= 3600, "0s..1h"),
+    ("minHistory", "min_history", "number", lambda v: 1 <= v <= 52, "1..52 seasons"),
+    ("quantile", "quantile", "number", lambda v: 0.5 <= v < 1, "0.5..0.999"),
+    ("refitInterval", "refit_interval", "duration", lambda v: 60 <= v <= 86400, "1m..1d"),
+)
+_PREDICTION_KEYS = {row[0] for row in _PREDICTION_FIELDS}
+_SCALE_TO_ZERO_KEYS = {"keepAlive"}
 _REF_KEYS = {"apiVersion", "kind", "name", "namespace"}
 _METRIC_KEYS = {"type", "query"}
 _METADATA_KEYS = {"name", "labels", "annotations"}
@@ -277,6 +319,31 @@ def _convert(value: Any, kind: str, key: str, allowed: str, out: _Collector) -> 
             out.add(key, f"{_show(value)} is not a whole number of seconds (allowed: {allowed})")
             return None
         return seconds
+    if kind == "bool":
+        if not isinstance(value, bool):
+            out.add(key, f"expected true or false, got {_show(value)}")
+            return None
+        return value
+    if kind == "seasons":
+        items = value if isinstance(value, list) else [value]
+        seasons = []
+        for item in items:
+            s = _convert(item, "duration", key, allowed, out)
+            if s is None:
+                return None
+            if s % 60 or not 120 <= s <= 30 * 86400:
+                out.add(key, f"{_show(item)} is out of range (allowed: {allowed})")
+                return None
+            seasons.append(s)
+        if not seasons:
+            out.add(key, f"empty list (allowed: {allowed})")
+            return None
+        seasons.sort()
+        if any(seasons[-1] % s for s in seasons):
+            out.add(key, f"{_show(value)}: the longest season must be a whole multiple of "
+                         "the others (e.g. [1d, 7d])")
+            return None
+        return tuple(seasons)
     if kind.startswith("enum:"):
         choices = kind[5:].split(",")
         if value not in choices:
@@ -284,6 +351,22 @@ def _convert(value: Any, kind: str, key: str, allowed: str, out: _Collector) -> 
             return None
         return value
     raise AssertionError(kind)
+
+
+def _fields(block: dict, rows, prefix: str, out: _Collector) -> dict[str, Any]:
+    """Convert and range-check the keys of ``block`` listed in ``rows``."""
+    values: dict[str, Any] = {}
+    for key, attr, kind, check, allowed in rows:
+        if key not in block:
+            continue
+        value = _convert(block[key], kind, f"{prefix}{key}", allowed, out)
+        if value is None:
+            continue
+        if not check(value):
+            out.add(f"{prefix}{key}", f"{_show(block[key])} is out of range (allowed: {allowed})")
+            continue
+        values[attr] = value
+    return values
 
 
 def parse_document(doc: Any, where: str) -> tuple[Policy | None, list[str]]:
@@ -343,16 +426,26 @@ def parse_document(doc: Any, where: str) -> tuple[Policy | None, list[str]]:
         if mtype == "rps" and "target" not in spec:
             values["target"] = DEFAULT_RPS_TARGET
 
-    for key, attr, kind, check, allowed in _SPEC_FIELDS:
-        if key not in spec:
-            continue
-        value = _convert(spec[key], kind, f"spec.{key}", allowed, out)
-        if value is None:
-            continue
-        if not check(value):
-            out.add(f"spec.{key}", f"{_show(spec[key])} is out of range (allowed: {allowed})")
-            continue
-        values[attr] = value
+    prediction = _mapping(spec.get("prediction"), "spec.prediction", out)
+    if prediction:
+        _unknown_keys(prediction, _PREDICTION_KEYS, "spec.prediction.", out)
+        parsed = _fields(prediction, _PREDICTION_FIELDS, "spec.prediction.", out)
+        pp = replace(PredictionPolicy(), **parsed)
+        if pp.model == "holt-winters" and pp.horizon >= pp.seasonality[0]:
+            out.add("spec.prediction.horizon", f"{format_duration(pp.horizon)} must be "
+                    f"shorter than the shortest season ({format_duration(pp.seasonality[0])})")
+        values["prediction"] = pp
+    stz = _mapping(spec.get("scaleToZero"), "spec.scaleToZero", out)
+    if stz:
+        _unknown_keys(stz, _SCALE_TO_ZERO_KEYS, "spec.scaleToZero.", out)
+        if "keepAlive" in stz:
+            keep = _convert(stz["keepAlive"], "enum:fixed,histogram", "spec.scaleToZero.keepAlive",
+                            "fixed or histogram", out)
+            if keep is not None:
+                values["keep_alive"] = keep
+
+    values.update(_fields(spec, _SPEC_FIELDS, "spec.", out))
+
 
     # Cross-field rules run on whatever parsed, so one pass reports every problem.
     policy = replace(Policy(), **values, source=where)

@@ -6,7 +6,8 @@ Two engines give identical results (a property test holds them to it):
   :class:`~scaler.scaling.PolicyScaler` tick by tick, exactly as the daemon's loop does.
 * :func:`replay` — the fast one. Computes both windows for the whole recording with
   :class:`~scaler.windows_batch.BatchWindows`, then walks the ticks calling the very same
-  :func:`scaler.kpa.decide` and :func:`scaler.zero.replicas_to_set`. The only shortcut is
+  :func:`scaler.kpa.decide` and :func:`scaler.scaling.replicas_for` (and reads the forecast
+  floor from the same forecaster code, batched). The only shortcut is
   skipping ticks that provably change nothing: the previous tick was a fixed point (valid,
   no scaling, every replica ready, not panicking, a flat scale-down-delay window) and this
   tick's raw stable count equals the previous one while its panic count stays under the
@@ -26,7 +27,7 @@ from typing import Callable
 
 import numpy as np
 
-from scaler import kpa, zero
+from scaler import kpa, scaling
 from scaler.actuators.simulated import SimulatedWorkload
 from scaler.policy import Policy
 from scaler.scaling import PolicyScaler
@@ -51,6 +52,9 @@ class ReplayResult:
     in_panic: np.ndarray       # bool
     ebc: np.ndarray            # float64 excess burst capacity, NaN where invalid
     lifetimes: list[tuple[float, float]]   # every replica's (ready_at, removed_at)
+    forecast: np.ndarray | None = None     # upper forecast per tick (NaN: none), if predicting
+    forecast_point: np.ndarray | None = None
+    floor: np.ndarray | None = None        # int64 replica floor per tick (act mode)
 
     @property
     def end(self) -> float:
@@ -86,6 +90,8 @@ def replay_per_tick(policy: Policy, times: np.ndarray, values: np.ndarray,
         workload.scale(t, result.replicas)
         out.set(i, result.replicas, ready, result.in_panic, result.stable, result.panic,
                 result.decision.excess_burst_capacity if result.decision.valid else math.nan)
+        if result.advice is not None:
+            out.set_forecast(i, result.advice, result.floor)
     return out.result(policy, startup_delay, times, values, ticks, workload)
 
 
@@ -103,6 +109,18 @@ def replay(policy: Policy, times: np.ndarray, values: np.ndarray, startup_delay:
     with np.errstate(invalid="ignore"):
         raw_stable = np.ceil(stable / spec.target_value)   # Knative's dspc, per tick
         raw_panic = np.ceil(panic / spec.target_value)     # and dppc
+    forecast = forecast_point = floor = None
+    if policy.prediction.enabled:
+        from scaler import predict
+        from scaler.scaling import prediction_spec
+
+        series = predict.forecast_series(prediction_spec(policy.prediction), times, values,
+                                         ticks)
+        # The per-tick engine records NaN for ticks where the forecaster gives no advice.
+        forecast, forecast_point = series.upper, series.point
+        floor = (predict.floor_series(series, spec.target_value)
+                 if policy.prediction.mode == "act" else np.zeros(n, dtype=np.int64))
+    floor_l = floor.tolist() if floor is not None else None
     if progress:
         progress(0.2)
 
@@ -117,20 +135,20 @@ def replay(policy: Policy, times: np.ndarray, values: np.ndarray, startup_delay:
     step = int(policy.tick_interval)
 
     dstate = kpa.initial_state(spec, workload.ready(t0), t0) if n else None
-    zstate = zero.ZeroState()
-    bounds = dict(min_replicas=policy.min_replicas, max_replicas=policy.max_replicas,
-                  grace_period=policy.scale_to_zero_grace_period)
+    zstate = scaling.initial_zero_state(policy)
     # Fixed-point bookkeeping: while `skipping`, ticks repeat tick `skip_from - 1`.
     skipping = False
     skip_from = 0
     skip_dspc = 0.0
     skip_limit = 0
+    skip_floor = 0
     replicas = workload.replicas
     ready = 0
     report_every = max(1, n // 50)
     for i in range(n):
         if skipping:
-            if dspc_l[i] == skip_dspc and dppc_l[i] < skip_limit:
+            if (dspc_l[i] == skip_dspc and dppc_l[i] < skip_limit
+                    and (floor_l is None or floor_l[i] == skip_floor)):
                 continue
             desired[skip_from:i] = replicas
             ready_out[skip_from:i] = ready
@@ -150,19 +168,21 @@ def replay(policy: Policy, times: np.ndarray, values: np.ndarray, startup_delay:
                                       float(panic[i]) if valid else None)
         replicas = current
         if decision.valid:
-            replicas, zstate = zero.replicas_to_set(decision.desired_pods, current, t, zstate,
-                                                    **bounds)
+            want = decision.desired_pods if floor_l is None else max(decision.desired_pods,
+                                                                     floor_l[i])
+            replicas, zstate = scaling.replicas_for(policy, want, current, t, zstate)
         workload.scale(t, replicas)
         desired[i] = replicas
         ready_out[i] = ready
         panic_out[i] = dstate.panic_time is not None
         if (decision.valid and replicas == current and ready == current
                 and dstate.panic_time is None
-                and (zstate.zero_since is None or replicas == 0)
+                and scaling.settled(policy, zstate, t, replicas)
                 and (not dstate.delay_buckets or _flat(window_before, dstate.delay_window))):
             skipping = True
             skip_from = i + 1
             skip_dspc = dspc_l[i]
+            skip_floor = floor_l[i] if floor_l is not None else 0
             skip_limit = _panic_limit(float(max(1, ready)), spec.panic_threshold)
         if progress and i % report_every == 0:
             progress(0.2 + 0.6 * i / n)
@@ -172,7 +192,8 @@ def replay(policy: Policy, times: np.ndarray, values: np.ndarray, startup_delay:
 
     ebc = _excess_burst_capacity(spec, ready_out, panic)
     return ReplayResult(policy, startup_delay, times, values, ticks, stable, panic, desired,
-                        ready_out, panic_out, ebc, workload.all_lifetimes(_end(ticks, policy)))
+                        ready_out, panic_out, ebc, workload.all_lifetimes(_end(ticks, policy)),
+                        forecast, forecast_point, floor)
 
 
 def _flat(before: tuple, after: tuple) -> bool:
@@ -221,6 +242,20 @@ class _Arrays:
         self.stable = np.full(n, np.nan)
         self.panic = np.full(n, np.nan)
         self.ebc = np.full(n, np.nan)
+        self.forecast: np.ndarray | None = None
+        self.forecast_point: np.ndarray | None = None
+        self.floor: np.ndarray | None = None
+
+    def set_forecast(self, i: int, advice, floor: int) -> None:
+        if self.forecast is None:
+            n = len(self.desired)
+            self.forecast, self.forecast_point = np.full(n, np.nan), np.full(n, np.nan)
+            self.floor = np.zeros(n, dtype=np.int64)
+        if advice.upper is not None:
+            self.forecast[i] = advice.upper
+        if advice.point is not None:
+            self.forecast_point[i] = advice.point
+        self.floor[i] = floor
 
     def set(self, i: int, desired: int, ready: int, in_panic: bool, stable: float | None,
             panic: float | None, ebc: float) -> None:
@@ -237,4 +272,5 @@ class _Arrays:
                workload: SimulatedWorkload) -> ReplayResult:
         return ReplayResult(policy, startup_delay, times, values, ticks, self.stable,
                             self.panic, self.desired, self.ready, self.in_panic, self.ebc,
-                            workload.all_lifetimes(_end(ticks, policy)))
+                            workload.all_lifetimes(_end(ticks, policy)),
+                            self.forecast, self.forecast_point, self.floor)

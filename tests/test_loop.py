@@ -43,8 +43,13 @@ class RecordedSource:
                         if s in self.points)
         return Reading(samples=samples) if samples else Reading(error="empty", detail="none")
 
-    def history(self, query, start, end, *, deadline=None):
-        return self.read(query, start, end, deadline=0)
+    def history(self, query, start, end, step=1.0, *, deadline=None):
+        if step == 1.0:
+            return self.read(query, start, end, deadline=0)
+        first = int(-(-start // step) * step)
+        samples = tuple((float(s), self.points[s]) for s in range(first, int(end) + 1, int(step))
+                        if s in self.points)
+        return Reading(samples=samples) if samples else Reading(error="empty", detail="none")
 
 
 class InMemoryTarget:
@@ -256,3 +261,15 @@ def test_signals_only_set_events_and_wake_the_loop(signal_event):
     daemon, *_ = make_daemon()
     getattr(daemon, signal_event)()
     assert daemon.wake.is_set()
+
+
+def test_prediction_warms_from_history_and_is_logged_and_exported():
+    from scaler.policy import PredictionPolicy
+
+    policy = replace(POLICY, prediction=PredictionPolicy(enabled=True, model="ewma"))
+    daemon, clock, _, _, metrics = make_daemon(policy, start=BASE + 30 * 60)
+    run_until(daemon, clock, BASE + 30 * 60 + 3)
+    scaler = daemon.targets["default"].scaler
+    advice = scaler.forecaster.advise(BASE + 30 * 60)
+    assert advice.point is not None   # buckets from the hour-long history were fed
+    assert sample(metrics, "scaler_forecast_active", policy="default") in (0.0, 1.0)

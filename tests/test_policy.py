@@ -450,6 +450,8 @@ def test_metadata_labels_and_annotations_are_allowed():
     pytest.param("0s", 0.0, id="0s"),
     pytest.param("0", 0.0, id="bare-zero-as-in-go"),
     pytest.param(" 60s ", 60.0, id="surrounding-space"),
+    pytest.param("1d", 86400.0, id="days-for-seasons"),
+    pytest.param("7d", 604800.0, id="a-week"),
 ])
 def test_parse_duration_accepts(text, seconds):
     assert parse_duration(text) == pytest.approx(seconds, abs=1e-12)
@@ -462,8 +464,8 @@ def test_parse_duration_accepts(text, seconds):
     pytest.param("s", id="unit-only"),
     pytest.param(".s", id="dot-only"),
     pytest.param("5 s", id="inner-space"),
-    pytest.param("1d", id="days"),
     pytest.param("5x", id="bad-unit"),
+    pytest.param("1w", id="weeks"),
     pytest.param("1.2.3s", id="two-dots"),
     pytest.param("1m30", id="trailing-number"),
     pytest.param("+", id="sign-only"),

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scaler.policy import Policy
+from scaler.policy import Policy, PredictionPolicy
 from scaler.replay import replay, replay_per_tick, tick_times
 from scaler.report.summary import per_second, summarize
 
@@ -156,6 +156,14 @@ def policies(draw):
         target_burst_capacity=float(draw(st.sampled_from([-1, 0, 211]))),
         tick_interval=float(draw(st.sampled_from([1, 2, 3]))),
         window_algorithm=draw(st.sampled_from(["linear", "weighted-exponential"])),
+        keep_alive=draw(st.sampled_from(["fixed", "fixed", "histogram"])),
+        prediction=draw(st.sampled_from([
+            PredictionPolicy(),
+            PredictionPolicy(enabled=True, model="ewma", horizon=30.0),
+            PredictionPolicy(enabled=True, model="linear", mode="observe"),
+            PredictionPolicy(enabled=True, seasonality=(120.0,), min_history=1.0,
+                             horizon=10.0),
+        ])),
     )
 
 
@@ -190,3 +198,59 @@ def test_dense_recordings_take_the_same_path_results(n, policy, seed):
     np.testing.assert_array_equal(fast.stable, slow.stable)
     np.testing.assert_array_equal(fast.panic, slow.panic)
     assert fast.desired.tolist() == slow.desired.tolist()
+
+
+def assert_same(fast, slow):
+    assert fast.desired.tolist() == slow.desired.tolist()
+    assert fast.ready.tolist() == slow.ready.tolist()
+    assert fast.in_panic.tolist() == slow.in_panic.tolist()
+    for field in ("stable", "panic", "forecast", "forecast_point"):
+        a, b = getattr(fast, field), getattr(slow, field)
+        assert (a is None) == (b is None), field
+        if a is not None:
+            np.testing.assert_array_equal(a, b, err_msg=field)
+    if fast.floor is not None:
+        assert fast.floor.tolist() == slow.floor.tolist()
+
+
+@pytest.mark.parametrize("model", ["ewma", "linear", "holt-winters"])
+def test_forecast_floor_is_the_same_in_both_engines_and_only_raises(model):
+    from scaler.synthetic import diurnal
+
+    times, values = diurnal(days=0.25, seed=11)   # 6 h of a daily sine with noise
+    pred = PredictionPolicy(enabled=True, model=model, seasonality=(3600.0,),
+                            min_history=2.0, horizon=60.0)
+    policy = replace(Policy(), prediction=pred)
+    fast = replay(policy, times.astype(np.float64), values, startup_delay=30)
+    slow = replay_per_tick(policy, times.astype(np.float64), values, startup_delay=30)
+    assert_same(fast, slow)
+    assert fast.floor.max() > 0, "the forecast never became active"
+    reactive = replay(replace(policy, prediction=PredictionPolicy()), times.astype(np.float64),
+                      values, startup_delay=30)
+    # A floor can only add replicas at a tick, never remove them.
+    active = fast.floor > 0
+    assert (fast.desired[active] >= fast.floor[active]).all()
+    assert fast.desired.sum() >= reactive.desired.sum()
+
+
+def test_observe_mode_forecasts_but_never_acts():
+    from scaler.synthetic import diurnal
+
+    times, values = diurnal(days=0.25, seed=12)
+    policy = replace(Policy(), prediction=PredictionPolicy(enabled=True, model="ewma",
+                                                           mode="observe"))
+    observed = replay(policy, times.astype(np.float64), values)
+    reactive = replay(Policy(), times.astype(np.float64), values)
+    assert np.isfinite(observed.forecast).any()
+    assert observed.floor.max() == 0
+    assert observed.desired.tolist() == reactive.desired.tolist()
+
+
+def test_histogram_keep_alive_is_the_same_in_both_engines():
+    from scaler.sources.recorded import load
+
+    rec = load("scaler/recordings/sparse_function.csv")
+    policy = replace(Policy(), keep_alive="histogram")
+    fast = replay(policy, rec.times, rec.values, startup_delay=10)
+    slow = replay_per_tick(policy, rec.times, rec.values, startup_delay=10)
+    assert_same(fast, slow)

@@ -22,6 +22,7 @@ from scaler.report.summary import per_second
 DECISIONS = "decisions.csv"
 SUMMARY = "summary.json"
 CHART = "chart.png"
+COMPARE_CHART = "compare.png"
 COLUMNS = ["timestamp", "stable", "panic", "desired_replicas", "ready_replicas", "in_panic",
            "excess_burst_capacity", "demand"]
 
@@ -36,7 +37,12 @@ def tick_demand(result: ReplayResult) -> np.ndarray:
 
 def write_decisions(result: ReplayResult, path: Path, demand: np.ndarray) -> None:
     missing = np.isnan(result.ebc)
-    csvfast.write_csv(path, COLUMNS, [
+    extra_names, extra = [], []
+    if result.forecast is not None:
+        # The forecast at the horizon (empty while there is none) and the floor it set.
+        extra_names = ["forecast", "forecast_floor"]
+        extra = [csvfast.fixed6_columns(result.forecast), csvfast.int_columns(result.floor)]
+    csvfast.write_csv(path, COLUMNS + extra_names, [
         csvfast.int_columns(result.ticks),
         csvfast.fixed6_columns(result.stable),
         csvfast.fixed6_columns(result.panic),
@@ -45,11 +51,15 @@ def write_decisions(result: ReplayResult, path: Path, demand: np.ndarray) -> Non
         csvfast.int_columns(result.in_panic.astype(np.int64)),
         csvfast.int_columns(np.where(missing, 0, result.ebc).astype(np.int64), missing),
         csvfast.fixed6_columns(demand),
+        *extra,
     ])
 
 
 def write_all(result: ReplayResult, summary: dict, out_dir: Path, *, title: str,
-              subtitle: str, chart: bool = True) -> list[Path]:
+              subtitle: str, chart: bool = True,
+              baseline: tuple[str, ReplayResult] | None = None) -> list[Path]:
+    """Write decisions.csv, summary.json and chart.png (and compare.png, charting
+    ``baseline`` against ``result``) into ``out_dir``, all or nothing."""
     out_dir = Path(out_dir)
     parent = out_dir.resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
@@ -66,8 +76,19 @@ def write_all(result: ReplayResult, summary: dict, out_dir: Path, *, title: str,
                 staging / CHART, times=result.ticks.astype(np.float64), demand=demand,
                 ready=result.ready, desired=result.desired, in_panic=result.in_panic,
                 target=result.policy.target, title=title, subtitle=subtitle,
+                forecast=result.forecast,
             )
             names.append(CHART)
+            if baseline is not None:
+                from scaler.report.chart import draw_compare_chart
+
+                name, base = baseline
+                draw_compare_chart(
+                    staging / COMPARE_CHART, times=result.ticks.astype(np.float64),
+                    demand=demand, target=result.policy.target, title=title, subtitle=subtitle,
+                    runs=[(name, base.ready, base.desired),
+                          (result.policy.name, result.ready, result.desired)])
+                names.append(COMPARE_CHART)
         out_dir.mkdir(parents=True, exist_ok=True)
         if not chart:
             # A chart from an earlier run would no longer match these decisions.

@@ -77,7 +77,27 @@ def summarize(result: ReplayResult) -> dict:
         "scaling_actions": actions,
         "panic_seconds": float(np.count_nonzero(result.in_panic) * tick),
         "demand_seconds": float(demand.sum()),
+        **({"forecast": forecast_quality(result)} if result.forecast is not None else {}),
     }
+
+
+def forecast_quality(result: ReplayResult) -> dict:
+    """MAE, MAPE and coverage of the forecast at its horizon (reference/predictive.md §4.3),
+    plus the share of ticks on which it was allowed to act."""
+    from scaler import predict
+    from scaler.scaling import prediction_spec
+
+    p = result.policy
+    spec = prediction_spec(p.prediction)
+    actual = predict.realised(spec, result.times, result.values, result.ticks)
+    q = predict.quality(result.forecast_point, actual, result.forecast)
+    out = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in q.items()}
+    out["mode"] = p.prediction.mode
+    out["model"] = p.prediction.model
+    out["horizon_seconds"] = p.prediction.horizon
+    # Ticks on which the forecast set a replica floor (act mode, active advice).
+    out["floor_ticks"] = int(np.count_nonzero(result.floor)) if result.floor is not None else 0
+    return out
 
 
 def format_table(summary: dict, title: str) -> str:
@@ -96,7 +116,41 @@ def format_table(summary: dict, title: str) -> str:
         ("scaling actions", f"{s['scaling_actions']:,}"),
         ("time in panic", format_duration(s["panic_seconds"])),
     ]
+    f = s.get("forecast")
+    if f:
+        pct = (lambda v: "n/a" if v is None else f"{v * 100:.1f}%")
+        rows.append(("forecast", f"{f['model']} ({f['mode']}), MAE "
+                     f"{'n/a' if f['mae'] is None else format(f['mae'], '.2f')}, MAPE "
+                     f"{pct(f['mape'])}, coverage {pct(f['coverage'])} at "
+                     f"{format_duration(f['horizon_seconds'])}"))
     width = max(len(k) for k, _ in rows)
     lines = [title, "-" * len(title)]
     lines += [f"{k.ljust(width)}  {v}" for k, v in rows]
+    return "\n".join(lines)
+
+
+COMPARED = (
+    ("pod-seconds", "pod_seconds", "{:,.0f}"),
+    ("under-provisioned demand-seconds", "under_provisioned_demand_seconds", "{:,.1f}"),
+    ("time under-provisioned", "under_provisioned_share", "{:.2%}"),
+    ("cold starts", "cold_start_episodes", "{:,}"),
+    ("cold-start seconds", "cold_start_seconds", "{:,}"),
+    ("wasted pod-seconds", "wasted_pod_seconds", "{:,.0f}"),
+    ("scaling actions", "scaling_actions", "{:,}"),
+    ("peak replicas", "peak_replicas", "{:,}"),
+)
+
+
+def format_compare(base_name: str, base: dict, name: str, other: dict, title: str) -> str:
+    """Two replays of one recording side by side, with the relative change."""
+    rows = [("", base_name, name, "change")]
+    for label, key, fmt in COMPARED:
+        a, b = base[key], other[key]
+        change = "" if a == b else ("new" if not a else f"{(b - a) / a:+.1%}")
+        rows.append((label, fmt.format(a), fmt.format(b), change))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = [title, "-" * len(title)]
+    for r in rows:
+        lines.append(f"{r[0].ljust(widths[0])}  {r[1].rjust(widths[1])}  "
+                     f"{r[2].rjust(widths[2])}  {r[3].rjust(widths[3])}")
     return "\n".join(lines)
