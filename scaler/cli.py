@@ -84,17 +84,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Poll Prometheus, decide with Knative's KPA, and patch each policy's "
                     "target through its scale subresource.")
     d.add_argument("--policy", required=True, help="a policy file or a directory of them")
-    d.add_argument("--prometheus-url", default=os.environ.get("PROMETHEUS_URL"),
-                   help="Prometheus base URL (env PROMETHEUS_URL)")
-    d.add_argument("--prometheus-bearer-token-file", metavar="PATH",
-                   help="send this file's token as a bearer token (re-read when it changes)")
-    d.add_argument("--prometheus-basic-auth", metavar="USER:PASSWORD_FILE",
-                   help="basic auth: a user name and a file holding the password")
-    d.add_argument("--prometheus-ca-file", metavar="PATH", help="CA bundle for Prometheus' TLS")
-    d.add_argument("--prometheus-insecure-skip-verify", action="store_true",
-                   help="do not verify Prometheus' TLS certificate")
-    d.add_argument("--prometheus-header", action="append", default=[], metavar="NAME:VALUE",
-                   help="extra header on every query (repeatable), e.g. X-Scope-OrgID:team")
+    _prometheus_flags(d)
     d.add_argument("--kubeconfig", default=None,
                    help="kubeconfig file (env KUBECONFIG; in-cluster config when neither)")
     d.add_argument("--dry-run", action="store_true",
@@ -118,21 +108,30 @@ def _parser() -> argparse.ArgumentParser:
         description="Evaluate QUERY every STEP over [START, END] and write a recording: "
                     "CSV (timestamp,value) or, for a .json name, a query_range response.")
     rec.add_argument("out", metavar="OUT", help="output file, *.csv or *.json")
-    rec.add_argument("--prometheus-url", default=os.environ.get("PROMETHEUS_URL"),
-                     help="Prometheus base URL (env PROMETHEUS_URL)")
+    _prometheus_flags(rec)
     rec.add_argument("--query", required=True, help="PromQL giving the workload's total load")
     rec.add_argument("--start", required=True,
                      help="unix seconds, RFC 3339 (2026-03-02T00:00:00Z), or relative to now "
                           "(now-6h, -6h)")
     rec.add_argument("--end", default="now", help="as --start (default: now)")
     rec.add_argument("--step", default="1s", help="resolution (default 1s, what replay wants)")
-    for flag in ("--prometheus-bearer-token-file", "--prometheus-basic-auth",
-                 "--prometheus-ca-file"):
-        rec.add_argument(flag, default=None)
-    rec.add_argument("--prometheus-insecure-skip-verify", action="store_true")
-    rec.add_argument("--prometheus-header", action="append", default=[])
     rec.set_defaults(func=cmd_record)
     return p
+
+
+def _prometheus_flags(p: argparse.ArgumentParser) -> None:
+    """How to reach Prometheus; shared by `run` and `record`."""
+    p.add_argument("--prometheus-url", default=os.environ.get("PROMETHEUS_URL"),
+                   help="Prometheus base URL (env PROMETHEUS_URL)")
+    p.add_argument("--prometheus-bearer-token-file", metavar="PATH",
+                   help="send this file's token as a bearer token (re-read when it changes)")
+    p.add_argument("--prometheus-basic-auth", metavar="USER:PASSWORD_FILE",
+                   help="basic auth: a user name and a file holding the password")
+    p.add_argument("--prometheus-ca-file", metavar="PATH", help="CA bundle for Prometheus' TLS")
+    p.add_argument("--prometheus-insecure-skip-verify", action="store_true",
+                   help="do not verify Prometheus' TLS certificate")
+    p.add_argument("--prometheus-header", action="append", default=[], metavar="NAME:VALUE",
+                   help="extra header on every query (repeatable), e.g. X-Scope-OrgID:team")
 
 
 # ------------------------------------------------------------------------------ validate
@@ -339,28 +338,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def parse_time(text: str, now: float) -> float:
     """Unix seconds, an RFC 3339 time with a zone, "now", or now minus a duration."""
-    from datetime import datetime
-
     from scaler.policy import parse_duration
+    from scaler.times import parse_timestamp
 
     value = text.strip()
     if value == "now":
         return now
-    for prefix in ("now-", "-"):
-        if value.startswith(prefix):
-            return now - parse_duration(value[len(prefix):])
     try:
-        return float(value)
-    except ValueError:
-        pass
-    try:
-        when = datetime.fromisoformat(value.replace("z", "Z"))
-    except ValueError:
-        raise UsageError(f"{text!r} is not a time (use unix seconds, RFC 3339 such as "
-                         "2026-03-02T00:00:00Z, now, or now-6h)") from None
-    if when.tzinfo is None:
-        raise UsageError(f"{text!r} has no time zone (add Z or an offset)")
-    return when.timestamp()
+        for prefix in ("now-", "-"):
+            if value.startswith(prefix):
+                return now - parse_duration(value[len(prefix):])
+        return parse_timestamp(value)
+    except ValueError as exc:
+        raise UsageError(f"{exc} (times are unix seconds, RFC 3339, now, or now-6h)") from None
 
 
 def cmd_record(args: argparse.Namespace) -> int:

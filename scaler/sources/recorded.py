@@ -24,10 +24,11 @@ import json
 import math
 import os
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+
+from scaler.times import parse_timestamp
 
 
 class RecordingError(ValueError):
@@ -220,20 +221,9 @@ def _parse_rows(body: bytes, ncols: int, col: int, source: str) -> tuple[np.ndar
 
 def _parse_time(cell: str, source: str, lineno: int) -> float:
     try:
-        t = float(cell)
-        if math.isfinite(t):
-            return t
-    except ValueError:
-        pass
-    try:
-        when = datetime.fromisoformat(cell.replace("z", "Z"))
-    except ValueError:
-        raise RecordingError(f"{source}: line {lineno}: timestamp {cell!r} is neither unix "
-                             "seconds nor an RFC 3339 time") from None
-    if when.tzinfo is None:
-        raise RecordingError(f"{source}: line {lineno}: timestamp {cell!r} has no time zone "
-                             "(add Z or an offset such as +00:00)")
-    return when.astimezone(timezone.utc).timestamp()
+        return parse_timestamp(cell)
+    except ValueError as exc:
+        raise RecordingError(f"{source}: line {lineno}: timestamp {exc}") from None
 
 
 # ---------------------------------------------------------------------------------- JSON
