@@ -102,8 +102,14 @@ def replay(policy: Policy, times: np.ndarray, values: np.ndarray, startup_delay:
     n = len(ticks)
     spec = policy.decider_spec()
     windows = BatchWindows(times, values, ticks)
-    stable, empty = windows.averages(int(policy.stable_window), policy.window_algorithm)
-    panic, _ = windows.averages(int(policy.panic_window), policy.window_algorithm)
+    # numpy releases the GIL in its loops: the two windows are computed side by side.
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        panic_job = pool.submit(windows.averages, int(policy.panic_window),
+                                policy.window_algorithm)
+        stable, empty = windows.averages(int(policy.stable_window), policy.window_algorithm)
+        panic, _ = panic_job.result()
     stable = np.where(empty, np.nan, stable)
     panic = np.where(empty, np.nan, panic)
     with np.errstate(invalid="ignore"):

@@ -13,6 +13,7 @@ import numpy as np
 _COMMA = np.uint8(44)
 _NEWLINE = np.uint8(10)
 _POW10 = 10 ** np.arange(19, dtype=np.int64)
+_ROWS_PER_BLOCK = 1 << 16
 
 
 def _digit_columns(mag: np.ndarray, width: int) -> list[np.ndarray]:
@@ -100,10 +101,13 @@ def write_csv(path, header: list[str], columns: list) -> None:
             parts.append(np.full(n, _COMMA))
         parts.extend(byte_columns)
     parts.append(np.full(n, _NEWLINE))
-    # Stacked as rows then read transposed: numpy copies that faster than it fills
-    # 70 strided columns one by one.
-    matrix = np.stack(parts, axis=0).T.ravel()
-    body = matrix[matrix != 0].tobytes()
     with open(path, "wb") as f:
         f.write((",".join(header) + "\n").encode())
-        f.write(body)
+        # A block of rows at a time keeps each temporary a few MB, so the allocator
+        # reuses it instead of faulting in fresh pages for one big matrix.
+        for a in range(0, n, _ROWS_PER_BLOCK):
+            block = np.stack([col[a:a + _ROWS_PER_BLOCK] for col in parts], axis=0)
+            # Stacked as rows then read transposed: numpy copies that faster than it
+            # fills 70 strided columns one by one.
+            flat = block.T.ravel()
+            f.write(flat[flat != 0].tobytes())

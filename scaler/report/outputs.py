@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,25 @@ def write_decisions(result: ReplayResult, path: Path, demand: np.ndarray) -> Non
     ])
 
 
+def _draw_charts(result: ReplayResult, demand: np.ndarray, staging: Path, title: str,
+                 subtitle: str, baseline: tuple[str, ReplayResult] | None) -> list[str]:
+    from scaler.report.chart import draw_compare_chart, draw_replay_chart
+
+    times = result.ticks.astype(np.float64)
+    draw_replay_chart(staging / CHART, times=times, demand=demand, ready=result.ready,
+                      desired=result.desired, in_panic=result.in_panic,
+                      target=result.policy.target, title=title, subtitle=subtitle,
+                      forecast=result.forecast)
+    if baseline is None:
+        return [CHART]
+    name, base = baseline
+    draw_compare_chart(staging / COMPARE_CHART, times=times, demand=demand,
+                       target=result.policy.target, title=title, subtitle=subtitle,
+                       runs=[(name, base.ready, base.desired),
+                             (result.policy.name, result.ready, result.desired)])
+    return [CHART, COMPARE_CHART]
+
+
 def write_all(result: ReplayResult, summary: dict, out_dir: Path, *, title: str,
               subtitle: str, chart: bool = True,
               baseline: tuple[str, ReplayResult] | None = None) -> list[Path]:
@@ -66,29 +86,15 @@ def write_all(result: ReplayResult, summary: dict, out_dir: Path, *, title: str,
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=parent))
     try:
         demand = tick_demand(result)
-        write_decisions(result, staging / DECISIONS, demand)
-        (staging / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
         names = [DECISIONS, SUMMARY]
-        if chart:
-            from scaler.report.chart import draw_replay_chart
-
-            draw_replay_chart(
-                staging / CHART, times=result.ticks.astype(np.float64), demand=demand,
-                ready=result.ready, desired=result.desired, in_panic=result.in_panic,
-                target=result.policy.target, title=title, subtitle=subtitle,
-                forecast=result.forecast,
-            )
-            names.append(CHART)
-            if baseline is not None:
-                from scaler.report.chart import draw_compare_chart
-
-                name, base = baseline
-                draw_compare_chart(
-                    staging / COMPARE_CHART, times=result.ticks.astype(np.float64),
-                    demand=demand, target=result.policy.target, title=title, subtitle=subtitle,
-                    runs=[(name, base.ready, base.desired),
-                          (result.policy.name, result.ready, result.desired)])
-                names.append(COMPARE_CHART)
+        # decisions.csv is written on a second thread while the charts are drawn (numpy
+        # and zlib release the GIL); leaving the block waits for it and re-raises its error.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            decisions = pool.submit(write_decisions, result, staging / DECISIONS, demand)
+            (staging / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+            if chart:
+                names += _draw_charts(result, demand, staging, title, subtitle, baseline)
+            decisions.result()
         out_dir.mkdir(parents=True, exist_ok=True)
         if not chart:
             # A chart from an earlier run would no longer match these decisions.
