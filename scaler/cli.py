@@ -291,7 +291,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         client = KubeClient.from_config(args.kubeconfig)
     except Exception as exc:   # kubeconfig missing, malformed, or not in a cluster
         raise UsageError(f"cannot load Kubernetes configuration: {exc}") from None
-    source = PrometheusSource(connection, clock=clock, shutdown=stop)
+    # Requests are short (a tick's worth of seconds) and capped at 3 s, so an answer still
+    # in flight at SIGTERM cannot hold shutdown past its 5 s budget.
+    source = PrometheusSource(connection, clock=clock, shutdown=stop, request_timeout=3.0)
     actuator = KubernetesActuator(client, stop=stop)
     registry = CollectorRegistry()
     metrics = observability.Metrics(registry)
@@ -326,7 +328,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         stop.set()
         if lease_thread is not None:
-            lease_thread.join(timeout=3)   # releases the lease for a fast takeover
+            lease_thread.join(timeout=2)   # releases the lease for a fast takeover
         health.stop()
         metrics_server.shutdown()
         source.close()

@@ -217,7 +217,15 @@ class LeaderElector:
         """Campaign and renew until the stop event is set; then release (if configured)."""
         try:
             while not self._stop.is_set():
-                leading = self.try_acquire_or_renew()
+                try:
+                    leading = self.try_acquire_or_renew()
+                except Exception:
+                    # An answer of an unexpected shape must not end the election thread:
+                    # that replica would never lead again while looking healthy.
+                    # Leadership then lasts only until the renew deadline, as for any
+                    # round that could not decide.
+                    log.exception("lease_round_failed", lease=self._name)
+                    leading = False
                 # The leader renews every retry period; candidates add client-go's jitter.
                 wait = self._retry_period * (1.0 if leading else
                                              1.0 + self._rng.random() * JITTER_FACTOR)

@@ -54,6 +54,7 @@ class Target:
     last_value: float | None = None
     last_action: str = ""
     ticks: int = 0
+    forecast_warm: bool = False         # forecast history read (or tried) once
 
     @property
     def name(self) -> str:
@@ -78,6 +79,7 @@ class Daemon:
     dry_run: bool = False
     is_leader: Callable[[], bool] | None = None   # None: no leader election, always write
     evaluation_delay: float = 0.5
+    staleness: float = 10.0     # warm-start history older than this is "stale"
     stop: threading.Event = field(default_factory=threading.Event)
     reload: threading.Event = field(default_factory=threading.Event)
     wake: threading.Event = field(default_factory=threading.Event)
@@ -134,9 +136,13 @@ class Daemon:
 
     def run_once(self) -> None:
         """One pass: reload if asked or if a policy file changed, then every due tick."""
-        if self.reload.is_set() or self._files_changed():
-            self.reload.clear()
-            self.reload_policies()
+        try:
+            if self.reload.is_set() or self._files_changed():
+                self.reload.clear()
+                self.reload_policies()
+        except Exception:   # e.g. the policy directory became unreadable
+            self.metrics.reload_success.set(0)
+            self.log.exception("policy reload failed; keeping the running policies")
         leading = self.is_leader is None or self.is_leader()
         self.metrics.leader.set(1 if leading else 0)
         now = self.clock.now()
@@ -150,8 +156,14 @@ class Daemon:
             # After a stall, process only the latest due tick: its query covers the
             # seconds in between, and old ticks have nothing left to act on.
             tick = math.floor(due / step) * step
-            self.tick(target, tick)
             target.next_tick = tick + step
+            try:
+                self.tick(target, tick)
+            except Exception:
+                # A bug or an answer nobody foresaw must not stop the other policies or
+                # the daemon: this tick holds (nothing was written), the next one retries.
+                self.metrics.tick_errors.labels(target.name).inc()
+                self.log.exception("tick failed; holding replicas", policy=target.name)
         self.last_loop = self.clock.monotonic()
 
     def _seconds_to_next_tick(self) -> float:
@@ -182,9 +194,11 @@ class Daemon:
         targets: dict[str, Target] = {}
         for p in policies:
             old = self.targets.get(p.name)
-            if old is not None and old.scaler.same_windows(p):
+            if (old is not None and old.scaler.same_windows(p)
+                    and old.policy.scale_target_ref == p.scale_target_ref):
                 # Same query and windows: the history stays, like Knative's Update().
-                old.scaler.update_policy(p)
+                if old.scaler.update_policy(p):
+                    old.forecast_warm = False    # a new forecaster: read its history again
                 old.policy = p
                 targets[p.name] = old
             else:
@@ -225,17 +239,20 @@ class Daemon:
         """Bring the windows up to second ``t``; warm-start them the first time."""
         p = target.policy
         end = int(t)
+        # Never ask for more than a stable window: older seconds could not change the
+        # windows, and after a long outage the range would outgrow what Prometheus
+        # answers in one query.
+        window_start = end - int(p.stable_window) + 1
         if target.recorded_until is None:
-            start = end - int(p.stable_window) + 1
-            history = getattr(self.source, "history", None)
-            if history is not None and target.scaler.forecaster is not None:
-                self._warm_forecaster(target, start - 1, deadline, history)
-            if history is not None:
-                reading = history(p.metric.query, start, end, deadline=deadline)
-            else:
-                reading = self.source.read(p.metric.query, start, end, deadline=deadline)
+            reading = self._history(p.metric.query, window_start, end, deadline)
+            if reading.ok and reading.samples and reading.samples[-1][0] < end - self.staleness:
+                # A restart must not act on history that stopped long ago.
+                reading = Reading(error="stale", detail=(
+                    f"newest sample is {end - reading.samples[-1][0]:.0f}s old at warm start"))
+            if reading.ok and target.scaler.forecaster is not None and not target.forecast_warm:
+                self._warm_forecaster(target, window_start - 1, deadline)
         else:
-            start = target.recorded_until + 1
+            start = max(target.recorded_until + 1, window_start)
             if start > end:
                 return Reading(samples=())   # nothing new since the last tick
             reading = self.source.read(p.metric.query, start, end, deadline=deadline)
@@ -257,16 +274,31 @@ class Daemon:
             target.no_data = reading.error
         return reading
 
-    def _warm_forecaster(self, target: Target, end: int, deadline: float, history) -> None:
-        """Feed the forecaster enough past (at its 1-minute grid) to act: minHistory
-        seasons plus one for Holt-Winters, an hour for the other models. A failure only
-        delays prediction; the reactive decisions do not wait for it."""
+    def _history(self, query: str, start: float, end: float, deadline: float,
+                 step: float = 1.0) -> Reading:
+        history = getattr(self.source, "history", None)
+        if history is None:
+            return self.source.read(query, start, end, deadline=deadline)
+        return history(query, start, end, step=step, deadline=deadline)
+
+    def _warm_forecaster(self, target: Target, end: int, deadline: float) -> None:
+        """Feed the forecaster the past before the windows' (at its 1-minute grid):
+        minHistory seasons plus one for Holt-Winters, an hour for the other models.
+
+        Done once, after the windows are warm and with the time left in the tick: a
+        failure only means the forecast warms up live; the reactive decisions never wait
+        for it."""
+        target.forecast_warm = True
         pred = target.policy.prediction
-        season = max(pred.seasonality)
-        span = (pred.min_history + 1) * season if pred.model == "holt-winters" else 3600.0
+        span = (pred.min_history + 1) * max(pred.seasonality) if pred.model == "holt-winters" \
+            else 3600.0
         span = min(span, 14 * 86400.0)
-        reading = history(target.policy.metric.query, end - span, end, step=60.0,
-                          deadline=deadline)
+        if deadline - self.clock.monotonic() < 0.05:
+            self.log.warning("no time left to read forecast history; prediction warms up live",
+                             policy=target.name)
+            return
+        reading = self._history(target.policy.metric.query, end - span, end, deadline,
+                                step=60.0)
         if reading.ok:
             for ts, value in reading.samples:
                 target.scaler.forecaster.observe(ts, value)
@@ -308,8 +340,12 @@ class Daemon:
                     return "error"
                 result = target.scaler.tick(t, status.ready_replicas, status.replicas,
                                             hold=not result.decision.valid)
-                if result.replicas == status.replicas or status.paused:
+                if result.replicas == status.replicas:
                     return "none"
+                if status.paused:
+                    return "paused"
+                if self.stop.is_set() or (self.is_leader is not None and not self.is_leader()):
+                    return "standby"
                 continue
             except ActuatorError as exc:
                 self.metrics.patch_errors.labels(p.name, exc.reason).inc()

@@ -72,6 +72,9 @@ class Metrics:
             ["policy", "reason"], registry=registry)
         self.patch_errors = Counter("scaler_patch_errors_total", "Failed scale writes",
                                     ["policy", "reason"], registry=registry)
+        self.tick_errors = Counter("scaler_tick_errors_total",
+                                   "Ticks that failed unexpectedly (held; see the log)", p,
+                                   registry=registry)
         self.conflicts = Counter("scaler_patch_conflicts_total",
                                  "Scale writes refused because the target changed (409)", p,
                                  registry=registry)
@@ -123,8 +126,9 @@ class HealthServer:
         self.server = ThreadingHTTPServer((host, port), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
-        self._thread = threading.Thread(target=self.server.serve_forever, name="health",
-                                        daemon=True)
+        # A short poll keeps stop() quick (shutdown waits for one poll interval).
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.1,),
+                                        name="health", daemon=True)
 
     def start(self) -> HealthServer:
         self._thread.start()

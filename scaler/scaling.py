@@ -151,16 +151,28 @@ class PolicyScaler:
         return (policy.metric.query == p.metric.query
                 and policy.stable_window == p.stable_window
                 and policy.panic_window == p.panic_window
-                and policy.window_algorithm == p.window_algorithm
-                and policy.prediction == p.prediction
-                and policy.keep_alive == p.keep_alive)
+                and policy.window_algorithm == p.window_algorithm)
 
-    def update_policy(self, policy: Policy) -> None:
+    def update_policy(self, policy: Policy) -> bool:
         """Swap in a new policy, keeping windows and decider state (Knative's Update()).
 
-        Only valid when :meth:`same_windows` is true; otherwise build a new PolicyScaler.
+        A changed prediction block gets a fresh forecaster and a changed keep-alive a fresh
+        scale-to-zero state; returns True when the forecaster was replaced (its history
+        must be read again). Only valid when :meth:`same_windows` is true; otherwise build
+        a new PolicyScaler.
         """
         if not self.same_windows(policy):
             raise ValueError(f"policy {policy.name}: windows changed; build a new PolicyScaler")
+        old = self.policy
         self.policy = policy
         self.spec = policy.decider_spec()
+        if policy.keep_alive != old.keep_alive:
+            self.zero_state = initial_zero_state(policy)
+        if policy.prediction == old.prediction:
+            return False
+        self.forecaster = None
+        if policy.prediction.enabled:
+            from scaler import predict
+
+            self.forecaster = predict.Forecaster(prediction_spec(policy.prediction))
+        return self.forecaster is not None

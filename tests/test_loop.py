@@ -273,3 +273,66 @@ def test_prediction_warms_from_history_and_is_logged_and_exported():
     advice = scaler.forecaster.advise(BASE + 30 * 60)
     assert advice.point is not None   # buckets from the hour-long history were fed
     assert sample(metrics, "scaler_forecast_active", policy="default") in (0.0, 1.0)
+
+
+class ExplodingSource(RecordedSource):
+    def read(self, query, start, end, *, deadline):
+        if self.failing == "explode":
+            raise RuntimeError("an answer nobody foresaw")
+        return super().read(query, start, end, deadline=deadline)
+
+
+def test_an_unexpected_error_holds_that_tick_and_the_daemon_carries_on():
+    rec = load_recording("scaler/recordings/default.csv")
+    source = ExplodingSource(rec.times, rec.values)
+    daemon, clock, _, target, metrics = make_daemon(replicas=3, source=source)
+    run_until(daemon, clock, BASE + 60)
+    source.failing = "explode"
+    run_until(daemon, clock, BASE + 80)
+    assert target.replicas == 3
+    assert sample(metrics, "scaler_tick_errors_total", policy="default") >= 5
+    source.failing = None
+    run_until(daemon, clock, BASE + 16 * 60)
+    assert target.replicas == 25    # still deciding after the errors
+
+
+def test_after_a_long_outage_only_a_stable_window_is_asked_for():
+    daemon, clock, source, target, _ = make_daemon(replicas=3)
+    run_until(daemon, clock, BASE + 120)
+    source.failing = "unreachable"
+    run_until(daemon, clock, BASE + 900)
+    source.failing = None
+    run_until(daemon, clock, BASE + 904)
+    start, end = source.calls[-1]
+    assert end - start <= 59
+    assert daemon.targets["default"].no_data is None
+
+
+def test_warm_start_on_stale_history_holds():
+    class Stale(RecordedSource):
+        def history(self, query, start, end, step=1.0, *, deadline=None):
+            return super().history(query, start, end - 30, step, deadline=deadline)
+
+    rec = load_recording("scaler/recordings/default.csv")
+    daemon, clock, _, target, metrics = make_daemon(
+        start=BASE + 20 * 60, replicas=10, source=Stale(rec.times, rec.values))
+    daemon.run_once()
+    assert target.writes == []
+    assert sample(metrics, "scaler_metric_errors_total", policy="default", reason="stale") == 1
+
+
+def test_a_conflict_is_not_retried_once_leadership_is_lost():
+    leading = {"now": True}
+    daemon, clock, _, target, _ = make_daemon(is_leader=lambda: leading["now"])
+    original = target.read
+
+    def read_and_lose_the_lease(ref, *, deadline=None):
+        if target.conflicts_left == 0 and target.version > 1:
+            leading["now"] = False
+        return original(ref, deadline=deadline)
+
+    target.read = read_and_lose_the_lease
+    target.conflicts_left = 1
+    target.version = 2
+    run_until(daemon, clock, BASE + 4)
+    assert target.writes == []
