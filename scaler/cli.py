@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -177,9 +178,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
     from scaler.replay import replay
     from scaler.sources import recorded
 
-    if args.startup_delay < 0:
-        raise UsageError(f"--startup-delay: {args.startup_delay:g} is negative (allowed: >= 0)")
+    if not (math.isfinite(args.startup_delay) and args.startup_delay >= 0):
+        raise UsageError(f"--startup-delay: {args.startup_delay:g} is not allowed "
+                         "(a number of seconds >= 0)")
     policy = select_policy(args.policy, args.name)
+    if args.compare and not (policy.prediction.enabled or policy.keep_alive == "histogram"):
+        raise UsageError(f"--compare: policy {policy.name} has neither spec.prediction "
+                         "enabled nor spec.scaleToZero.keepAlive: histogram; there is "
+                         "nothing to compare it with")
     recording_path = Path(args.recording) if args.recording else DEFAULT_RECORDING
     progress = Progress(sys.stderr)
     progress.phase("reading recording", 0.0)
@@ -188,23 +194,23 @@ def cmd_replay(args: argparse.Namespace) -> int:
     except recorded.RecordingError as exc:
         raise UsageError(str(exc)) from None
     progress.phase("replaying", 0.15)
-    result = replay(policy, rec.times, rec.values, args.startup_delay,
-                    progress=lambda f: progress.update(0.15 + 0.6 * f))
+    ticks = (rec.times[-1] - rec.times[0]) / policy.tick_interval
+    if ticks > MAX_TICKS:
+        raise UsageError(f"{rec.source}: spans {ticks:,.0f} ticks of {policy.tick_interval:g}s; "
+                         f"replay handles up to {MAX_TICKS:,} (about a year at 1 s)")
+    from scaler.actuators.simulated import TooManyReplicas
+
+    try:
+        result = replay(policy, rec.times, rec.values, args.startup_delay,
+                        progress=lambda f: progress.update(0.15 + 0.6 * f))
+        baseline = None
+        if args.compare:
+            baseline = ("reactive", _reactive_replay(policy, rec, args.startup_delay))
+    except TooManyReplicas as exc:
+        raise UsageError(f"{rec.source}: {exc}") from None
     if not len(result.ticks):
         raise UsageError(f"{rec.source}: the recording spans less than one tick "
                          f"({policy.tick_interval:g}s); nothing to replay")
-    baseline = None
-    if args.compare:
-        from dataclasses import replace as _replace
-
-        from scaler.policy import PredictionPolicy
-
-        if not (policy.prediction.enabled or policy.keep_alive == "histogram"):
-            raise UsageError(f"--compare: policy {policy.name} has neither spec.prediction "
-                             "enabled nor spec.scaleToZero.keepAlive: histogram; there is "
-                             "nothing to compare it with")
-        reactive = _replace(policy, prediction=PredictionPolicy(), keep_alive="fixed")
-        baseline = ("reactive", replay(reactive, rec.times, rec.values, args.startup_delay))
     progress.phase("writing outputs", 0.8)
     summary = summary_mod.summarize(result)
     summary["recording"]["path"] = str(recording_path)
@@ -214,8 +220,13 @@ def cmd_replay(args: argparse.Namespace) -> int:
     subtitle = (f"target {policy.target_value:g} per replica, stable {policy.stable_window:g}s, "
                 f"panic {policy.panic_window:g}s at {policy.panic_threshold_percentage:g}%, "
                 f"startup delay {args.startup_delay:g}s")
-    written = outputs.write_all(result, summary, Path(args.out), title=title,
-                                subtitle=subtitle, chart=not args.no_chart, baseline=baseline)
+    try:
+        written = outputs.write_all(result, summary, Path(args.out), title=title,
+                                    subtitle=subtitle, chart=not args.no_chart,
+                                    baseline=baseline)
+    except OSError as exc:
+        raise UsageError(f"--out {args.out}: cannot write there: "
+                         f"{exc.strerror or exc}") from None
     progress.done()
     elapsed = time.perf_counter() - started
     print(summary_mod.format_table(summary, title))
@@ -386,6 +397,20 @@ def format_span(seconds: float) -> str:
     from scaler.policy import format_duration
 
     return format_duration(round(seconds))
+
+
+MAX_TICKS = 32_000_000
+
+
+def _reactive_replay(policy: Policy, rec, startup_delay: float):
+    """The policy without prediction and with the fixed grace period: --compare's twin."""
+    from dataclasses import replace
+
+    from scaler.policy import PredictionPolicy
+    from scaler.replay import replay
+
+    reactive = replace(policy, prediction=PredictionPolicy(), keep_alive="fixed")
+    return replay(reactive, rec.times, rec.values, startup_delay)
 
 
 def _keep_freed_memory() -> None:

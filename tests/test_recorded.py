@@ -321,9 +321,26 @@ def test_load_gives_the_same_arrays_for_lf_and_crlf(data):
     pytest.param(".5", id="leading-dot"),
 ])
 def test_single_value_matches_float(tmp_path, text):
-    rec = recorded.load(write(tmp_path, f"timestamp,value\n{text},{text}\n"))
-    assert rec.times.tobytes() == np.array([float(text)]).tobytes()
+    rec = recorded.load(write(tmp_path, f"timestamp,value\n1,{text}\n"))
     assert rec.values.tobytes() == np.array([float(text)]).tobytes()
+    # Both columns through the parsers directly (timestamps this large are refused as
+    # unix seconds by load(), but the parsing itself must still be exact).
+    body = f"{text},{text}\n".encode()
+    table = recorded._parse_plain_numbers(body, 0, 2)
+    if table is None:   # more than 15 digits: the row path
+        t, v = recorded._parse_rows(body, 2, 1, "rec.csv")
+        table = np.column_stack((t, v))
+    assert table.tobytes() == np.array([[float(text), float(text)]]).tobytes()
+
+
+@pytest.mark.parametrize("stamp", [
+    pytest.param("1772409600000", id="milliseconds"),
+    pytest.param("-5", id="before-1970"),
+    pytest.param("1e300", id="absurd"),
+])
+def test_timestamps_that_are_not_unix_seconds_are_refused(tmp_path, stamp):
+    with pytest.raises(recorded.RecordingError, match="line 3: timestamp .* is not unix seconds"):
+        recorded.load(write(tmp_path, f"timestamp,value\n1,1\n{stamp},1\n"))
 
 
 def test_large_file_spanning_several_chunks(tmp_path):

@@ -11,6 +11,13 @@ from __future__ import annotations
 
 from bisect import bisect_right
 
+# Each simulated replica is a Python float; beyond this a replay would exhaust memory.
+MAX_REPLICAS = 100_000
+
+
+class TooManyReplicas(ValueError):
+    pass
+
 
 class SimulatedWorkload:
     def __init__(self, replicas: int, startup_delay: float = 0.0) -> None:
@@ -33,6 +40,11 @@ class SimulatedWorkload:
         return not self._ready_at or self._ready_at[-1] <= now
 
     def scale(self, now: float, replicas: int) -> None:
+        if replicas > MAX_REPLICAS:
+            raise TooManyReplicas(
+                f"at {now:.0f} the policy asks for {replicas:,} replicas; replay simulates at "
+                f"most {MAX_REPLICAS:,} (is the recording's unit the policy's? e.g. a "
+                "per-second rate against a per-replica target in the same unit)")
         ready_at = self._ready_at
         while len(ready_at) < replicas:
             ready_at.append(now + self.startup_delay)

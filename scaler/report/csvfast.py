@@ -53,6 +53,8 @@ def fixed6_columns(values: np.ndarray) -> list[np.ndarray]:
     """Non-negative floats with up to 6 decimals, trailing zeros dropped; NaN → empty."""
     v = np.asarray(values, dtype=np.float64)
     missing = np.isnan(v)
+    if np.nanmax(v, initial=0.0) >= 9e12:
+        return _formatted_columns(v, missing)   # beyond int64 at 6 decimals
     q = np.rint(np.where(missing, 0.0, v) * 1e6).astype(np.int64)
     whole, frac = np.divmod(q, 1_000_000)
     width = max(1, len(str(int(whole.max(initial=0)))))
@@ -77,6 +79,15 @@ def fixed6_columns(values: np.ndarray) -> list[np.ndarray]:
         for col in columns:
             col[missing] = 0
     return columns
+
+
+def _formatted_columns(v: np.ndarray, missing: np.ndarray) -> list[np.ndarray]:
+    """Python's formatting, for values too large for the integer path (rare, slow)."""
+    texts = ["" if m else (f"{x:.6f}".rstrip("0").rstrip(".")) for x, m in
+             zip(v.tolist(), missing.tolist())]
+    width = max(1, max(map(len, texts)))
+    cells = np.array(texts, dtype=f"S{width}").view(np.uint8).reshape(len(texts), width)
+    return list(cells.T.copy())
 
 
 def int_cells(values: np.ndarray, missing: np.ndarray | None = None) -> np.ndarray:

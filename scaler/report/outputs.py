@@ -96,9 +96,9 @@ def write_all(result: ReplayResult, summary: dict, out_dir: Path, *, title: str,
                 names += _draw_charts(result, demand, staging, title, subtitle, baseline)
             decisions.result()
         out_dir.mkdir(parents=True, exist_ok=True)
-        if not chart:
+        for stale in {CHART, COMPARE_CHART} - set(names):
             # A chart from an earlier run would no longer match these decisions.
-            (out_dir / CHART).unlink(missing_ok=True)
+            (out_dir / stale).unlink(missing_ok=True)
         for name in names:
             os.replace(staging / name, out_dir / name)
         return [out_dir / name for name in names]

@@ -284,10 +284,14 @@ def _checked(times: np.ndarray, values: np.ndarray, source: str, where, column: 
     """Whole-array checks; the first offending row is reported."""
     if not len(times):
         raise RecordingError(f"{source}: empty recording: no samples")
-    bad_time = ~np.isfinite(times)
+    # Unix seconds from 1970 to the year 5138: anything else is a unit mistake (e.g.
+    # milliseconds) that would otherwise become billions of ticks.
+    bad_time = ~(np.isfinite(times) & (times >= 0) & (times < 1e11))
     if bad_time.any():
         i = int(np.argmax(bad_time))
-        raise RecordingError(f"{source}: {where(i)}: timestamp {times[i]} is not finite")
+        raise RecordingError(f"{source}: {where(i)}: timestamp {times[i]:.17g} is not unix "
+                             "seconds (allowed: 0 to 1e11; milliseconds must be divided by "
+                             "1000)")
     bad = ~np.isfinite(values) | (values < 0)
     if bad.any():
         i = int(np.argmax(bad))
@@ -295,6 +299,6 @@ def _checked(times: np.ndarray, values: np.ndarray, source: str, where, column: 
     back = np.diff(times) < 0
     if back.any():
         i = int(np.argmax(back)) + 1
-        raise RecordingError(f"{source}: {where(i)}: timestamp {times[i]:g} is earlier than "
-                             f"the one before ({times[i - 1]:g}); rows must be in time order")
+        raise RecordingError(f"{source}: {where(i)}: timestamp {times[i]:.17g} is earlier than "
+                             f"the one before ({times[i - 1]:.17g}); rows must be in time order")
     return Recording(times=times, values=values, source=source, column=column)
