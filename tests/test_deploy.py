@@ -56,8 +56,22 @@ METRICS = {
     "scaler_tick_duration_seconds", "scaler_metric_errors_total", "scaler_patch_errors_total",
     "scaler_patch_conflicts_total", "scaler_scale_actions_total", "scaler_paused",
     "scaler_leader", "scaler_policy_reload_success", "scaler_policy_reload_timestamp_seconds",
+    "scaler_forecast_value", "scaler_forecast_active", "scaler_tick_errors_total",
 }
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
+def test_the_contract_is_what_the_daemon_exports():
+    from prometheus_client import CollectorRegistry
+
+    from scaler.observability import Metrics
+
+    registry = CollectorRegistry()
+    Metrics(registry)
+    exported = set()
+    for family in registry.collect():
+        exported.add(family.name + ("_total" if family.type == "counter" else ""))
+    assert exported == METRICS
+
+
 PER_POLICY_METRICS = METRICS - {
     "scaler_tick_duration_seconds", "scaler_leader",
     "scaler_policy_reload_success", "scaler_policy_reload_timestamp_seconds",
