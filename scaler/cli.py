@@ -220,6 +220,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
     subtitle = (f"target {policy.target_value:g} per replica, stable {policy.stable_window:g}s, "
                 f"panic {policy.panic_window:g}s at {policy.panic_threshold_percentage:g}%, "
                 f"startup delay {args.startup_delay:g}s")
+    quality = summary.get("forecast")
+    if quality and quality["mae"] is not None:
+        # Forecast quality goes on the chart too, next to the dashed forecast line.
+        subtitle += (f"; forecast ({quality['model']}, {quality['mode']}) MAE "
+                     f"{quality['mae']:.1f}, MAPE {_pct(quality['mape'])}, coverage "
+                     f"{_pct(quality['coverage'])}")
     try:
         written = outputs.write_all(result, summary, Path(args.out), title=title,
                                     subtitle=subtitle, chart=not args.no_chart,
@@ -400,6 +406,10 @@ def format_span(seconds: float) -> str:
 
 
 MAX_TICKS = 32_000_000
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x * 100:.0f}%"
 
 
 def _reactive_replay(policy: Policy, rec, startup_delay: float):
