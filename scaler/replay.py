@@ -22,7 +22,7 @@ ready; no data in the stable window changes nothing that tick.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -55,6 +55,7 @@ class ReplayResult:
     forecast: np.ndarray | None = None     # upper forecast per tick (NaN: none), if predicting
     forecast_point: np.ndarray | None = None
     floor: np.ndarray | None = None        # int64 replica floor per tick (act mode)
+    cache: dict = field(default_factory=dict, repr=False, compare=False)   # for reports
 
     @property
     def end(self) -> float:

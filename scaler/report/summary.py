@@ -21,7 +21,17 @@ from scaler.replay import ReplayResult
 
 
 def per_second(result: ReplayResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(second timestamps, demand, ready replicas) over the replayed span."""
+    """(second timestamps, demand, ready replicas) over the replayed span.
+
+    Computed once per result: the summary and decisions.csv's demand column both use it.
+    """
+    cached = result.cache.get("per_second")
+    if cached is None:
+        cached = result.cache["per_second"] = _per_second(result)
+    return cached
+
+
+def _per_second(result: ReplayResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if not len(result.ticks):
         empty = np.zeros(0)
         return empty.astype(np.int64), empty, empty.astype(np.int64)
