@@ -7,7 +7,6 @@ and the daemon never pay for numpy, Pillow or scipy they don't need.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys

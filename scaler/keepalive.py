@@ -62,8 +62,8 @@ they change nothing and leave the idle clock untouched (design.md, replay semant
 
   - elapsed >= keep-alive: 0;
   - pre-warm > 0: 0 while elapsed < pre-warm (the replicas go at once), then
-    ``prewarm_replicas`` (the caller's choice: scaler.scaling passes the policy's initial replicas, at least 1) while
-    pre-warm <= elapsed < keep-alive — scaled up with no demand, so the next expected
+    ``prewarm_replicas`` (scaler.scaling passes the policy's initial replicas, at least
+    1) while pre-warm <= elapsed < keep-alive — scaled up with no demand, so the next expected
     request finds a warm replica;
   - pre-warm == 0: ``min(current, 1)`` while elapsed < keep-alive — keep one warm replica and
     never scale up from 0 for a zero want — exactly :func:`scaler.zero.replicas_to_set`
