@@ -13,7 +13,6 @@ import pytest
 
 from support.daemon import DaemonProcess, write_kubeconfig, write_policy
 from support.fakekube import FakeKubeAPIServer, deployment
-from support.prometheus import load_exporter, prometheus  # noqa: F401 (module fixtures)
 
 pytestmark = pytest.mark.slow
 

@@ -11,25 +11,10 @@ import socket
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 
 import pytest
 from support.exporter import LoadExporter, steps
 from support.prometheus import INSTALL_HINT, PrometheusNotInstalled, PrometheusServer, eventually
-
-
-# The same fixtures as support.prometheus offers for import, spelled out here (importing
-# them by name reads as a redefinition to linters).
-@pytest.fixture(scope="module")
-def load_exporter() -> Iterator[LoadExporter]:
-    with LoadExporter() as exporter:
-        yield exporter
-
-
-@pytest.fixture(scope="module")
-def prometheus(load_exporter: LoadExporter) -> Iterator[PrometheusServer]:
-    with PrometheusServer([load_exporter.target]) as server:
-        yield server
 
 
 def _value(server: PrometheusServer, promql: str) -> float | None:

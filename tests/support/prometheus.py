@@ -12,7 +12,7 @@ hours of recorded load are queryable at once, without waiting for scrapes.
 Start-up is bounded by Prometheus's scrape manager, which applies targets on a 5 s tick:
 ``/-/ready`` answers within ~0.05 s, the first sample arrives ~6 s after exec. Hence one
 server per test module (the module-scoped fixtures ``load_exporter`` and ``prometheus``
-below, imported by name) and never one per test.
+in tests/conftest.py) and never one per test.
 """
 
 from __future__ import annotations
@@ -28,14 +28,12 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-import pytest
 
-from support.exporter import LoadExporter
 
 T = TypeVar("T")
 
@@ -329,21 +327,6 @@ def _die_with_parent() -> None:
         pass
 
 
-# -- fixtures: import them into a test module for one exporter + server per module ----------
-
-
-@pytest.fixture(scope="module")
-def load_exporter() -> Iterator[LoadExporter]:
-    with LoadExporter() as exporter:
-        yield exporter
-
-
-@pytest.fixture(scope="module")
-def prometheus(load_exporter: LoadExporter) -> Iterator[PrometheusServer]:
-    with PrometheusServer([load_exporter.target]) as server:
-        yield server
-
-
 def eventually(check: Callable[[], T], timeout: float = 15.0, interval: float = 0.2) -> T:
     """Call ``check`` until it returns a truthy value; fail with its last result.
 
@@ -366,8 +349,6 @@ __all__ = [
     "PrometheusServer",
     "eventually",
     "free_port",
-    "load_exporter",
     "openmetrics",
-    "prometheus",
 ]
 
