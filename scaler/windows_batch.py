@@ -16,17 +16,11 @@ from scaler.windows import LINEAR, go_pow_int, smoothing_coefficient
 
 
 
-def _running_bucket_sums(buckets: np.ndarray, values: np.ndarray) -> np.ndarray:
+def _running_bucket_sums(values: np.ndarray, rank: np.ndarray) -> np.ndarray:
     """For each sample, the sum of its bucket's samples up to and including it, added
-    left to right from 0.0 exactly as ``buckets[i] += v`` does one record at a time."""
-    n = len(values)
-    run_start = np.ones(n, dtype=bool)
-    run_start[1:] = buckets[1:] != buckets[:-1]
-    start_pos = np.flatnonzero(run_start)
-    rank = np.arange(n) - np.repeat(start_pos, np.diff(np.append(start_pos, n)))
+    left to right from 0.0 exactly as ``buckets[i] += v`` does one record at a time.
+    ``rank`` is each sample's position within its bucket (0 for the first)."""
     sums = values.copy()
-    if not n:
-        return sums
     # Samples sharing a bucket are rare; add them in order, one rank at a time.
     for r in range(1, int(rank.max(initial=0)) + 1):
         pos = np.flatnonzero(rank == r)
@@ -60,7 +54,8 @@ class BatchWindows:
             self.sample_pos = np.cumsum(starts) - 1          # index of each sample's bucket
             self.bucket_first_sample = np.flatnonzero(starts)
             self.bucket = self.sample_bucket[self.bucket_first_sample]   # written buckets
-            self.running = _running_bucket_sums(self.sample_bucket, self.values)
+            rank = np.arange(ns) - self.bucket_first_sample[self.sample_pos]
+            self.running = _running_bucket_sums(self.values, rank)
             self.bucket_sum = self.running[np.append(self.bucket_first_sample[1:], ns) - 1]
         # One sample in every second, no gaps: the common shape of a recording, whose
         # update sequence is a simple interleave (see _dense_running_totals).
