@@ -1,7 +1,7 @@
 """Forecast speed: one refit on 14 days of 1-minute history, and forecast_series on a
 14-day recording at 1 s resolution (1,209,600 samples, 604,800 ticks every 2 s).
 
-The recording is scaler.synthetic.diurnal_weekly(days=14) (S1, seeded). A refit runs inside
+The recording is tools/synthetic.py's diurnal_weekly(days=14) (S1, seeded). A refit runs inside
 the daemon's tick that completes a bucket, so its budget is 200 ms; forecast_series is what
 replay runs with prediction on, so it should take a few seconds for 14 days.
 
@@ -12,12 +12,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-from scaler.predict import PredictionSpec, _HoltWinters, forecast_series, quality, realised
-from scaler.synthetic import DAY, diurnal_weekly
+from scaler.decide.predict import forecast_series, quality, realised
+from scaler.decide.predict.models import HoltWinters
+from scaler.policy import PredictionPolicy
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+from synthetic import DAY, diurnal_weekly  # noqa: E402
 
 REFIT_BUDGET_MS = 200.0
 SERIES_BUDGET_S = 5.0
@@ -36,13 +42,13 @@ def refit_times(history: np.ndarray, k0: int, seasons: tuple[int, ...],
                 runs: int) -> tuple[float, float]:
     """(cold fit, warm refit) in ms: what Forecaster runs on its 14-day history."""
     def cold() -> None:
-        _HoltWinters(seasons).fit(history, k0)
+        HoltWinters(seasons).fit(history, k0)
 
-    warm_model = _HoltWinters(seasons)
+    warm_model = HoltWinters(seasons)
     warm_model.fit(history[:-60], k0)           # fitted an hour ago
 
     def warm() -> None:
-        model = _HoltWinters(seasons)
+        model = HoltWinters(seasons)
         model.z, model.x = warm_model.z, warm_model.x
         model.fit(history, k0)
 
@@ -75,16 +81,16 @@ def main() -> int:
     recordings = {14: (times, values, ticks), 21: (long_times, long_values, long_ticks)}
     cases = [
         # [1d, 7d] with minHistory 2 first fits at day 14: run it over 21 days
-        ("holt-winters [1d]", PredictionSpec(), 14),
-        ("linear", PredictionSpec(model="linear"), 14),
-        ("ewma", PredictionSpec(model="ewma"), 14),
-        ("holt-winters [1d, 7d]", PredictionSpec(seasonality=(DAY, 7 * DAY)), 21),
+        ("holt-winters [1d]", PredictionPolicy(), 14),
+        ("linear", PredictionPolicy(model="linear"), 14),
+        ("ewma", PredictionPolicy(model="ewma"), 14),
+        ("holt-winters [1d, 7d]", PredictionPolicy(seasonality=(DAY, 7 * DAY)), 21),
     ]
     for label, spec, days in cases:
         rec_times, rec_values, rec_ticks = recordings[days]
         series = None
 
-        def run(spec: PredictionSpec = spec, rec: tuple = recordings[days]) -> None:
+        def run(spec: PredictionPolicy = spec, rec: tuple = recordings[days]) -> None:
             nonlocal series
             series = forecast_series(spec, *rec)
 

@@ -1,7 +1,7 @@
 """Does prediction (and the histogram keep-alive) beat reactive KPA? Measured on replays.
 
-Every figure comes from `scaler.replay.replay` — the same engine `scaler replay` runs —
-on seeded synthetic loads (scaler.synthetic) that stand for the evaluation shapes of
+Every figure comes from `scaler.replay.engine.replay` — the same engine `scaler replay`
+runs — on seeded synthetic loads (tools/synthetic.py) that stand for the evaluation shapes of
 reference/predictive.md §4.1, each at start-up delays of 10 s and 60 s:
 
 * seasonal: 14 days of diurnal + weekly load (S1). Prediction (Holt-Winters, season 1d,
@@ -24,13 +24,16 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
-from scaler import synthetic
 from scaler.policy import Policy, PredictionPolicy
-from scaler.replay import replay
-from scaler.report.summary import summarize
+from scaler.replay.engine import replay
+from scaler.replay.report.summary import summarize
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+import synthetic  # noqa: E402
 
 DELAYS = (10.0, 60.0)
 

@@ -1,6 +1,6 @@
 """Replay speed and memory on a 14-day recording at 1 s resolution (1,209,600 samples).
 
-Generates the recording (scaler.synthetic.diurnal_weekly, seeded) once into
+Generates the recording (tools/synthetic.py's diurnal_weekly, seeded) once into
 benchmarks/out/, then runs the real command — `scaler replay RECORDING --out DIR` in a
 fresh process, parsing and every output (decisions.csv, summary.json, chart.png)
 included — several times, and reports the median wall time, samples per second and the
@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from scaler.synthetic import diurnal_weekly
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+from synthetic import diurnal_weekly  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out"
 TARGET_SAMPLES_PER_SECOND = 1_000_000

@@ -1,30 +1,21 @@
-"""The ``scaler`` command: wires objects together, nothing else.
+"""The ``scaler`` command: parse the arguments, call ``scaler.app``, print, exit.
 
-Heavy libraries are imported inside the subcommand that uses them, so ``scaler validate``
-and the daemon never pay for numpy, Pillow or scipy they don't need.
+Exit codes: 0 done, 2 bad input (one line per problem on stderr, never a traceback),
+130 interrupted. Importing this module loads no heavy library; ``scaler.app`` imports
+what a command needs when it runs.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
-import time
-from pathlib import Path
 
-from scaler import __version__
-from scaler.policy import Policy, PolicyError
-
-PACKAGE_DIR = Path(__file__).resolve().parent
-DEFAULT_POLICY = PACKAGE_DIR / "policies" / "default.yaml"
-DEFAULT_RECORDING = PACKAGE_DIR / "recordings" / "default.csv"
+from scaler import __version__, app
+from scaler.app import UsageError
+from scaler.policy import PolicyError, format_duration
 
 EXIT_BAD_INPUT = 2
-
-
-class UsageError(Exception):
-    """Bad input from the user: printed as one clear message, exit code 2."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,306 +125,60 @@ def _prometheus_flags(p: argparse.ArgumentParser) -> None:
                    help="extra header on every query (repeatable), e.g. X-Scope-OrgID:team")
 
 
-# ------------------------------------------------------------------------------ validate
+def _connection(args: argparse.Namespace):
+    return app.prometheus_connection(
+        args.prometheus_url, bearer_token_file=args.prometheus_bearer_token_file,
+        basic_auth=args.prometheus_basic_auth, ca_file=args.prometheus_ca_file,
+        insecure_skip_verify=args.prometheus_insecure_skip_verify,
+        headers=args.prometheus_header)
+
+
+# -------------------------------------------------------------------------------- commands
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from scaler import policy_files
-
-    path = Path(args.path)
-    if not path.exists():
-        raise UsageError(f"{path}: no such file or directory")
-    policies = policy_files.load(path)
-    for p in policies:
-        print(p.describe())
+    for policy in app.load_policies(args.path):
+        print(policy.describe())
     return 0
-
-
-# -------------------------------------------------------------------------------- replay
-
-def select_policy(path: str | None, name: str | None) -> Policy:
-    from scaler import policy_files
-
-    source = Path(path) if path else DEFAULT_POLICY
-    if not source.exists():
-        raise UsageError(f"{source}: no such policy file or directory")
-    policies = policy_files.load(source)
-    if name is not None:
-        chosen = [p for p in policies if p.name == name]
-        if not chosen:
-            raise UsageError(f"{source}: no policy named {name!r} (found: "
-                             f"{', '.join(p.name for p in policies)})")
-        return chosen[0]
-    if len(policies) > 1:
-        raise UsageError(f"{source}: holds {len(policies)} policies "
-                         f"({', '.join(p.name for p in policies)}); pick one with --name")
-    return policies[0]
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    _keep_freed_memory()
-    started = time.perf_counter()
-    from scaler.report import outputs, summary as summary_mod
-    from scaler.report.progress import Progress
-    from scaler.replay import replay
-    from scaler.sources import recorded
+    from scaler.replay.report.progress import Progress
 
-    if not (math.isfinite(args.startup_delay) and args.startup_delay >= 0):
-        raise UsageError(f"--startup-delay: {args.startup_delay:g} is not allowed "
-                         "(a number of seconds >= 0)")
-    policy = select_policy(args.policy, args.name)
-    if args.compare and not (policy.prediction.enabled or policy.keep_alive == "histogram"):
-        raise UsageError(f"--compare: policy {policy.name} has neither spec.prediction "
-                         "enabled nor spec.scaleToZero.keepAlive: histogram; there is "
-                         "nothing to compare it with")
-    recording_path = Path(args.recording) if args.recording else DEFAULT_RECORDING
-    progress = Progress(sys.stderr)
-    progress.phase("reading recording", 0.0)
-    try:
-        rec = recorded.load(recording_path, args.column)
-    except recorded.RecordingError as exc:
-        raise UsageError(str(exc)) from None
-    progress.phase("replaying", 0.15)
-    ticks = (rec.times[-1] - rec.times[0]) / policy.tick_interval
-    if ticks > MAX_TICKS:
-        raise UsageError(f"{rec.source}: spans {ticks:,.0f} ticks of {policy.tick_interval:g}s; "
-                         f"replay handles up to {MAX_TICKS:,} (about a year at 1 s)")
-    from scaler.actuators.simulated import TooManyReplicas
+    run = app.run_replay(args.recording, policy_path=args.policy, name=args.name,
+                         column=args.column, out=args.out, startup_delay=args.startup_delay,
+                         chart=not args.no_chart, compare=args.compare,
+                         progress=Progress(sys.stderr))
+    from scaler.replay.report.summary import format_compare, format_table
 
-    try:
-        result = replay(policy, rec.times, rec.values, args.startup_delay,
-                        progress=lambda f: progress.update(0.15 + 0.6 * f))
-        baseline = None
-        if args.compare:
-            baseline = ("reactive", _reactive_replay(policy, rec, args.startup_delay))
-    except TooManyReplicas as exc:
-        raise UsageError(f"{rec.source}: {exc}") from None
-    if not len(result.ticks):
-        raise UsageError(f"{rec.source}: the recording spans less than one tick "
-                         f"({policy.tick_interval:g}s); nothing to replay")
-    progress.phase("writing outputs", 0.8)
-    summary = summary_mod.summarize(result)
-    summary["recording"]["path"] = str(recording_path)
-    if baseline is not None:
-        summary["compare"] = {baseline[0]: summary_mod.summarize(baseline[1])}
-    title = f"scaler replay: {recording_path.name} with policy {policy.name}"
-    subtitle = (f"target {policy.target_value:g} per replica, stable {policy.stable_window:g}s, "
-                f"panic {policy.panic_window:g}s at {policy.panic_threshold_percentage:g}%, "
-                f"startup delay {args.startup_delay:g}s")
-    quality = summary.get("forecast")
-    if quality and quality["mae"] is not None:
-        # Forecast quality goes on the chart too, next to the dashed forecast line.
-        subtitle += (f"; forecast ({quality['model']}, {quality['mode']}) MAE "
-                     f"{quality['mae']:.1f}, MAPE {_pct(quality['mape'])}, coverage "
-                     f"{_pct(quality['coverage'])}")
-    try:
-        written = outputs.write_all(result, summary, Path(args.out), title=title,
-                                    subtitle=subtitle, chart=not args.no_chart,
-                                    baseline=baseline)
-    except OSError as exc:
-        raise UsageError(f"--out {args.out}: cannot write there: "
-                         f"{exc.strerror or exc}") from None
-    progress.done()
-    elapsed = time.perf_counter() - started
-    print(summary_mod.format_table(summary, title))
-    if baseline is not None:
+    print(format_table(run.summary, run.title))
+    if run.baseline is not None:
+        name = run.baseline[0]
         print()
-        print(summary_mod.format_compare(baseline[0], summary["compare"][baseline[0]],
-                                         policy.name, summary,
-                                         f"compared with the reactive policy "
-                                         f"(startup delay {args.startup_delay:g}s)"))
-    print(f"\nwrote {', '.join(str(p) for p in written)} "
-          f"({len(rec):,} samples in {elapsed:.2f}s)")
+        print(format_compare(name, run.summary["compare"][name], run.policy.name, run.summary,
+                             f"compared with the reactive policy "
+                             f"(startup delay {args.startup_delay:g}s)"))
+    print(f"\nwrote {', '.join(str(p) for p in run.written)} "
+          f"({run.samples:,} samples in {run.seconds:.2f}s)")
     return 0
-
-
-# ---------------------------------------------------------------------------------- run
-
-def _connection(args: argparse.Namespace):
-    from scaler.sources.prometheus import Connection
-
-    if not args.prometheus_url:
-        raise UsageError("--prometheus-url (or PROMETHEUS_URL) is required")
-    basic = None
-    if args.prometheus_basic_auth:
-        user, sep, password_file = args.prometheus_basic_auth.partition(":")
-        if not sep or not user:
-            raise UsageError("--prometheus-basic-auth: expected USER:PASSWORD_FILE")
-        try:
-            basic = (user, Path(password_file).read_text().strip())
-        except OSError as exc:
-            raise UsageError(f"--prometheus-basic-auth: {password_file}: {exc.strerror}") from None
-    headers = {}
-    for item in args.prometheus_header:
-        name, sep, value = item.partition(":")
-        if not sep or not name.strip():
-            raise UsageError(f"--prometheus-header {item!r}: expected NAME:VALUE")
-        headers[name.strip()] = value.strip()
-    try:
-        return Connection(args.prometheus_url, bearer_token_file=args.prometheus_bearer_token_file,
-                          basic_auth=basic, ca_bundle=args.prometheus_ca_file,
-                          insecure_skip_verify=args.prometheus_insecure_skip_verify,
-                          headers=headers)
-    except ValueError as exc:
-        raise UsageError(str(exc)) from None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import signal
-    import threading
-
-    import structlog
-    from prometheus_client import CollectorRegistry
-
-    from scaler import observability, policy_files
-    from scaler.actuators.kubernetes import KubeClient, KubernetesActuator
-    from scaler.clock import SystemClock
-    from scaler.loop import Daemon
-    from scaler.sources.prometheus import PrometheusSource
-
-    fmt = {"auto": None, "json": True, "console": False}[args.log_format]
-    observability.configure_logging(json=fmt)
-    log = structlog.get_logger("scaler")
-    policy_path = Path(args.policy)
-    if not policy_path.exists():
-        raise UsageError(f"{policy_path}: no such policy file or directory")
-    policies = policy_files.load(policy_path)
-    connection = _connection(args)
-    if args.leader_elect and not args.lease_namespace:
-        raise UsageError("--leader-elect needs --lease-namespace (or POD_NAMESPACE)")
-
-    stop = threading.Event()
-    clock = SystemClock()
-    try:
-        client = KubeClient.from_config(args.kubeconfig)
-    except Exception as exc:   # kubeconfig missing, malformed, or not in a cluster
-        raise UsageError(f"cannot load Kubernetes configuration: {exc}") from None
-    # Requests are short (a tick's worth of seconds) and capped at 3 s, so an answer still
-    # in flight at SIGTERM cannot hold shutdown past its 5 s budget.
-    source = PrometheusSource(connection, clock=clock, shutdown=stop, request_timeout=3.0)
-    actuator = KubernetesActuator(client, stop=stop)
-    registry = CollectorRegistry()
-    metrics = observability.Metrics(registry)
-    elector = None
-    if args.leader_elect:
-        from scaler.lease import LeaderElector
-
-        elector = LeaderElector(client, args.lease_namespace, args.lease_name,
-                                identity=os.environ.get("POD_NAME") or None, clock=clock,
-                                stop=stop)
-    daemon = Daemon(policies, source=source, actuator=actuator, clock=clock, metrics=metrics,
-                    policy_path=policy_path, dry_run=args.dry_run,
-                    is_leader=elector.is_leader if elector else None, stop=stop)
-
-    signal.signal(signal.SIGTERM, lambda *_: daemon.request_stop())
-    signal.signal(signal.SIGINT, lambda *_: daemon.request_stop())
-    signal.signal(signal.SIGHUP, lambda *_: daemon.request_reload())
-    try:
-        metrics_server = observability.serve_metrics(registry, args.metrics_port,
-                                                     args.bind_address)
-        health = observability.HealthServer(args.health_port, healthy=daemon.healthy,
-                                            ready=daemon.ready,
-                                            host=args.bind_address).start()
-    except OSError as exc:
-        raise UsageError(f"cannot listen: {exc.strerror or exc}") from None
-    lease_thread = elector.start() if elector else None
-    log.info("serving", metrics_port=args.metrics_port, health_port=args.health_port,
-             prometheus=connection.url, kubernetes=client.host,
-             leader_election=bool(elector))
-    try:
-        daemon.run()
-    finally:
-        stop.set()
-        if lease_thread is not None:
-            lease_thread.join(timeout=2)   # releases the lease for a fast takeover
-        health.stop()
-        metrics_server.shutdown()
-        source.close()
-        actuator.close()
-    return 0
-
-
-# ------------------------------------------------------------------------------- record
-
-def parse_time(text: str, now: float) -> float:
-    """Unix seconds, an RFC 3339 time with a zone, "now", or now minus a duration."""
-    from scaler.policy import parse_duration
-    from scaler.times import parse_timestamp
-
-    value = text.strip()
-    if value == "now":
-        return now
-    try:
-        for prefix in ("now-", "-"):
-            if value.startswith(prefix):
-                return now - parse_duration(value[len(prefix):])
-        return parse_timestamp(value)
-    except ValueError as exc:
-        raise UsageError(f"{exc} (times are unix seconds, RFC 3339, now, or now-6h)") from None
+    app.configure_logging(args.log_format)
+    policies = app.load_policies(args.policy)
+    parts = app.build_daemon(
+        policies, args.policy, _connection(args), kubeconfig=args.kubeconfig,
+        dry_run=args.dry_run, leader_elect=args.leader_elect, lease_name=args.lease_name,
+        lease_namespace=args.lease_namespace)
+    return app.serve(parts, metrics_port=args.metrics_port, health_port=args.health_port,
+                     bind_address=args.bind_address, dry_run=args.dry_run)
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    from scaler.policy import parse_duration
-    from scaler.record import RecordError, record
-    from scaler.sources.prometheus import PrometheusSource
-
-    now = time.time()
-    start = parse_time(args.start, now)
-    end = parse_time(args.end, now)
-    try:
-        step = parse_duration(args.step)
-    except ValueError as exc:
-        raise UsageError(f"--step: {exc}") from None
-    if step <= 0:
-        raise UsageError("--step must be positive")
-    if end < start:
-        raise UsageError(f"--end ({args.end}) is before --start ({args.start})")
-    # A week at 1 s is ~55 range queries; give them time (the daemon's budget is a tick).
-    with PrometheusSource(_connection(args), history_timeout=600.0) as source:
-        try:
-            done = record(source, args.query, start, end, step, args.out)
-        except (RecordError, ValueError) as exc:
-            raise UsageError(str(exc)) from None
+    span = app.record_range(args.start, args.end, args.step)
+    done = app.record(_connection(args), args.query, args.out, span)
     print(f"wrote {done.path}: {done.points:,} points from {done.first:.0f} to "
-          f"{done.last:.0f} ({format_span(done.last - done.first)})")
+          f"{done.last:.0f} ({format_duration(round(done.last - done.first))})")
     return 0
-
-
-def format_span(seconds: float) -> str:
-    from scaler.policy import format_duration
-
-    return format_duration(round(seconds))
-
-
-MAX_TICKS = 32_000_000
-
-
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{x * 100:.0f}%"
-
-
-def _reactive_replay(policy: Policy, rec, startup_delay: float):
-    """The policy without prediction and with the fixed grace period: --compare's twin."""
-    from dataclasses import replace
-
-    from scaler.policy import PredictionPolicy
-    from scaler.replay import replay
-
-    reactive = replace(policy, prediction=PredictionPolicy(), keep_alive="fixed")
-    return replay(reactive, rec.times, rec.values, startup_delay)
-
-
-def _keep_freed_memory() -> None:
-    """Replay allocates and frees many array temporaries of a few MB. By default glibc
-    returns each to the kernel and faults it back in on the next allocation (about 15 ms
-    per 10 MB here); keeping freed memory in the heap makes large replays ~15 % faster."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 32 << 20)    # M_MMAP_THRESHOLD: its maximum, 32 MiB
-        libc.mallopt(-1, 1 << 30)     # M_TRIM_THRESHOLD
-    except (OSError, AttributeError):
-        pass
 
 
 if __name__ == "__main__":

@@ -14,12 +14,9 @@ from structlog.testing import capture_logs
 from support.fakekube import FakeKubeAPIServer, deployment, replicaset, rollout, statefulset
 
 from scaler.actuators import ActuatorError, Conflict, ScaleStatus
-from scaler.actuators.kubernetes import (
-    KubeClient,
-    KubernetesActuator,
-    TransientError,
-    from_config,
-)
+from scaler.actuators.kubernetes import KubernetesActuator, from_config
+from scaler.clock import ManualClock
+from scaler.kube import KubeClient, TransientError
 from scaler.policy import ScaleTargetRef
 
 WEB = ScaleTargetRef("web")
@@ -229,6 +226,27 @@ def test_a_passed_deadline_sends_nothing(server: FakeKubeAPIServer,
         actuator.read(WEB, deadline=time.monotonic() - 1)
     assert err.value.reason == "timeout"
     assert server.requests == []
+
+
+def test_deadlines_and_events_follow_the_injected_clock(server: FakeKubeAPIServer,
+                                                        tmp_path: Path) -> None:
+    """Every time the actuator needs comes from its clock: a manual clock that stands
+    still at 2026-03-02T00:00:00Z stamps and names the events, and its deadlines bind."""
+    clock = ManualClock(1_772_409_600.0)
+    client = KubeClient.from_config(str(write_kubeconfig(tmp_path / "kc", server.url)))
+    act = KubernetesActuator(client, clock=clock)
+    with pytest.raises(ActuatorError) as err:
+        act.read(WEB, deadline=clock.monotonic() - 1)   # past on this clock, not the system's
+    assert err.value.reason == "timeout" and server.requests == []
+    for replicas in (3, 4):   # two scales at the same instant
+        status = act.read(WEB)
+        act.scale(WEB, replicas, resource_version=status.resource_version, reason="ScaledUp",
+                  message="more load")
+    events = server.list("Event", "default")
+    nanos = 1_772_409_600 * 10**9
+    assert {e["metadata"]["name"] for e in events} == {f"web.{nanos:x}", f"web.{nanos + 1:x}"}
+    assert {e["firstTimestamp"] for e in events} == {"2026-03-02T00:00:00Z"}
+    act.close()
 
 
 def test_shutdown_stops_retrying_at_once(server: FakeKubeAPIServer, tmp_path: Path,

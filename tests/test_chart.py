@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from scaler.report import chart
-from scaler.report.chart import (
+from scaler.replay.report import chart
+from scaler.replay.report.chart import (
     BOTTOM_PANEL,
     PLOT_LEFT,
     PLOT_WIDTH,
@@ -92,7 +92,7 @@ def test_writes_a_valid_png_of_the_documented_size(tmp_path: Path) -> None:
 
 def test_importing_the_module_loads_neither_pillow_nor_matplotlib() -> None:
     code = (
-        "import sys; import scaler.report.chart\n"
+        "import sys; import scaler.replay.report.chart\n"
         "heavy = [m for m in sys.modules if m.split('.')[0] in ('PIL', 'matplotlib')]\n"
         "print(heavy)"
     )

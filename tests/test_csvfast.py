@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scaler.report import csvfast
+from scaler.replay.report import csvfast
 
 INT64 = st.integers(min_value=-(2**63) + 1, max_value=2**63 - 1)
 SMALL_INTS = st.integers(min_value=-10**6, max_value=10**6)

@@ -60,7 +60,11 @@ def test_load_up_down_to_zero_and_back(tmp_path, kube, load_exporter, prometheus
         daemon.wait_for(lambda: replicas(server, "web") == 2, 20, "scale from zero")
         events = [e for e in server.list("Event") if e["involvedObject"]["name"] == "web"]
         assert {"ScaledUp", "ScaledToZero"} <= {e["reason"] for e in events}
-        assert daemon.metric("scaler_scale_actions_total", policy="web", direction="up") >= 2
+        # The write lands on the API server before the daemon ends its tick (the Event, then
+        # the counter): wait up to 5 s for the counter rather than race it.
+        daemon.wait_for(lambda: (daemon.metric("scaler_scale_actions_total", policy="web",
+                                               direction="up") or 0) >= 2,
+                        5, "both scale-ups counted")
         code, seconds = daemon.terminate()
     assert code == 0 and seconds < 5
 

@@ -62,7 +62,7 @@ HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 def test_the_contract_is_what_the_daemon_exports():
     from prometheus_client import CollectorRegistry
 
-    from scaler.observability import Metrics
+    from scaler.daemon.observability import Metrics
 
     registry = CollectorRegistry()
     Metrics(registry)

@@ -1,19 +1,24 @@
-"""scaler.keepalive: the hybrid histogram keep-alive of Serverless in the Wild.
+"""scaler.decide.zero: the hybrid histogram keep-alive of Serverless in the Wild, and the
+two scale-to-zero strategies as the pipeline chooses and drives them.
 
 Windows are worked out by hand from the formulas in the module docstring (dslab's:
 pre-warm = head bin's lower edge × 0.9, keep-alive = tail bin's upper edge × 1.1); the step
 function is walked through a scripted idle period tick by tick, and held to
-scaler.zero.replicas_to_set whenever the histogram is not trusted.
+the fixed grace (scaler.decide.zero.grace) whenever the histogram is not trusted.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scaler import zero
-from scaler.keepalive import (
+from scaler.decide.zero import STRATEGIES, for_policy
+from scaler.decide.zero.grace import FixedGrace, ZeroState, grace_step
+from scaler.decide.zero.histogram import (
+    HistogramKeepAlive,
     HistogramPolicy,
     IdleHistogram,
     KeepAliveState,
@@ -22,6 +27,8 @@ from scaler.keepalive import (
     schedule,
     windows,
 )
+from scaler.policy import Policy, PredictionPolicy
+from scaler.policy.model import KEEP_ALIVE
 
 MIN = 60.0
 GRACE = 30.0
@@ -223,13 +230,57 @@ def test_learns_from_a_periodic_workload():
 @given(st.lists(st.integers(0, 3), min_size=1, max_size=120),
        st.integers(0, 3), st.sampled_from([0.0, 4.0, 30.0]))
 def test_untrusted_histogram_is_exactly_the_fixed_grace(counts, current, grace):
-    # Fewer than 10 idle periods: keepalive_step must do what scaler.zero does.
+    # Fewer than 10 idle periods: keepalive_step must do what the fixed grace does.
     ka = KeepAliveState()
-    zs = zero.ZeroState()
+    zs = ZeroState()
     cur_ka = cur_z = current
     for i, c in enumerate(counts):
         now = 2.0 * i
         cur_ka, ka = keepalive_step(ka, now, c, cur_ka, fallback_grace=grace)
-        cur_z, zs = zero.replicas_to_set(c, cur_z, now, zs, min_replicas=0, max_replicas=0,
-                                         grace_period=grace)
+        cur_z, zs = grace_step(zs, now, c, cur_z, grace_period=grace)
         assert cur_ka == cur_z
+
+
+# --------------------------------------------------------------------------------------
+# The strategies behind scaler.decide.zero.ScaleToZero, as the pipeline uses them
+
+
+def test_every_keep_alive_a_policy_may_name_has_a_strategy():
+    assert sorted(STRATEGIES) == sorted(KEEP_ALIVE)
+
+
+def test_the_policy_chooses_and_configures_the_strategy():
+    fixed = for_policy(replace(Policy(), scale_to_zero_grace_period=45.0))
+    assert isinstance(fixed, FixedGrace) and fixed.grace_period == 45.0
+    hist = for_policy(replace(Policy(), keep_alive="histogram", initial_replicas=0,
+                              prediction=replace(PredictionPolicy(), horizon=90.0)))
+    assert isinstance(hist, HistogramKeepAlive)
+    # pre-warm brings back at least one replica, early by the forecast horizon
+    assert (hist.fallback_grace, hist.prewarm_replicas, hist.lead) == (30.0, 1, 90.0)
+
+
+def test_a_reload_keeps_the_clock_of_the_same_strategy_and_resets_another():
+    fixed = for_policy(Policy())
+    assert fixed.replicas(0, 3, 100.0) == 1          # the grace clock starts at 100
+    again = for_policy(replace(Policy(), scale_to_zero_grace_period=10.0), fixed)
+    assert again.state == ZeroState(100.0) and again.grace_period == 10.0
+    assert again.replicas(0, 1, 110.0) == 0           # 10 s later, with the new grace
+    other = for_policy(replace(Policy(), keep_alive="histogram"), fixed)
+    assert other.state == KeepAliveState()
+
+
+def test_fixed_grace_settles_only_when_no_clock_runs():
+    g = FixedGrace(30.0)
+    assert g.replicas(4, 4, 0.0) == 4 and g.settled(0.0, 4) and g.remaining(0.0) is None
+    assert g.replicas(0, 4, 2.0) == 1 and not g.settled(2.0, 1)
+    assert g.remaining(12.0) == 20.0
+    assert g.replicas(0, 1, 32.0) == 0 and g.settled(32.0, 0)
+
+
+def test_histogram_keep_alive_settles_only_past_the_keep_alive():
+    h = HistogramKeepAlive(GRACE)
+    h.state = KeepAliveState(hist=hist_of(*[600.0] * 20), used=True)
+    assert h.replicas(0, 3, 0.0) == 0                 # pre-warm 540 > 0: to zero at once
+    assert not h.settled(0.0, 0) and h.remaining(0.0) == 726.0
+    assert h.replicas(0, 0, 540.0) == 1               # pre-warmed
+    assert h.replicas(0, 1, 726.0) == 0 and h.settled(726.0, 0)

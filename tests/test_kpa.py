@@ -1,4 +1,5 @@
-"""scaler.kpa: Knative's KPA decider, case by case against reference/knative-kpa.md.
+"""scaler.kpa: Knative's KPA decider, case by case against reference/knative-kpa.md, and
+the helpers replay's fast engine uses to skip ticks (scaler.decide.kpa).
 
 Every expected value below was worked out by hand from the reference (§3 the decider,
 §3.4 the scale-down-delay max window, §6 timelines, §8 quick formulas); the arithmetic is
@@ -11,12 +12,15 @@ import copy
 import dataclasses
 import math
 
+import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from scaler.decide import kpa_batch
+from scaler.decide.kpa import Steady, excess_burst_capacity, fast_forward, panic_limit, steady
+from scaler.decide.windows import BucketWindow
 from scaler.kpa import DeciderSpec, DeciderState, Decision, decide, go_int32, initial_state
-from scaler.windows import BucketWindow
 
 INT32_MIN = -(2**31)
 NOW = 1000.0
@@ -713,3 +717,139 @@ def test_desired_within_rate_bounds_and_state_not_mutated(
     snapshot = copy.deepcopy(state)
     decide(sp, state, NOW, ready, stable, panic)
     assert state == snapshot
+
+
+# --------------------------------------------------------------------------------------
+# What replay's fast engine asks of the decider: steady ticks, fast-forward, the panic
+# limit and the burst-capacity formula (scaler.decide.kpa and its array forms).
+
+
+@pytest.mark.parametrize(("ready", "threshold", "limit"), [
+    pytest.param(3, 2.0, 6, id="3-ready-at-200%:6/3=2.0"),
+    pytest.param(1, 2.0, 2, id="1-ready-at-200%"),
+    pytest.param(0, 2.0, 2, id="0-ready-counts-as-1"),
+    pytest.param(10, 1.1, 11, id="10-ready-at-110%"),
+    pytest.param(7, 3.5, 25, id="7-ready-at-350%:24.5->25"),
+])
+def test_panic_limit(ready: int, threshold: float, limit: int) -> None:
+    assert panic_limit(ready, threshold) == limit
+
+
+@settings(max_examples=500, deadline=None)
+@given(ready=st.integers(0, 10_000), threshold=st.floats(1.1, 10),
+       dppc=st.integers(0, 200_000))
+def test_panic_limit_is_exactly_the_panic_test(ready: int, threshold: float, dppc: int) -> None:
+    over = dppc / float(max(1, ready)) >= threshold   # decide's own test
+    assert over == (dppc >= panic_limit(ready, threshold))
+
+
+def test_excess_burst_capacity_numbers() -> None:
+    assert excess_burst_capacity(DEFAULTS, 3, 70.0) == 19        # floor(300 − 211 − 70)
+    assert excess_burst_capacity(DEFAULTS, 2, 70.0) == -81
+    assert excess_burst_capacity(spec(target_burst_capacity=0.0), 3, 70.0) == 0
+    assert excess_burst_capacity(spec(target_burst_capacity=-1.0), 3, 70.0) == -1
+    assert excess_burst_capacity(spec(total_value=1e30), 3, 0.0) == INT32_MIN
+
+
+@settings(max_examples=200, deadline=None)
+@given(tbc=st.sampled_from([-1.0, 0.0, 211.0, 0.5]), total=st.sampled_from([1.0, 100.0, 1e12]),
+       ready=st.lists(st.integers(0, 5000), min_size=1, max_size=20),
+       panic=st.lists(st.one_of(st.floats(0, 1e7), st.just(math.nan)), min_size=20,
+                      max_size=20))
+def test_excess_burst_capacity_array_form_is_the_scalar_one(
+    tbc: float, total: float, ready: list[int], panic: list[float],
+) -> None:
+    sp = spec(target_burst_capacity=tbc, total_value=total)
+    panic = panic[:len(ready)]
+    got = kpa_batch.excess_burst_capacity(sp, np.array(ready), np.array(panic))
+    want = [math.nan if math.isnan(p) else excess_burst_capacity(sp, r, p)
+            for r, p in zip(ready, panic)]
+    np.testing.assert_array_equal(got, np.array(want, dtype=np.float64))
+
+
+def test_raw_counts_array_form() -> None:
+    got = kpa_batch.raw_counts(DEFAULTS, np.array([211.0, 210.0, 0.0, math.nan]))
+    np.testing.assert_array_equal(got, [4.0, 3.0, 0.0, math.nan])
+
+
+def test_a_calm_tick_is_steady_and_says_on_what_terms() -> None:
+    # 3 ready, stable 200: raw 3; panic counts up to 5 keep it calm.
+    before = DeciderState()
+    _, after = decide(DEFAULTS, before, NOW, 3, 200.0, 200.0)
+    assert steady(DEFAULTS, before, after, 3, 200.0) == Steady(raw_stable=3, panic_limit=6)
+
+
+def test_a_panicking_tick_is_not_steady() -> None:
+    before = DeciderState()
+    _, after = decide(DEFAULTS, before, NOW, 3, 200.0, 420.0)   # 6 / 3 = 200 %: panic
+    assert after.in_panic
+    assert steady(DEFAULTS, before, after, 3, 200.0) is None
+
+
+def test_a_delay_window_is_steady_only_when_it_holds_this_tick_alone() -> None:
+    sp = spec(scale_down_delay=10.0)
+    # An earlier, larger count still in the window: the next tick may see it expire.
+    before = DeciderState(delay_buckets=5, delay_window=((int(NOW) // 2 - 3, 9),))
+    _, after = decide(sp, before, NOW, 3, 200.0, 0.0)
+    assert len(after.delay_window) == 2 and steady(sp, before, after, 3, 200.0) is None
+    # A count recorded earlier into this same bucket may be larger than this tick's.
+    same_bucket = DeciderState(delay_buckets=5, delay_window=((int(NOW) // 2, 3),))
+    _, after = decide(sp, same_bucket, NOW, 3, 200.0, 0.0)
+    assert steady(sp, same_bucket, after, 3, 200.0) is None
+    # This tick's count alone, in a bucket it opened: steady.
+    fresh = DeciderState(delay_buckets=5, delay_window=((int(NOW) // 2 - 1, 3),))
+    _, after = decide(sp, fresh, NOW, 3, 200.0, 0.0)
+    assert after.delay_window == ((int(NOW) // 2, 3),)
+    assert steady(sp, fresh, after, 3, 200.0) == Steady(3, 6)
+
+
+def test_fast_forward_moves_the_delay_window_to_the_last_repeated_tick() -> None:
+    sp = spec(scale_down_delay=10.0)
+    state = DeciderState(delay_buckets=5, delay_window=((500, 3),))
+    assert fast_forward(sp, state, 1021.0) == DeciderState(delay_buckets=5,
+                                                           delay_window=((510, 3),))
+    calm = DeciderState(max_panic_pods=0)
+    assert fast_forward(DEFAULTS, calm, 1021.0) is calm
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    target=st.sampled_from([1.0, 10.0, 70.0]),
+    threshold=st.sampled_from([1.1, 2.0, 10.0]),
+    delay=st.sampled_from([0.0, 4.0, 11.0, 30.0]),
+    activation=st.sampled_from([0, 2, 3]),
+    ready=st.integers(0, 40),
+    stable=st.floats(0, 3000),
+    panic=st.floats(0, 3000),
+    state=decider_states(),
+    gaps=st.lists(st.sampled_from([1, 2, 3, 7, 60]), min_size=1, max_size=30),
+    later=st.data(),
+)
+def test_a_steady_tick_is_repeated_exactly_and_fast_forward_lands_on_the_same_state(
+    target: float, threshold: float, delay: float, activation: int, ready: int,
+    stable: float, panic: float, state: DeciderState, gaps: list[int], later: st.DataObject,
+) -> None:
+    """What the fast engine relies on: after a steady tick, every later tick with the same
+    ready count, the same raw stable count and a raw panic count under the limit decides
+    the same, and ends in the state fast_forward gives for its time."""
+    sp = spec(target_value=target, panic_threshold=threshold, scale_down_delay=delay,
+              activation_scale=activation)
+    start = initial_state(sp, ready, NOW - 1000)
+    before = dataclasses.replace(start, panic_time=state.panic_time,
+                                 max_panic_pods=state.max_panic_pods)
+    first, after = decide(sp, before, NOW, ready, stable, panic)
+    s = steady(sp, before, after, ready, stable)
+    event("steady" if s is not None else "not steady")
+    if s is None:
+        return
+    t, current = NOW, after
+    for gap in gaps:
+        t += gap
+        # another average with the same raw stable count, and a calm panic average
+        s2 = later.draw(st.floats((s.raw_stable - 1) * target, s.raw_stable * target)
+                        .filter(lambda v: math.ceil(v / target) == s.raw_stable))
+        p2 = later.draw(st.floats(0, max(0.0, (s.panic_limit - 1) * target))
+                        .filter(lambda v: math.ceil(v / target) < s.panic_limit))
+        got, current = decide(sp, current, t, ready, s2, p2)
+        assert (got.desired_pods, got.in_panic) == (first.desired_pods, False)
+        assert current == fast_forward(sp, after, t)

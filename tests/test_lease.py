@@ -13,9 +13,9 @@ import pytest
 from kubernetes.client import Configuration
 from support.fakekube import FakeKubeAPIServer
 
-from scaler.actuators.kubernetes import KubeClient
 from scaler.clock import ManualClock
-from scaler.lease import LeaderElector
+from scaler.daemon.lease import LeaderElector
+from scaler.kube import KubeClient
 
 LEASE_PATH = r"/leases/scaler$"
 

@@ -9,29 +9,32 @@ from __future__ import annotations
 import textwrap
 from dataclasses import replace
 
-import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry
+from structlog.testing import capture_logs
 
 from scaler.actuators import ActuatorError, Conflict, ScaleStatus
+from scaler.actuators.dry_run import DryRunActuator
 from scaler.clock import ManualClock
-from scaler.loop import Daemon
-from scaler.observability import Metrics
+from scaler.daemon.loop import Daemon
+from scaler.daemon.observability import Metrics
 from scaler.policy import Policy, ScaleTargetRef
-from scaler.replay import replay_per_tick
+from scaler.replay.engine import replay_per_tick
 from scaler.sources import Reading
-from scaler.sources.recorded import load as load_recording
+from scaler.sources.recording import RecordingSource
+from scaler.sources.recording import load as load_recording
 
 BASE = 1_772_409_600
 REF = ScaleTargetRef(name="app", namespace="default")
 POLICY = replace(Policy(), scale_target_ref=REF)
 
 
-class RecordedSource:
-    """Serves a recording as Prometheus would: the value at every whole second asked for."""
+class RecordedSource(RecordingSource):
+    """The recording as Prometheus would serve it, with a switch to make it fail and a
+    log of the ranges asked for."""
 
-    def __init__(self, times, values):
-        self.points = dict(zip(np.asarray(times).astype(int).tolist(), values.tolist()))
+    def __init__(self, recording):
+        super().__init__(recording)
         self.failing: str | None = None
         self.calls: list[tuple[float, float]] = []
 
@@ -39,17 +42,7 @@ class RecordedSource:
         self.calls.append((start, end))
         if self.failing:
             return Reading(error=self.failing, detail="injected")
-        samples = tuple((float(s), self.points[s]) for s in range(int(start), int(end) + 1)
-                        if s in self.points)
-        return Reading(samples=samples) if samples else Reading(error="empty", detail="none")
-
-    def history(self, query, start, end, step=1.0, *, deadline=None):
-        if step == 1.0:
-            return self.read(query, start, end, deadline=0)
-        first = int(-(-start // step) * step)
-        samples = tuple((float(s), self.points[s]) for s in range(first, int(end) + 1, int(step))
-                        if s in self.points)
-        return Reading(samples=samples) if samples else Reading(error="empty", detail="none")
+        return super().read(query, start, end, deadline=deadline)
 
 
 class InMemoryTarget:
@@ -77,15 +70,16 @@ class InMemoryTarget:
         self.version += 1
         self.writes.append(replicas)
         self.events.append((reason, message))
+        return True
 
 
-def make_daemon(policy=POLICY, *, start=BASE, replicas=1, source=None, **kw):
+def make_daemon(policy=POLICY, *, start=BASE, replicas=1, source=None, dry_run=False, **kw):
     clock = ManualClock(start)
-    rec = load_recording("scaler/recordings/default.csv")
-    source = source or RecordedSource(rec.times, rec.values)
+    source = source or RecordedSource(load_recording("scaler/recordings/default.csv"))
     target = InMemoryTarget(replicas)
     metrics = Metrics(CollectorRegistry())
-    daemon = Daemon([policy], source=source, actuator=target, clock=clock, metrics=metrics,
+    actuator = DryRunActuator(target) if dry_run else target
+    daemon = Daemon([policy], source=source, actuator=actuator, clock=clock, metrics=metrics,
                     evaluation_delay=0.5, **kw)
     return daemon, clock, source, target, metrics
 
@@ -166,8 +160,13 @@ def test_standby_replica_does_not_write_until_it_leads():
 
 def test_dry_run_writes_nothing():
     daemon, clock, _, target, _ = make_daemon(dry_run=True)
-    run_until(daemon, clock, BASE + 16 * 60)
+    with capture_logs() as logs:
+        run_until(daemon, clock, BASE + 16 * 60)
     assert target.writes == [] and target.replicas == 1
+    ticks = [line for line in logs if line["event"] == "tick"]
+    actions = {line["action"] for line in ticks}
+    assert "would_scale" in actions and "scaled" not in actions
+    assert any(line["event"] == "would_scale" and line["replicas"] == 25 for line in logs)
 
 
 def test_conflict_rereads_and_decides_again():
@@ -228,7 +227,7 @@ def test_reload_swaps_valid_policies_and_keeps_the_old_on_error(tmp_path):
     path = tmp_path / "policies"
     path.mkdir()
     write_policy(path / "p.yaml", GOOD % 100)
-    from scaler.policy_files import load
+    from scaler.policy.files import load
 
     daemon, clock, _, target, metrics = make_daemon(policy=load(path)[0], policy_path=path)
     run_until(daemon, clock, BASE + 60)
@@ -283,8 +282,7 @@ class ExplodingSource(RecordedSource):
 
 
 def test_an_unexpected_error_holds_that_tick_and_the_daemon_carries_on():
-    rec = load_recording("scaler/recordings/default.csv")
-    source = ExplodingSource(rec.times, rec.values)
+    source = ExplodingSource(load_recording("scaler/recordings/default.csv"))
     daemon, clock, _, target, metrics = make_daemon(replicas=3, source=source)
     run_until(daemon, clock, BASE + 60)
     source.failing = "explode"
@@ -313,9 +311,9 @@ def test_warm_start_on_stale_history_holds():
         def history(self, query, start, end, step=1.0, *, deadline=None):
             return super().history(query, start, end - 30, step, deadline=deadline)
 
-    rec = load_recording("scaler/recordings/default.csv")
     daemon, clock, _, target, metrics = make_daemon(
-        start=BASE + 20 * 60, replicas=10, source=Stale(rec.times, rec.values))
+        start=BASE + 20 * 60, replicas=10,
+        source=Stale(load_recording("scaler/recordings/default.csv")))
     daemon.run_once()
     assert target.writes == []
     assert sample(metrics, "scaler_metric_errors_total", policy="default", reason="stale") == 1

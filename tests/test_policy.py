@@ -15,7 +15,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scaler import kpa, policy_files
+from scaler import kpa
+from scaler.decide.pipeline import decider_spec
+from scaler.policy import files as policy_files
 from scaler.policy import (
     MetricSpec,
     Policy,
@@ -31,7 +33,7 @@ from scaler.policy import (
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "policies" / "default.yaml"
-BUNDLED = REPO / "scaler" / "policies" / "default.yaml"
+BUNDLED = REPO / "scaler" / "policy" / "default.yaml"
 SOURCE = "policies/web.yaml"
 
 # Every spec key the issue lists, in its order.
@@ -92,7 +94,7 @@ DEFAULTS = [
     pytest.param("max_replicas", 0, id="maxReplicas"),
     pytest.param("initial_replicas", 1, id="initialReplicas"),
     pytest.param("activation_replicas", 0, id="activationReplicas"),
-    pytest.param("stable_window", 60.0, id="stableWindow"),
+    pytest.param("stable_window", 60, id="stableWindow"),
     pytest.param("panic_window_percentage", 10.0, id="panicWindowPercentage"),
     pytest.param("panic_threshold_percentage", 200.0, id="panicThresholdPercentage"),
     pytest.param("max_scale_up_rate", 1000.0, id="maxScaleUpRate"),
@@ -155,7 +157,7 @@ def test_rps_metric_defaults_target_to_200():
     assert p.metric.type == "rps"
     assert p.target == 200.0
     assert p.target_value == pytest.approx(140.0)
-    assert p.decider_spec().total_value == 200.0
+    assert decider_spec(p).total_value == 200.0
 
 
 def test_rps_metric_keeps_an_explicit_target():
@@ -516,10 +518,30 @@ def test_format_duration(seconds, text):
     assert format_duration(seconds) == text
 
 
+@pytest.mark.parametrize(("seconds", "text", "with_days"), [
+    pytest.param(86400, "1d", "1d", id="a-day"),
+    pytest.param(90000, "25h", "1d1h", id="a-day-and-an-hour"),
+    pytest.param(129600, "36h", "1d12h", id="36h"),
+    pytest.param(900, "15m", "15m", id="no-days"),
+])
+def test_format_duration_with_days_leads_with_them(seconds, text, with_days):
+    assert format_duration(seconds) == text
+    assert format_duration(seconds, days=True) == with_days
+
+
 @settings(max_examples=200, deadline=None)
-@given(st.integers(min_value=0, max_value=10**7))
-def test_format_then_parse_duration_round_trips(seconds):
-    assert parse_duration(format_duration(seconds)) == seconds
+@given(st.integers(min_value=0, max_value=10**7), st.booleans())
+def test_format_then_parse_duration_round_trips(seconds, days):
+    assert parse_duration(format_duration(seconds, days=days)) == seconds
+
+
+@pytest.mark.parametrize("stable", ["6s", "90s", "1h"])
+def test_the_stable_window_is_whole_seconds_as_an_int(stable):
+    """Parsed once into the int of seconds that sizes its window of 1 s buckets; the
+    panic window derived from it is one too."""
+    p = parse_one(stableWindow=stable)
+    assert type(p.stable_window) is int and p.stable_window == parse_duration(stable)
+    assert type(p.panic_window) is int
 
 
 # ------------------------------------------------------------------------- cross-field
@@ -763,22 +785,22 @@ def test_panic_window(stable, percentage, panic):
 def test_target_value(target, utilization, value):
     p = parse_one(target=target, targetUtilizationPercentage=utilization)
     assert p.target_value == pytest.approx(value)
-    assert p.decider_spec().target_value == pytest.approx(value)
-    assert p.decider_spec().total_value == float(target)
+    assert decider_spec(p).target_value == pytest.approx(value)
+    assert decider_spec(p).total_value == float(target)
 
 
 def test_decider_spec_from_a_policy():
     p = parse_one(target=40, targetUtilizationPercentage=50, targetBurstCapacity=-1,
                   panicThresholdPercentage=350, maxScaleUpRate=10, maxScaleDownRate=4,
                   stableWindow="2m", scaleDownDelay="30s", activationReplicas=3)
-    assert p.decider_spec() == kpa.DeciderSpec(
+    assert decider_spec(p) == kpa.DeciderSpec(
         target_value=20.0, total_value=40.0, target_burst_capacity=-1.0, panic_threshold=3.5,
         max_scale_up_rate=10.0, max_scale_down_rate=4.0, stable_window=120.0,
         scale_down_delay=30.0, activation_scale=3, reachable=True)
 
 
 def test_decider_spec_of_the_defaults():
-    assert Policy().decider_spec() == kpa.DeciderSpec(
+    assert decider_spec(Policy()) == kpa.DeciderSpec(
         target_value=70.0, total_value=100.0, target_burst_capacity=211.0, panic_threshold=2.0,
         max_scale_up_rate=1000.0, max_scale_down_rate=2.0, stable_window=60.0,
         scale_down_delay=0.0, activation_scale=0, reachable=True)

@@ -1,6 +1,6 @@
-"""scaler.predict: forecasts that may raise a replica floor.
+"""scaler.decide.predict: forecasts that may raise a replica floor.
 
-Quality tests run the models on the evaluation shapes (scaler.synthetic) and on hand-made
+Quality tests run the models on the evaluation shapes (tools/synthetic.py) and on hand-made
 signals whose right answer is known; the rules (warm-up, fallback, staleness, no peeking)
 are checked on small grids; and the batch path for replay is held to exactly what the
 online Forecaster gives, tick by tick.
@@ -15,26 +15,24 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scaler import synthetic
-from scaler.predict import (
-    MODELS,
+import synthetic
+from scaler.decide.predict import (
     Advice,
     Forecaster,
     ForecastSeries,
-    PredictionSpec,
-    _hw_params,
-    _hw_pass,
     floor_series,
     forecast_series,
     quality,
     realised,
     replica_floor,
 )
+from scaler.decide.predict.models import hw_params, hw_pass
+from scaler.policy.model import MODELS, PredictionPolicy
 
 DAY = 86_400
 
 
-def online(spec: PredictionSpec, times, values, ticks) -> list[Advice]:
+def online(spec: PredictionPolicy, times, values, ticks) -> list[Advice]:
     """The reference: every sample with time <= tick into a Forecaster, then advise(tick)."""
     f = Forecaster(spec)
     out = []
@@ -70,7 +68,7 @@ def seasonal(n: int, period: int, *, start: int = 1_000_000_020, noise: float = 
     return t, np.maximum(v, 0.0)
 
 
-SMALL = PredictionSpec(model="holt-winters", seasonality=(20.0,), grid=1.0, horizon=2.0,
+SMALL = PredictionPolicy(model="holt-winters", seasonality=(20.0,), grid=1.0, horizon=2.0,
                        min_history=2, refit_interval=10, error_window=30, min_errors=5,
                        linear_window=8, max_history=200)
 
@@ -83,7 +81,7 @@ SMALL = PredictionSpec(model="holt-winters", seasonality=(20.0,), grid=1.0, hori
 def diurnal_3d():
     """S1 (daily cycle, 10 % noise held per minute) for 3 days at 1 s, default spec."""
     times, values = synthetic.diurnal(days=3)
-    spec = PredictionSpec()   # holt-winters, 1d season, 1 min grid, 30 s horizon
+    spec = PredictionPolicy()   # holt-winters, 1d season, 1 min grid, 30 s horizon
     ticks = ticks_of(times)
     return spec, times, values, ticks, forecast_series(spec, times, values, ticks)
 
@@ -102,7 +100,7 @@ def test_holt_winters_tracks_s1_after_two_seasons(diurnal_3d):
 
 def test_holt_winters_recovers_a_clean_daily_cycle():
     times, values = synthetic.diurnal(days=3, noise_cv=0.0)
-    spec = PredictionSpec()
+    spec = PredictionPolicy()
     ticks = ticks_of(times)
     fs = forecast_series(spec, times, values, ticks)
     day3 = ticks >= times[0] + 2 * DAY + 3600
@@ -121,10 +119,10 @@ def test_two_seasons_beat_one_when_the_long_one_matters():
     ticks = ticks_of(t, 1.0)
     common = {"grid": 1.0, "horizon": 0.0, "min_history": 2, "refit_interval": 24,
                   "error_window": 24, "min_errors": 5, "max_history": 48 * 14}
-    one = forecast_series(PredictionSpec(seasonality=(12.0,), **common), t, v, ticks)
-    two = forecast_series(PredictionSpec(seasonality=(12.0, 48.0), **common), t, v, ticks)
+    one = forecast_series(PredictionPolicy(seasonality=(12.0,), **common), t, v, ticks)
+    two = forecast_series(PredictionPolicy(seasonality=(12.0, 48.0), **common), t, v, ticks)
     late = ticks >= t[0] + 48 * 4
-    actual = realised(PredictionSpec(grid=1.0, horizon=0.0, seasonality=(12.0,)), t, v, ticks)
+    actual = realised(PredictionPolicy(grid=1.0, horizon=0.0, seasonality=(12.0,)), t, v, ticks)
     mae_one = quality(one.point[late], actual[late])["mae"]
     mae_two = quality(two.point[late], actual[late])["mae"]
     assert mae_two < 0.5 * mae_one
@@ -135,7 +133,7 @@ def test_linear_extrapolates_a_ramp_exactly():
     # the last window hits the bucket holding now + horizon exactly.
     t = 1_000_000_000 + np.arange(1200, dtype=np.float64)
     v = 3.0 + 0.25 * (t - t[0])
-    spec = PredictionSpec(model="linear", grid=10.0, horizon=60.0, linear_window=100.0,
+    spec = PredictionPolicy(model="linear", grid=10.0, horizon=60.0, linear_window=100.0,
                           min_errors=3, error_window=300)
     ticks = ticks_of(t)
     fs = forecast_series(spec, t, v, ticks)
@@ -145,7 +143,7 @@ def test_linear_extrapolates_a_ramp_exactly():
     np.testing.assert_allclose(fs.point[have], want[have], rtol=1e-9)
     assert fs.active[have].all()
     # EWMA cannot see a trend: it lags the ramp by more than the ramp's horizon rise.
-    ew = forecast_series(PredictionSpec(model="ewma", grid=10.0, horizon=60.0,
+    ew = forecast_series(PredictionPolicy(model="ewma", grid=10.0, horizon=60.0,
                                         linear_window=100.0), t, v, ticks)
     assert np.all(ew.point[have] < want[have] - 0.25 * 30)
 
@@ -154,7 +152,7 @@ def test_ewma_smooths_noise():
     rng = np.random.default_rng(7)
     t = 1_000_000_000 + np.arange(4000, dtype=np.float64)
     v = 100.0 + rng.normal(0, 20.0, t.size)
-    spec = PredictionSpec(model="ewma", grid=1.0, horizon=0.0, linear_window=60.0,
+    spec = PredictionPolicy(model="ewma", grid=1.0, horizon=0.0, linear_window=60.0,
                           refit_interval=600, error_window=300)
     ticks = ticks_of(t, 1.0)
     fs = forecast_series(spec, t, v, ticks)
@@ -264,7 +262,7 @@ def test_a_future_spike_never_changes_earlier_advice(model):
     t, v = seasonal(300, 20, noise=0.5)
     spike = 230
     v[spike:spike + 5] = 5000.0
-    spec = PredictionSpec(**{**SMALL.__dict__, "model": model})
+    spec = PredictionPolicy(**{**SMALL.__dict__, "model": model})
     ticks = ticks_of(t, 1.0)
     full = forecast_series(spec, t, v, ticks)
     cut = forecast_series(spec, t[:spike], v[:spike], ticks)
@@ -302,7 +300,7 @@ def specs(draw):
     if draw(st.booleans()):
         seasons = (grid * m, grid * m * draw(st.integers(2, 3)))
     horizon = float(draw(st.integers(0, int(grid * (m - 2)))))
-    return PredictionSpec(
+    return PredictionPolicy(
         model=draw(st.sampled_from(MODELS)), seasonality=seasons, grid=grid, horizon=horizon,
         min_history=draw(st.sampled_from([1.0, 1.5, 2.0])),
         refit_interval=float(draw(st.integers(1, 60))),
@@ -331,7 +329,7 @@ def test_forecast_series_is_exactly_the_online_forecaster(recording, spec, every
 def test_batch_equals_online_on_s1_with_refits():
     # 2.4 h of S1 at 1 s on a 10 s grid with a 10 min season: 60 refits.
     times, values = synthetic.diurnal(days=0.1, seed=4)
-    spec = PredictionSpec(seasonality=(600.0,), grid=10.0, refit_interval=120.0,
+    spec = PredictionPolicy(seasonality=(600.0,), grid=10.0, refit_interval=120.0,
                           error_window=600.0, min_errors=10)
     ticks = ticks_of(times)
     batch = forecast_series(spec, times, values, ticks)
@@ -353,8 +351,8 @@ def test_block_filter_is_the_holt_winters_recursion():
     rings0 = [rng.normal(0, 2, m) for m in ms]
     x = (0.3, 0.2, 0.4, 0.1)
     state: dict = {}
-    sse = _hw_pass(y, k0, ms, 19.0, rings0, x, state)
-    alpha, beta, gammas = _hw_params(x)
+    sse = hw_pass(y, k0, ms, 19.0, rings0, x, state)
+    alpha, beta, gammas = hw_params(x)
     rings = [list(r) for r in rings0]
     level, trend, want_sse = 19.0, 0.0, 0.0
     for i in range(n):
@@ -403,12 +401,12 @@ def test_quality_metrics():
 ], ids=lambda x: x if isinstance(x, str) else None)
 def test_spec_rejects(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        PredictionSpec(**kwargs)
+        PredictionPolicy(**kwargs)
 
 
 def test_spec_sorts_seasons_and_derives_steps():
-    spec = PredictionSpec(seasonality=(7 * DAY, DAY), horizon=30.0)
+    spec = PredictionPolicy(seasonality=(7 * DAY, DAY), horizon=30.0)
     assert spec.seasonality == (DAY, 7 * DAY)
     assert spec.season_buckets == (1440, 10080)
     assert spec.horizon_steps == (1, 2)     # now + 30 s falls in the next bucket or the one after
-    assert PredictionSpec(horizon=120.0).horizon_steps == (3, 3)
+    assert PredictionPolicy(horizon=120.0).horizon_steps == (3, 3)

@@ -70,6 +70,8 @@ def test_full_block_parses():
                  id="horizon-too-long"),
     pytest.param("prediction: {seasonality: 10m, horizon: 10m}", "spec.prediction.horizon",
                  "shorter than the shortest season", id="horizon-not-below-season"),
+    pytest.param("prediction: {seasonality: 10m, horizon: 9m1s}", "spec.prediction.horizon",
+                 "by at least the forecast's 1m grid", id="horizon-within-the-last-minute"),
     pytest.param("prediction: {quantile: 1}", "spec.prediction.quantile", "0.5..0.999",
                  id="quantile-one"),
     pytest.param("prediction: {minHistory: 0}", "spec.prediction.minHistory", "1..52",
@@ -85,6 +87,11 @@ def test_bad_values_name_the_key_and_the_range(block, key, fragment):
     message = errors(block)
     assert "p.yaml: document 1 (web)" in message
     assert key in message and fragment in message
+
+
+def test_a_horizon_a_grid_below_the_season_is_the_longest_allowed():
+    p = parse("prediction: {enabled: true, seasonality: 10m, horizon: 9m}")
+    assert p.prediction.horizon == 540.0 and p.prediction.horizon_steps == (10, 10)
 
 
 def test_shipped_predictive_example_validates(capsys):

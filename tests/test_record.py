@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from support.prometheus import PrometheusServer, free_port, openmetrics
 
-from scaler.record import Recorded, RecordError, record
+from scaler.sources.recording.write import Recorded, RecordError, record
 from scaler.sources import Reading
 from scaler.sources.prometheus import Fetch, PrometheusSource
 
@@ -158,9 +158,9 @@ def test_bad_arguments_are_refused_before_querying(
 
 @pytest.mark.parametrize("name", [pytest.param("r.csv", id="csv"), pytest.param("r.json", id="json")])
 def test_the_replay_reads_back_what_was_recorded(name: str, tmp_path: Path) -> None:
-    from scaler.sources import recorded
+    from scaler.sources import recording
 
     samples = ((100.0, 0.0), (101.0, 2.5), (102.0, 1e-05), (103.0, 12.345678901234567))
     record(CannedSource(samples), "load", 100, 103, 1, tmp_path / name)
-    loaded = recorded.load(tmp_path / name)
+    loaded = recording.load(tmp_path / name)
     assert list(zip(loaded.times.tolist(), loaded.values.tolist(), strict=True)) == list(samples)

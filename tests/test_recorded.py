@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scaler.sources import recorded
-from scaler.sources.recorded import RecordingError
+from scaler.sources import recording
+from scaler.sources.recording import RecordingError
 
 T0 = 1772409600  # 2026-03-02T00:00:00Z
 
@@ -26,7 +26,7 @@ def write(tmp_path: Path, content: str | bytes, name: str = "rec.csv") -> Path:
 
 def load_error(path: Path, column: str | None = None) -> str:
     with pytest.raises(RecordingError) as info:
-        recorded.load(path, column)
+        recording.load(path, column)
     message = str(info.value)
     assert str(path) in message
     return message
@@ -164,7 +164,7 @@ def test_missing_file(tmp_path):
 # --------------------------------------------------------------------------- good inputs
 
 def test_plain_csv(tmp_path):
-    rec = recorded.load(write(tmp_path, f"timestamp,value\n{T0},1.5\n{T0 + 1},0\n{T0 + 1},7\n"))
+    rec = recording.load(write(tmp_path, f"timestamp,value\n{T0},1.5\n{T0 + 1},0\n{T0 + 1},7\n"))
     assert rec.times.tolist() == [T0, T0 + 1, T0 + 1]
     assert rec.values.tolist() == [1.5, 0.0, 7.0]
     assert rec.times.dtype == np.float64 and rec.values.dtype == np.float64
@@ -174,15 +174,15 @@ def test_plain_csv(tmp_path):
 
 def test_column_picks_one_of_several(tmp_path):
     path = write(tmp_path, "timestamp,rps,inflight\n10,100,4\n11,120,5.5\n")
-    assert recorded.load(path, "inflight").values.tolist() == [4.0, 5.5]
-    assert recorded.load(path, "rps").values.tolist() == [100.0, 120.0]
-    assert recorded.load(path, "inflight").column == "inflight"
+    assert recording.load(path, "inflight").values.tolist() == [4.0, 5.5]
+    assert recording.load(path, "rps").values.tolist() == [100.0, 120.0]
+    assert recording.load(path, "inflight").column == "inflight"
 
 
 def test_other_columns_may_hold_anything(tmp_path):
     """Only timestamp and the chosen column are read; a text column forces the row path."""
     path = write(tmp_path, "timestamp,value,note\n10,1,ok\n11,2,-\n12,3,\n")
-    rec = recorded.load(path, "value")
+    rec = recording.load(path, "value")
     assert rec.values.tolist() == [1.0, 2.0, 3.0]
 
 
@@ -195,14 +195,14 @@ def test_other_columns_may_hold_anything(tmp_path):
     pytest.param("2026-03-02T00:00:00+00:00", T0, id="plus-zero"),
 ])
 def test_rfc3339_timestamps(tmp_path, stamp, unix):
-    rec = recorded.load(write(tmp_path, f"timestamp,value\n{stamp},3\n"))
+    rec = recording.load(write(tmp_path, f"timestamp,value\n{stamp},3\n"))
     assert rec.times.tolist() == [unix]
     assert rec.values.tolist() == [3.0]
 
 
 def test_rfc3339_rows_in_order(tmp_path):
     rows = "".join(f"2026-03-02T00:00:{s:02d}Z,{s}\n" for s in range(0, 60, 7))
-    rec = recorded.load(write(tmp_path, "timestamp,value\n" + rows))
+    rec = recording.load(write(tmp_path, "timestamp,value\n" + rows))
     assert rec.times.tolist() == [T0 + s for s in range(0, 60, 7)]
 
 
@@ -213,7 +213,7 @@ def test_crlf_quotes_blank_lines_and_bom(tmp_path):
                f'"{T0 + 1}","2.5"\r\n'
                f' {T0 + 2} , 3 \r\n'
                '\r\n')
-    rec = recorded.load(write(tmp_path, content.encode("utf-8")))
+    rec = recording.load(write(tmp_path, content.encode("utf-8")))
     assert rec.times.tolist() == [T0, T0 + 1, T0 + 2]
     assert rec.values.tolist() == [1.0, 2.5, 3.0]
 
@@ -224,14 +224,14 @@ def test_crlf_error_line_numbers(tmp_path):
 
 
 def test_last_line_without_newline(tmp_path):
-    rec = recorded.load(write(tmp_path, "timestamp,value\n1,2\n3,4"))
+    rec = recording.load(write(tmp_path, "timestamp,value\n1,2\n3,4"))
     assert rec.values.tolist() == [2.0, 4.0]
 
 
 def test_query_range_json(tmp_path):
     content = query_range({"metric": {"__name__": "inflight", "app": "web"},
                            "values": [[T0, "1"], [T0 + 1.5, "2.25"], [T0 + 3, "0"]]})
-    rec = recorded.load(write(tmp_path, "  \n" + content, "rec.json"))
+    rec = recording.load(write(tmp_path, "  \n" + content, "rec.json"))
     assert rec.times.tolist() == [T0, T0 + 1.5, T0 + 3]
     assert rec.values.tolist() == [1.0, 2.25, 0.0]
 
@@ -239,7 +239,7 @@ def test_query_range_json(tmp_path):
 def test_query_range_json_without_labels(tmp_path):
     """`sum(...)` gives a series with an empty label set."""
     content = query_range({"metric": {}, "values": [[T0, "10"]]})
-    rec = recorded.load(write(tmp_path, content, "anything.txt"))
+    rec = recording.load(write(tmp_path, content, "anything.txt"))
     assert rec.values.tolist() == [10.0]
 
 
@@ -283,12 +283,12 @@ def test_fast_path_and_row_path_match_float(data):
     expected_v = np.array([float(v) for v in values])
     fast_body = csv_bytes(stamps, values, "\n").split(b"\n", 1)[1]
 
-    table = recorded._parse_plain_numbers(fast_body, 0, 2)
+    table = recording.parse._parse_plain_numbers(fast_body, 0, 2)
     assert table is not None, "plain numbers must take the fast path"
     assert table[:, 0].tobytes() == expected_t.tobytes()
     assert table[:, 1].tobytes() == expected_v.tobytes()
 
-    rows_t, rows_v = recorded._parse_rows(fast_body, 2, 1, "rec.csv")
+    rows_t, rows_v = recording.parse._parse_rows(fast_body, 2, 1, "rec.csv")
     assert rows_t.tobytes() == expected_t.tobytes()
     assert rows_v.tobytes() == expected_v.tobytes()
 
@@ -303,7 +303,7 @@ def test_load_gives_the_same_arrays_for_lf_and_crlf(data):
     with tempfile.TemporaryDirectory() as tmp:
         lf = write(Path(tmp), csv_bytes(stamps, values, "\n"), "lf.csv")
         crlf = write(Path(tmp), csv_bytes(stamps, values, "\r\n"), "crlf.csv")
-        a, b = recorded.load(lf), recorded.load(crlf)
+        a, b = recording.load(lf), recording.load(crlf)
     expected_v = np.array([float(v) for v in values])
     assert a.values.tobytes() == expected_v.tobytes() == b.values.tobytes()
     assert a.times.tobytes() == b.times.tobytes()
@@ -321,14 +321,14 @@ def test_load_gives_the_same_arrays_for_lf_and_crlf(data):
     pytest.param(".5", id="leading-dot"),
 ])
 def test_single_value_matches_float(tmp_path, text):
-    rec = recorded.load(write(tmp_path, f"timestamp,value\n1,{text}\n"))
+    rec = recording.load(write(tmp_path, f"timestamp,value\n1,{text}\n"))
     assert rec.values.tobytes() == np.array([float(text)]).tobytes()
     # Both columns through the parsers directly (timestamps this large are refused as
     # unix seconds by load(), but the parsing itself must still be exact).
     body = f"{text},{text}\n".encode()
-    table = recorded._parse_plain_numbers(body, 0, 2)
+    table = recording.parse._parse_plain_numbers(body, 0, 2)
     if table is None:   # more than 15 digits: the row path
-        t, v = recorded._parse_rows(body, 2, 1, "rec.csv")
+        t, v = recording.parse._parse_rows(body, 2, 1, "rec.csv")
         table = np.column_stack((t, v))
     assert table.tobytes() == np.array([[float(text), float(text)]]).tobytes()
 
@@ -339,8 +339,8 @@ def test_single_value_matches_float(tmp_path, text):
     pytest.param("1e300", id="absurd"),
 ])
 def test_timestamps_that_are_not_unix_seconds_are_refused(tmp_path, stamp):
-    with pytest.raises(recorded.RecordingError, match="line 3: timestamp .* is not unix seconds"):
-        recorded.load(write(tmp_path, f"timestamp,value\n1,1\n{stamp},1\n"))
+    with pytest.raises(recording.RecordingError, match="line 3: timestamp .* is not unix seconds"):
+        recording.load(write(tmp_path, f"timestamp,value\n1,1\n{stamp},1\n"))
 
 
 def test_large_file_spanning_several_chunks(tmp_path):
@@ -351,7 +351,7 @@ def test_large_file_spanning_several_chunks(tmp_path):
     values = [f"{v:.3f}" for v in rng.uniform(0, 10_000, n)]
     content = csv_bytes(stamps, values, "\n")
     assert len(content) > 4 << 20
-    rec = recorded.load(write(tmp_path, content))
+    rec = recording.load(write(tmp_path, content))
     assert len(rec) == n
     assert rec.times.tobytes() == np.array([float(t) for t in stamps]).tobytes()
     assert rec.values.tobytes() == np.array([float(v) for v in values]).tobytes()
@@ -363,3 +363,44 @@ def test_large_file_error_names_the_line(tmp_path):
     lines[250_000] = f"{T0 + 250_000},-1"
     message = load_error(write(tmp_path, "timestamp,value\n" + "\n".join(lines) + "\n"))
     assert "line 250002" in message
+
+
+# --------------------------------------------------------------------------------------
+# A recording served as a metric source
+
+
+def source_of(times, values):
+    return recording.RecordingSource(
+        recording.Recording(np.array(times, dtype=np.float64),
+                            np.array(values, dtype=np.float64), "rec.csv"))
+
+
+def test_a_span_of_seconds_returns_the_samples_that_became_visible_in_it():
+    src = source_of([100.0, 100.5, 101.0, 101.0, 103.2], [1, 2, 3, 4, 5])
+    assert src.read("q", 100, 100, deadline=0).samples == ((100.0, 1.0),)
+    # 100.5 is first visible at second 101, with both samples stamped 101
+    assert src.read("q", 101, 101, deadline=0).samples == ((100.5, 2.0), (101.0, 3.0),
+                                                           (101.0, 4.0))
+    assert src.read("q", 102, 103, deadline=0).samples == ()        # 103.2 shows at 104
+    assert src.read("q", 102, 104, deadline=0).samples == ((103.2, 5.0),)
+
+
+def test_reading_span_after_span_hands_over_every_sample_once():
+    times = [99.5, 100.0, 100.25, 103.0, 103.75, 110.0]
+    src = source_of(times, range(len(times)))
+    got = []
+    for end in range(100, 113, 3):   # the loop reads (previous end, end] each tick
+        got += src.read("q", end - 2, end, deadline=0).samples
+    assert [t for t, _ in got] == times
+
+
+def test_an_empty_span_is_a_valid_empty_reading_not_an_error():
+    reading = source_of([100.0], [1.0]).read("q", 200, 260, deadline=0)
+    assert reading.ok and reading.samples == ()
+
+
+def test_history_at_a_coarser_step_takes_the_second_ending_at_each_step():
+    src = source_of([float(t) for t in range(0, 300)], [float(t) for t in range(0, 300)])
+    assert src.history("q", 0, 299, step=60.0).samples == tuple(
+        (float(t), float(t)) for t in (0, 60, 120, 180, 240))
+    assert src.history("q", 10, 12).samples == src.read("q", 10, 12, deadline=0).samples

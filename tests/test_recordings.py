@@ -13,7 +13,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from scaler import replay
+from scaler.replay.engine import replay
 from scaler.policy import Policy
 
 REPO = Path(__file__).resolve().parent.parent
@@ -210,7 +210,7 @@ def test_default_recording_phases_by_the_formulas() -> None:
 @pytest.mark.parametrize("startup_delay", [0.0, 10.0, 30.0])
 def test_default_recording_through_the_replay(startup_delay: float) -> None:
     ts, v = read("default.csv")
-    result = replay.replay(Policy(), ts.astype(np.float64), v, startup_delay=startup_delay)
+    result = replay(Policy(), ts.astype(np.float64), v, startup_delay=startup_delay)
     rel = result.ticks - ts[0]
 
     def during(a: str, b: str) -> np.ndarray:

@@ -3,16 +3,23 @@ engine held to exactly what the per-tick reference engine gives."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry
 
+from scaler.actuators.simulated import SimulatedActuator, SimulatedWorkload
+from scaler.clock import ManualClock
+from scaler.daemon.loop import Daemon
+from scaler.daemon.observability import Metrics
 from scaler.policy import Policy, PredictionPolicy
-from scaler.replay import replay, replay_per_tick, tick_times
-from scaler.report.summary import per_second, summarize
+from scaler.replay.engine import replay, replay_per_tick, tick_times
+from scaler.replay.report.summary import per_second, summarize
+from scaler.sources.recording import Recording, RecordingSource
 
 BASE = 1_000_000_000   # an even unix second, so ticks fall on BASE + 2k
 
@@ -122,8 +129,8 @@ def test_per_second_ready_counts_replica_lifetimes():
 # ------------------------------------------------------------- engine equivalence
 
 @st.composite
-def recordings(draw):
-    n = draw(st.integers(1, 400))
+def recordings(draw, max_samples=400):
+    n = draw(st.integers(1, max_samples))
     gaps = draw(st.lists(st.sampled_from([0.0, 0.25, 1.0, 1.0, 1.0, 2.0, 7.0, 65.0, 200.0]),
                          min_size=n, max_size=n))
     start = BASE + draw(st.integers(0, 3)) + draw(st.sampled_from([0.0, 0.5]))
@@ -146,7 +153,7 @@ def policies(draw):
         max_replicas=max_r,
         initial_replicas=draw(st.integers(0, max_r if max_r else 6)),
         activation_replicas=draw(st.sampled_from([0, 0, 2, 3])) if not max_r or max_r >= 3 else 0,
-        stable_window=float(draw(st.sampled_from([6, 10, 60]))),
+        stable_window=draw(st.sampled_from([6, 10, 60])),
         panic_window_percentage=float(draw(st.sampled_from([10, 50, 100]))),
         panic_threshold_percentage=float(draw(st.sampled_from([110, 200, 1000]))),
         max_scale_up_rate=draw(st.sampled_from([1.1, 2.0, 1000.0])),
@@ -200,6 +207,81 @@ def test_dense_recordings_take_the_same_path_results(n, policy, seed):
     assert fast.desired.tolist() == slow.desired.tolist()
 
 
+def run_the_daemon(policy, times, values, startup_delay=0.0) -> dict:
+    """The daemon's own loop on a recording: the recording as its metric source, the
+    simulated workload as its actuator, a manual clock. Returns each tick's result."""
+    ticks = tick_times(times, policy.tick_interval).tolist()
+    clock = ManualClock(ticks[0] + 0.5)   # tick T is processed at T + evaluation delay
+    workload = SimulatedWorkload(policy.initial_replicas, startup_delay)
+    daemon = Daemon([policy], source=RecordingSource(Recording(times, values, "recording")),
+                    actuator=SimulatedActuator(workload, clock), clock=clock,
+                    metrics=Metrics(CollectorRegistry()), evaluation_delay=0.5)
+    decided = {}
+    tick = daemon.tick
+
+    def recorded_tick(target, t):
+        decided[t] = tick(target, t)
+        return decided[t]
+
+    daemon.tick = recorded_tick
+    for t in ticks:
+        clock.set(t + 0.5)
+        daemon.run_once()
+    return decided
+
+
+def assert_the_daemon_decided_as(daemon: dict, result) -> None:
+    """Every tick the replay has, the daemon decided the same: replicas, ready pods,
+    panic, window averages (None where replay has NaN) and excess burst capacity."""
+    assert sorted(daemon) == result.ticks.tolist()
+    for i, t in enumerate(result.ticks.tolist()):
+        d = daemon[t]
+        assert (d.replicas, d.ready_pods, d.in_panic) == (
+            result.desired[i], result.ready[i], result.in_panic[i]), t
+        assert [math.nan if v is None else v for v in (d.stable, d.panic)] == pytest.approx(
+            [result.stable[i], result.panic[i]], rel=0, abs=0, nan_ok=True), t
+        ebc = d.decision.excess_burst_capacity if d.decision.valid else math.nan
+        assert ebc == pytest.approx(result.ebc[i], rel=0, abs=0, nan_ok=True), t
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(recordings(max_samples=150), policies(), st.sampled_from([0.0, 2.0, 5.5, 30.0]))
+def test_the_daemon_loop_and_both_engines_decide_alike(recording, policy, startup_delay):
+    """One decision code, three drivers: the live loop (over the source and actuator
+    protocols, on a clock), the per-tick engine and the fast engine."""
+    if policy.activation_replicas and policy.activation_replicas < policy.min_replicas:
+        policy = replace(policy, activation_replicas=0)
+    times, values = recording
+    fast = replay(policy, times, values, startup_delay)
+    assume(len(fast.ticks))
+    slow = replay_per_tick(policy, times, values, startup_delay)
+    daemon = run_the_daemon(policy, times, values, startup_delay)
+    assert_the_daemon_decided_as(daemon, fast)
+    assert_the_daemon_decided_as(daemon, slow)
+
+
+@pytest.mark.parametrize("name, policy, startup_delay", [
+    pytest.param("default.csv", Policy(), 0.0, id="default"),
+    pytest.param("burst_10x.csv", replace(Policy(), scale_down_delay=30.0,
+                                          activation_replicas=3), 10.0, id="burst-delayed"),
+    pytest.param("sparse_function.csv", replace(Policy(), keep_alive="histogram"), 10.0,
+                 id="sparse-histogram"),
+    pytest.param("diurnal_morning.csv", replace(Policy(), prediction=PredictionPolicy(
+        enabled=True, model="ewma", horizon=30.0)), 30.0, id="diurnal-predictive"),
+    pytest.param("azure_llm_conv.csv", replace(Policy(), window_algorithm="weighted-exponential",
+                                               target=5.0), 5.5, id="llm-weighted"),
+])
+def test_the_daemon_loop_decides_as_replay_on_the_bundled_recordings(name, policy,
+                                                                    startup_delay):
+    from scaler.sources.recording import load
+
+    rec = load(f"scaler/recordings/{name}")
+    fast = replay(policy, rec.times, rec.values, startup_delay)
+    daemon = run_the_daemon(policy, rec.times, rec.values, startup_delay)
+    assert_the_daemon_decided_as(daemon, fast)
+    assert len(set(fast.desired.tolist())) > 1   # it scaled: the comparison means something
+
+
 def assert_same(fast, slow):
     assert fast.desired.tolist() == slow.desired.tolist()
     assert fast.ready.tolist() == slow.ready.tolist()
@@ -215,7 +297,7 @@ def assert_same(fast, slow):
 
 @pytest.mark.parametrize("model", ["ewma", "linear", "holt-winters"])
 def test_forecast_floor_is_the_same_in_both_engines_and_only_raises(model):
-    from scaler.synthetic import diurnal
+    from synthetic import diurnal
 
     times, values = diurnal(days=0.25, seed=11)   # 6 h of a daily sine with noise
     pred = PredictionPolicy(enabled=True, model=model, seasonality=(3600.0,),
@@ -234,7 +316,7 @@ def test_forecast_floor_is_the_same_in_both_engines_and_only_raises(model):
 
 
 def test_observe_mode_forecasts_but_never_acts():
-    from scaler.synthetic import diurnal
+    from synthetic import diurnal
 
     times, values = diurnal(days=0.25, seed=12)
     policy = replace(Policy(), prediction=PredictionPolicy(enabled=True, model="ewma",
@@ -247,7 +329,7 @@ def test_observe_mode_forecasts_but_never_acts():
 
 
 def test_histogram_keep_alive_is_the_same_in_both_engines():
-    from scaler.sources.recorded import load
+    from scaler.sources.recording import load
 
     rec = load("scaler/recordings/sparse_function.csv")
     policy = replace(Policy(), keep_alive="histogram")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from scaler import cli
-from scaler.report import csvfast
+from scaler.replay.report import csvfast
 
 
 def recording(path, rows):

@@ -32,6 +32,7 @@ from scaler.sources.prometheus import (
     PrometheusSource,
     chunk_ranges,
 )
+from scaler.sources.wire import format_labels, format_seconds
 
 LOAD = "app_inflight_requests"
 
@@ -613,3 +614,24 @@ def test_chunks_of_the_default_size_for_a_day_at_one_second() -> None:
     chunks = chunk_ranges(0, 86_400, 1.0, MAX_POINTS_PER_QUERY)
     assert len(chunks) == math.ceil(86_401 / MAX_POINTS_PER_QUERY)
     assert chunks[0] == (0, MAX_POINTS_PER_QUERY - 1) and chunks[-1][1] == 86_400
+
+
+# --------------------------------------------------------------------------------------
+# Times and series as Prometheus writes them (scaler.sources.wire)
+
+
+@pytest.mark.parametrize(("seconds", "text"), [
+    pytest.param(1772409600.0, "1772409600", id="whole"),
+    pytest.param(0.5, "0.5", id="half"),
+    pytest.param(1772409600.25, "1772409600.25", id="fraction"),
+    pytest.param(1.0004, "1", id="below-a-millisecond"),
+    pytest.param(2.0, "2", id="step"),
+])
+def test_seconds_are_written_to_the_millisecond(seconds: float, text: str) -> None:
+    assert format_seconds(seconds) == text
+
+
+def test_labels_are_written_as_prometheus_prints_a_series() -> None:
+    assert format_labels({"__name__": "up", "job": "a", "instance": "b"}) == (
+        'up{instance="b", job="a"}')
+    assert format_labels({"pod": "a"}) == '{pod="a"}'

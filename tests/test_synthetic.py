@@ -1,4 +1,4 @@
-"""scaler.synthetic: determinism, the series contract, and the property each shape claims."""
+"""tools/synthetic.py: determinism, the series contract, and the property each shape claims."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from scaler import synthetic
-from scaler.synthetic import DEFAULT_START, Series
+import synthetic
+from synthetic import DEFAULT_START, Series
 
 # Each generator at a size that keeps the suite fast but shows its shape.
 GENERATORS: dict[str, Callable[..., Series]] = {

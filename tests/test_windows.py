@@ -1,4 +1,4 @@
-"""scaler.windows: Knative's 1 s bucketed window averages (reference/knative-kpa.md §7.2, §7.3).
+"""scaler.decide.windows: Knative's 1 s bucketed window averages (reference/knative-kpa.md §7.2, §7.3).
 
 Expected values are worked out by hand from the reference; the arithmetic is next to each
 case. The batched path is held to exact equality with the incremental one.
@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scaler.windows import (
+from scaler.decide.windows import (
     LINEAR,
     WEIGHTED,
     BucketWindow,
@@ -24,7 +24,7 @@ from scaler.windows import (
     smoothing_coefficient,
 )
 
-from scaler.windows_batch import BatchWindows
+from scaler.decide.windows_batch import BatchWindows
 
 T0 = 1_700_000_000  # a whole second; offsets below are relative to it
 

@@ -5,7 +5,7 @@
     python tools/make_recordings.py --out DIR       # write elsewhere (the tests compare)
     python tools/make_recordings.py default.csv     # only some files
 
-Inputs are scaler.synthetic (seeded) and the CC-BY traces copied into tools/traces/, so the
+Inputs are tools/synthetic.py (seeded) and the CC-BY traces copied into tools/traces/, so the
 repository alone reproduces every bundled file. Output format, as ``scaler replay`` reads it:
 ``timestamp,value`` header, one row per second, integer unix seconds, the workload's total
 load with at most 3 decimals, "\\n" line endings.
@@ -24,14 +24,15 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:  # run as a script from a checkout that is not pip-installed
-    sys.path.insert(0, str(REPO))
+TOOLS = Path(__file__).resolve().parent
+REPO = TOOLS.parent
+if str(TOOLS) not in sys.path:  # loaded by path (as the tests do), not run as a script
+    sys.path.insert(0, str(TOOLS))
 
-from scaler import synthetic
-from scaler.synthetic import DEFAULT_START, Series
+import synthetic  # noqa: E402
+from synthetic import DEFAULT_START, Series  # noqa: E402
 
-TRACES = REPO / "tools" / "traces"
+TRACES = TOOLS / "traces"
 RECORDINGS = REPO / "scaler" / "recordings"
 LLM_TRACE = TRACES / "AzureLLMInferenceTrace_conv.csv"
 FUNCTION_INVOCATIONS = TRACES / "sample10_invocations_per_minute_azure_schema.csv"
@@ -277,7 +278,7 @@ All files are generated; do not edit them. This README is generated too. Regener
 
     python tools/make_recordings.py
 
-which rewrites every file here byte for byte from `scaler/synthetic.py` (seeded) and the
+which rewrites every file here byte for byte from `tools/synthetic.py` (seeded) and the
 traces in `tools/traces/` (tests/test_recordings.py checks it). numpy's random streams are
 stable within a numpy version, not across all versions: after a numpy upgrade, rerun the
 command and review the diff.
@@ -285,7 +286,7 @@ command and review the diff.
 Synthetic recordings start at 2026-03-02T00:00:00Z (a Monday) unless stated. Synthetic load is
 built from a mean-concurrency profile: Little's law gives an arrival rate (profile / service
 time), arrivals are Poisson per second, and each request is in flight for the service time
-from a uniform offset in its arrival second (scaler/synthetic.py explains the kernel).
+from a uniform offset in its arrival second (tools/synthetic.py explains the kernel).
 
 """
 

@@ -1,11 +1,18 @@
 """Actuators: where a decision goes.
 
-One module per actuator, each behind :class:`Actuator`:
+Enters: a target and a replica count. Leaves: the target's :class:`ScaleStatus`, and
+a write (or, for a dry run, a report of the write). One module per actuator, each
+behind :class:`Actuator`:
 
 * ``kubernetes`` — the live daemon's actuator (the target's scale subresource);
-* ``simulated``  — replay's workload model (start-up delay, ReplicaSet victim order).
+* ``simulated``  — replay's workload model (start-up delay, ReplicaSet victim order),
+  and an actuator over it for running the daemon's loop on a recording;
+* ``dry_run``    — wraps another actuator: reads pass through, writes are only logged.
 
-Dry-run and replay are wiring choices: the decider never knows which actuator it feeds.
+Dry-run and replay are wiring choices (``scaler.app``): the loop never knows which
+actuator it feeds. May import: ``scaler.kube``, ``scaler.clock``, ``scaler.policy``
+(for :class:`~scaler.policy.ScaleTargetRef`) and the standard library; never a source,
+the decider or the daemon.
 """
 
 from __future__ import annotations
@@ -57,9 +64,11 @@ class Actuator(Protocol):
         reason: str,
         message: str,
         deadline: float | None = None,
-    ) -> None:
+    ) -> bool:
         """Set spec.replicas, only if ``resource_version`` is still current (else Conflict).
 
         ``reason`` is ScaledUp, ScaledDown or ScaledToZero and ``message`` explains the
         decision; a live actuator records both as a Kubernetes Event on the target.
+        Returns True when the target now has ``replicas`` (written, or already so), False
+        when the actuator only reported the write (a dry run).
         """

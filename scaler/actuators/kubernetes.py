@@ -4,45 +4,37 @@ Works for Deployments, StatefulSets, ReplicaSets and any custom resource that ha
 subresource (found through API discovery). Writes are optimistic: each carries the
 resourceVersion the decision was made on, so a concurrent change is a :class:`Conflict`,
 never a blind overwrite. After a successful write it records a core/v1 Event on the target.
-
-Weight: the typed kubernetes client builds pydantic models and costs ~0.8 s and ~46 MiB once
-AppsV1Api exists (reference/infra-notes.md §2). This module uses only the package's
-``Configuration`` and ``ApiClient`` (auth, TLS, kubeconfig and in-cluster loading, the
-urllib3 pool) and exchanges plain JSON, and imports the package only when a client is built.
+Requests go through :class:`scaler.kube.KubeClient` (plain JSON, no typed models).
 
 Retries: tenacity is the only retry layer (urllib3's own retries are switched off). 429, 5xx,
 timeouts and connection errors are retried with jittered exponential backoff until the
-call's deadline, and stop at once when the shutdown event is set.
+call's deadline, and stop at once when the shutdown event is set. Deadlines, backoff
+sleeps and event times all come from the injected clock.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import socket
 import threading
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 from tenacity import (
     RetryCallState,
     Retrying,
     retry_if_exception_type,
-    stop_before_delay,
     stop_when_event_set,
     wait_random_exponential,
 )
 
 from scaler.actuators import ActuatorError, Conflict, ScaleStatus
+from scaler.clock import Clock, SystemClock
+from scaler.kube import KubeClient, Response, TransientError, TransportError
 from scaler.policy import ScaleTargetRef
-
-if TYPE_CHECKING:
-    from kubernetes.client import Configuration
 
 log = structlog.get_logger(__name__)
 
@@ -60,98 +52,8 @@ _BUILT_IN = {
 }
 
 
-class TransportError(Exception):
-    """A request that got no HTTP answer (e.g. a TLS failure, which retrying won't fix)."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-
-
-class TransientError(TransportError):
-    """A failure worth retrying (429, 5xx, timeout, connection error)."""
-
-
 class _Stopped(Exception):
     """Shutdown was requested; no further request is made."""
-
-
-@dataclass(frozen=True)
-class Response:
-    status: int
-    body: Any          # parsed JSON, or the raw text when the body is not JSON
-    headers: Mapping[str, str]
-
-
-class KubeClient:
-    """Plain JSON over the kubernetes package's REST layer (no typed models).
-
-    ``request`` returns any HTTP response; only transport failures raise (TransportError).
-    """
-
-    def __init__(self, configuration: Configuration) -> None:
-        import urllib3
-        from kubernetes.client import ApiClient
-        from kubernetes.client.exceptions import ApiException
-
-        self._timeout_error = urllib3.exceptions.TimeoutError
-        self._http_error = urllib3.exceptions.HTTPError
-        self._api_exception = ApiException
-        # tenacity owns retries: no urllib3 retries, no client-go style read retries.
-        configuration.retries = False
-        configuration.client_go_retries = False
-        self._api = ApiClient(configuration)
-        self._api.user_agent = "scaler"
-
-    @classmethod
-    def from_config(cls, kubeconfig: str | None = None) -> KubeClient:
-        """Use ``kubeconfig`` if given, else $KUBECONFIG, else the in-cluster service account."""
-        from kubernetes.client import Configuration
-        from kubernetes.config import load_incluster_config, load_kube_config
-
-        configuration = Configuration()
-        path = kubeconfig or os.environ.get("KUBECONFIG")
-        if path:
-            # persist_config=False: a mounted kubeconfig is read-only; never write it back.
-            load_kube_config(config_file=path, client_configuration=configuration,
-                             persist_config=False)
-        else:
-            load_incluster_config(client_configuration=configuration)
-        return cls(configuration)
-
-    @property
-    def host(self) -> str:
-        return str(self._api.configuration.host)
-
-    def request(self, method: str, path: str, *, timeout: float, body: Any = None,
-                content_type: str = "application/json") -> Response:
-        headers = {"Accept": "application/json"}
-        if body is not None:
-            headers["Content-Type"] = content_type
-        # param_serialize adds the host, the default headers and the (refreshed) bearer token.
-        method, url, headers, body, _ = self._api.param_serialize(
-            method=method, resource_path=path, header_params=headers, body=body,
-            auth_settings=["BearerToken"])
-        try:
-            resp = self._api.call_api(method, url, header_params=headers, body=body,
-                                      _request_timeout=timeout)
-            raw = resp.read()
-        except self._timeout_error as exc:
-            raise TransientError("timeout", f"{method} {path}: no answer within {timeout:.2f}s "
-                                            f"({exc})") from None
-        except self._http_error as exc:    # refused, reset, protocol errors
-            raise TransientError("unavailable", f"{method} {path}: {exc}") from None
-        except self._api_exception as exc:   # the REST layer wraps TLS failures in these
-            raise TransportError("transport", f"{method} {path}: {exc.reason}") from None
-        try:
-            parsed: Any = json.loads(raw) if raw else None
-        except ValueError:
-            parsed = raw.decode("utf-8", "replace")
-        return Response(resp.status, parsed, resp.headers)
-
-    def close(self) -> None:
-        self._api.close()
 
 
 def _status_message(body: Any) -> str:
@@ -204,13 +106,16 @@ class KubernetesActuator:
     """The :class:`~scaler.actuators.Actuator` for a live cluster.
 
     ``budget`` bounds each read() or scale() call, retries included; a ``deadline``
-    (time.monotonic() value) passed to a call tightens it further, so a tick never overruns.
+    (a ``clock.monotonic()`` value) passed to a call tightens it further, so a tick never
+    overruns.
     """
 
-    def __init__(self, client: KubeClient, *, stop: threading.Event | None = None,
-                 budget: float = 1.5, request_timeout: float = 1.0,
-                 backoff_initial: float = 0.05, backoff_max: float = 0.5) -> None:
+    def __init__(self, client: KubeClient, *, clock: Clock | None = None,
+                 stop: threading.Event | None = None, budget: float = 1.5,
+                 request_timeout: float = 1.0, backoff_initial: float = 0.05,
+                 backoff_max: float = 0.5) -> None:
         self._client = client
+        self._clock = clock or SystemClock()
         self._stop = stop or threading.Event()
         self._budget = budget
         self._request_timeout = request_timeout
@@ -219,6 +124,7 @@ class KubernetesActuator:
         self._seen: dict[ScaleTargetRef, _Seen] = {}
         self._lock = threading.Lock()
         self._host = socket.gethostname()
+        self._last_event_ns = 0
 
     # ---- the Actuator protocol
 
@@ -242,7 +148,7 @@ class KubernetesActuator:
         return status
 
     def scale(self, target: ScaleTargetRef, replicas: int, *, resource_version: str,
-              reason: str, message: str, deadline: float | None = None) -> None:
+              reason: str, message: str, deadline: float | None = None) -> bool:
         if not resource_version:
             raise ValueError(f"{target}: a scale write needs the resourceVersion it was "
                              "decided on (no blind overwrites)")
@@ -250,7 +156,7 @@ class KubernetesActuator:
             seen = self._seen.get(target)
         if seen and seen.resource_version == resource_version and seen.replicas == replicas:
             log.debug("scale_skipped_noop", target=str(target), replicas=replicas)
-            return
+            return True
         until = self._deadline(deadline)
         base = self._object_path(target, until)
         # A merge patch that carries metadata.resourceVersion is a precondition: 409 if stale.
@@ -268,6 +174,7 @@ class KubernetesActuator:
                                        str(meta.get("uid", "")))
         log.info("scaled", target=str(target), replicas=replicas, reason=reason)
         self._record_event(target, reason, message, until)
+        return True
 
     # ---- events
 
@@ -276,7 +183,11 @@ class KubernetesActuator:
         """Best effort: one attempt, within what is left of the deadline; never raises."""
         with self._lock:
             seen = self._seen.get(target)
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            # client-go's recorder names events "<object>.<unix nanos in hex>"; a clock that
+            # stands still (a manual one) must still give each event its own name.
+            self._last_event_ns = max(int(self._clock.now() * 1e9), self._last_event_ns + 1)
+            event_ns = self._last_event_ns
+        now = datetime.fromtimestamp(event_ns / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         involved: Obj = {"apiVersion": target.api_version, "kind": target.kind,
                          "name": target.name, "namespace": target.namespace}
         if seen and seen.uid:
@@ -284,8 +195,7 @@ class KubernetesActuator:
             involved["resourceVersion"] = seen.resource_version
         event = {
             "apiVersion": "v1", "kind": "Event",
-            # client-go's recorder names events "<object>.<unix nanos in hex>".
-            "metadata": {"name": f"{target.name}.{time.time_ns():x}",
+            "metadata": {"name": f"{target.name}.{event_ns:x}",
                          "namespace": target.namespace},
             "involvedObject": involved, "reason": reason, "message": message, "type": "Normal",
             "source": {"component": EVENT_COMPONENT, "host": self._host},
@@ -293,7 +203,7 @@ class KubernetesActuator:
             "firstTimestamp": now, "lastTimestamp": now, "count": 1,
         }
         path = f"/api/v1/namespaces/{target.namespace}/events"
-        remaining = until - time.monotonic()
+        remaining = until - self._clock.monotonic()
         try:
             if remaining <= 0:
                 raise TransientError("timeout", "no time left before the deadline")
@@ -307,7 +217,7 @@ class KubernetesActuator:
     # ---- plumbing
 
     def _deadline(self, deadline: float | None) -> float:
-        own = time.monotonic() + self._budget
+        own = self._clock.monotonic() + self._budget
         return own if deadline is None else min(own, deadline)
 
     def _object_path(self, target: ScaleTargetRef, until: float) -> str:
@@ -350,7 +260,7 @@ class KubernetesActuator:
         def attempt() -> Obj:
             if self._stop.is_set():
                 raise _Stopped()
-            timeout = min(self._request_timeout, until - time.monotonic())
+            timeout = min(self._request_timeout, until - self._clock.monotonic())
             try:
                 if timeout <= 0:
                     raise TransientError("timeout", f"{method} {path}: no time left before "
@@ -368,13 +278,16 @@ class KubernetesActuator:
                 failures.append(exc)
                 raise
 
+        def past_deadline(state: RetryCallState) -> bool:
+            # Never start a backoff sleep that would end past the deadline.
+            return self._clock.monotonic() + (state.upcoming_sleep or 0.0) >= until
+
         retrying = Retrying(
             retry=retry_if_exception_type(TransientError),
-            # stop_before_delay: never start a backoff sleep that would end past the deadline.
-            stop=(stop_before_delay(max(0.0, until - time.monotonic()))
-                  | stop_when_event_set(self._stop)),
+            stop=stop_when_event_set(self._stop) | past_deadline,
             wait=self._wait,
-            sleep=self._stop.wait,   # a shutdown ends the backoff sleep at once
+            # A shutdown ends the backoff sleep at once.
+            sleep=lambda seconds: self._clock.sleep(seconds, self._stop),
             before_sleep=_log_retry(target),
             reraise=True,
         )

@@ -1,5 +1,10 @@
 """Replay's workload: replicas that take a start-up delay to become ready.
 
+:class:`SimulatedWorkload` is the model replay's engines drive directly, tick by tick;
+:class:`SimulatedActuator` puts the same model behind the
+:class:`~scaler.actuators.Actuator` protocol, on a clock, so that the daemon's own loop
+can run against it.
+
 Added replicas are ready ``startup_delay`` seconds after the tick that added them and
 count for ticks at or after that time. Removals are immediate and take the replicas that
 would be ready latest first — not-yet-ready before ready, newest first — which is the
@@ -10,6 +15,10 @@ integrate ready capacity second by second.
 from __future__ import annotations
 
 from bisect import bisect_right
+
+from scaler.actuators import Conflict, ScaleStatus
+from scaler.clock import Clock
+from scaler.policy import ScaleTargetRef
 
 # Each simulated replica is a Python float; beyond this a replay would exhaust memory.
 MAX_REPLICAS = 100_000
@@ -36,9 +45,6 @@ class SimulatedWorkload:
     def ready(self, now: float) -> int:
         return bisect_right(self._ready_at, now)
 
-    def all_ready(self, now: float) -> bool:
-        return not self._ready_at or self._ready_at[-1] <= now
-
     def scale(self, now: float, replicas: int) -> None:
         if replicas > MAX_REPLICAS:
             raise TooManyReplicas(
@@ -54,3 +60,33 @@ class SimulatedWorkload:
     def all_lifetimes(self, end: float) -> list[tuple[float, float]]:
         """Every replica's (ready_at, removed_at), those still running removed at ``end``."""
         return self.lifetimes + [(r, end) for r in self._ready_at]
+
+
+class SimulatedActuator:
+    """Implements :class:`~scaler.actuators.Actuator` over one simulated workload.
+
+    Time is the clock's: a replica added at ``clock.now()`` is ready ``startup_delay``
+    later. Writes carry a resourceVersion like the live actuator's (a stale one is a
+    :class:`~scaler.actuators.Conflict`); every scale is kept in ``events``.
+    """
+
+    def __init__(self, workload: SimulatedWorkload, clock: Clock) -> None:
+        self.workload = workload
+        self.clock = clock
+        self.version = 1
+        self.events: list[tuple[float, int, str]] = []   # (time, replicas, reason)
+
+    def read(self, target: ScaleTargetRef, *, deadline: float | None = None) -> ScaleStatus:
+        workload = self.workload
+        return ScaleStatus(workload.replicas, workload.ready(self.clock.now()),
+                           str(self.version))
+
+    def scale(self, target: ScaleTargetRef, replicas: int, *, resource_version: str,
+              reason: str, message: str, deadline: float | None = None) -> bool:
+        if resource_version != str(self.version):
+            raise Conflict(target)
+        now = self.clock.now()
+        self.workload.scale(now, replicas)
+        self.version += 1
+        self.events.append((now, replicas, reason))
+        return True

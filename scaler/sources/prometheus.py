@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from scaler.clock import Clock, SystemClock
 from scaler.sources import Reading
+from scaler.sources.wire import format_labels, format_seconds
 
 if TYPE_CHECKING:
     import requests
@@ -155,19 +156,10 @@ class PrometheusSource:
 
     # -- history: warm start and `scaler record` --------------------------------------
 
-    def history(
-        self,
-        query: str,
-        start: float,
-        end: float,
-        step: float = 1.0,
-        *,
-        deadline: float | None = None,
-        chunk_points: int = MAX_POINTS_PER_QUERY,
-    ) -> Reading:
-        return self.fetch_history(
-            query, start, end, step, deadline=deadline, chunk_points=chunk_points
-        ).reading
+    def history(self, query: str, start: float, end: float, step: float = 1.0,
+                **options: Any) -> Reading:
+        """:meth:`fetch_history`'s reading (``options``: ``deadline``, ``chunk_points``)."""
+        return self.fetch_history(query, start, end, step, **options).reading
 
     def fetch_history(
         self,
@@ -353,8 +345,9 @@ def _checked(
         return Fetch(Reading(error=reason, detail=detail), {}, attempts)
 
     if not series:
-        return fail("empty", f"query {query!r} returned no series between {_ts(start)} and "
-                             f"{_ts(end)}; check the metric name and label matchers")
+        return fail("empty", f"query {query!r} returned no series between "
+                             f"{format_seconds(start)} and {format_seconds(end)}; check the "
+                             "metric name and label matchers")
     if len(series) > 1:
         shown = ", ".join(format_labels(s.labels) for s in series[:5])
         more = f" and {len(series) - 5} more" if len(series) > 5 else ""
@@ -369,25 +362,14 @@ def _checked(
     ):
         hits = [t for t, v in only.points if bad(v)]
         if hits:
-            return fail(reason, f"query {query!r} is {words} at {_ts(hits[0])} "
+            return fail(reason, f"query {query!r} is {words} at {format_seconds(hits[0])} "
                                 f"({len(hits)} of {len(only.points)} points)")
     newest = only.points[-1][0]
     if staleness is not None and now is not None and now - newest > staleness:
-        return fail("stale", f"newest point of {query!r} is at {_ts(newest)}, "
-                             f"{now - newest:.0f} s before {_ts(now)} (bound {staleness:g} s); "
-                             f"the series has stopped")
+        return fail("stale", f"newest point of {query!r} is at {format_seconds(newest)}, "
+                             f"{now - newest:.0f} s before {format_seconds(now)} "
+                             f"(bound {staleness:g} s); the series has stopped")
     return Fetch(Reading(samples=only.points), dict(only.labels), attempts)
-
-
-def format_labels(labels: Mapping[str, str]) -> str:
-    """``name{k="v", ...}`` as Prometheus prints a series."""
-    name = labels.get("__name__", "")
-    rest = ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items()) if k != "__name__")
-    return f"{name}{{{rest}}}"
-
-
-def _ts(t: float) -> str:
-    return f"{t:.3f}".rstrip("0").rstrip(".")
 
 
 def _parse_matrix(result: object) -> list[_Series]:
@@ -514,10 +496,10 @@ class _Client:
                 query,
                 start_time=datetime.fromtimestamp(start, tz=UTC),
                 end_time=datetime.fromtimestamp(end, tz=UTC),
-                step=_seconds(step),
+                step=format_seconds(step),
                 # The library rounds start/end to whole seconds; explicit params (merged
                 # last) keep sub-second grids exact.
-                params={"start": _seconds(start), "end": _seconds(end)},
+                params={"start": format_seconds(start), "end": format_seconds(end)},
                 timeout=timeout,
             )
         except _HTTPStatus as e:
@@ -613,11 +595,6 @@ class _BearerTokenFile:
         except OSError as e:
             raise _TokenError(f"cannot read bearer token file {self._path}: "
                               f"{e.strerror or e}") from e
-
-
-def _seconds(value: float) -> str:
-    """A time or duration as Prometheus's API takes it: ``1700000000`` or ``0.5``."""
-    return str(int(value)) if float(value).is_integer() else f"{value:.3f}".rstrip("0").rstrip(".")
 
 
 def _cause(exc: BaseException) -> str:

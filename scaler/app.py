@@ -1,0 +1,390 @@
+"""Wiring: which source, which actuator, which clock — the objects each command runs.
+
+``scaler.cli`` parses the command line and calls one function here per command; bad
+input is a :class:`UsageError` (or a :class:`~scaler.policy.PolicyError`) that the CLI
+prints as one line. The choices that make a mode are made here and nowhere else:
+
+* the daemon (``serve``): the Prometheus source, the Kubernetes actuator — wrapped in
+  the dry-run actuator for ``--dry-run`` — the system clock and, with leader election,
+  a Lease; :func:`build_daemon` builds them, :func:`serve` runs them;
+* a replay (:func:`run_replay`): a recording and the simulated workload, through the
+  fast engine, then the report; ``--compare`` adds the policy's reactive twin
+  (:func:`reactive_twin`);
+* ``scaler record`` (:func:`record`): the Prometheus source and a recording file.
+
+Heavy libraries are imported inside the function that needs them, so ``scaler
+validate`` and the daemon never pay for numpy, Pillow or scipy they don't use.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from scaler.clock import Clock, SystemClock
+from scaler.policy import Policy, PredictionPolicy, files
+
+if TYPE_CHECKING:
+    from scaler.daemon.lease import LeaderElector
+    from scaler.daemon.loop import Daemon
+    from scaler.replay.engine import ReplayResult
+    from scaler.replay.report.progress import Progress
+    from scaler.sources.prometheus import Connection
+    from scaler.sources.recording.write import Recorded
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_RECORDING = PACKAGE_DIR / "recordings" / "default.csv"
+
+# About a year of 1 s ticks: beyond this a replay would not fit in memory.
+MAX_TICKS = 32_000_000
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one clear message, exit code 2."""
+
+
+def load_policies(path: str | Path) -> list[Policy]:
+    """Every policy under ``path`` (a file or a directory), validated."""
+    path = Path(path)
+    if not path.exists():
+        raise UsageError(f"{path}: no such file or directory")
+    return files.load(path)
+
+
+def select_policy(path: str | Path | None, name: str | None) -> Policy:
+    """The one policy a replay runs: the only one under ``path``, or the one ``name``d
+    (default: the packaged default policy)."""
+    source = Path(path) if path else files.DEFAULT
+    policies = load_policies(source)
+    if name is not None:
+        chosen = [p for p in policies if p.name == name]
+        if not chosen:
+            raise UsageError(f"{source}: no policy named {name!r} (found: "
+                             f"{', '.join(p.name for p in policies)})")
+        return chosen[0]
+    if len(policies) > 1:
+        raise UsageError(f"{source}: holds {len(policies)} policies "
+                         f"({', '.join(p.name for p in policies)}); pick one with --name")
+    return policies[0]
+
+
+# ---------------------------------------------------------------------------------- replay
+
+@dataclass(frozen=True)
+class ReplayRun:
+    """What ``scaler replay`` did: the result, its summary and the files written."""
+
+    policy: Policy
+    recording: Path
+    samples: int
+    result: ReplayResult
+    baseline: tuple[str, ReplayResult] | None   # --compare's twin, by name
+    summary: dict
+    title: str
+    written: list[Path]
+    seconds: float                               # wall time, reading to writing
+
+
+def reactive_twin(policy: Policy) -> Policy:
+    """The policy without prediction and with the fixed grace period: what ``--compare``
+    replays beside it."""
+    return replace(policy, prediction=PredictionPolicy(), keep_alive="fixed")
+
+
+def run_replay(recording: str | Path | None, *, policy_path: str | Path | None = None,
+               name: str | None = None, column: str | None = None,
+               out: str | Path = "replay-out", startup_delay: float = 0.0,
+               chart: bool = True, compare: bool = False,
+               progress: Progress | None = None, clock: Clock | None = None) -> ReplayRun:
+    """Replay a recording (default: the bundled one) with a policy against the simulated
+    workload, and write decisions.csv, summary.json and the charts into ``out``."""
+    _keep_freed_memory()
+    clock = clock or SystemClock()
+    started = clock.monotonic()
+    from scaler.actuators.simulated import TooManyReplicas
+    from scaler.replay.engine import replay
+    from scaler.replay.report import outputs
+    from scaler.replay.report import summary as summaries
+    from scaler.sources import recording as recordings
+
+    if not (math.isfinite(startup_delay) and startup_delay >= 0):
+        raise UsageError(f"--startup-delay: {startup_delay:g} is not allowed "
+                         "(a number of seconds >= 0)")
+    policy = select_policy(policy_path, name)
+    if compare and not (policy.prediction.enabled or policy.keep_alive == "histogram"):
+        raise UsageError(f"--compare: policy {policy.name} has neither spec.prediction "
+                         "enabled nor spec.scaleToZero.keepAlive: histogram; there is "
+                         "nothing to compare it with")
+    path = Path(recording) if recording else DEFAULT_RECORDING
+    _phase(progress, "reading recording", 0.0)
+    try:
+        rec = recordings.load(path, column)
+    except recordings.RecordingError as exc:
+        raise UsageError(str(exc)) from None
+    _phase(progress, "replaying", 0.15)
+    ticks = (rec.times[-1] - rec.times[0]) / policy.tick_interval
+    if ticks > MAX_TICKS:
+        raise UsageError(f"{rec.source}: spans {ticks:,.0f} ticks of {policy.tick_interval:g}s; "
+                         f"replay handles up to {MAX_TICKS:,} (about a year at 1 s)")
+    try:
+        result = replay(policy, rec.times, rec.values, startup_delay,
+                        progress=progress and (lambda f: progress.update(0.15 + 0.6 * f)))
+        baseline = None
+        if compare:
+            baseline = ("reactive", replay(reactive_twin(policy), rec.times, rec.values,
+                                           startup_delay))
+    except TooManyReplicas as exc:
+        raise UsageError(f"{rec.source}: {exc}") from None
+    if not len(result.ticks):
+        raise UsageError(f"{rec.source}: the recording spans less than one tick "
+                         f"({policy.tick_interval:g}s); nothing to replay")
+    _phase(progress, "writing outputs", 0.8)
+    summary = summaries.summarize(result)
+    summary["recording"]["path"] = str(path)
+    if baseline is not None:
+        summary["compare"] = {baseline[0]: summaries.summarize(baseline[1])}
+    title = f"scaler replay: {path.name} with policy {policy.name}"
+    try:
+        written = outputs.write_all(result, summary, Path(out), title=title,
+                                    subtitle=_subtitle(policy, startup_delay, summary),
+                                    chart=chart, baseline=baseline)
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot write there: {exc.strerror or exc}") from None
+    if progress:
+        progress.done()
+    return ReplayRun(policy, path, len(rec), result, baseline, summary, title, written,
+                     clock.monotonic() - started)
+
+
+def _subtitle(policy: Policy, startup_delay: float, summary: dict) -> str:
+    subtitle = (f"target {policy.target_value:g} per replica, stable {policy.stable_window}s, "
+                f"panic {policy.panic_window}s at {policy.panic_threshold_percentage:g}%, "
+                f"startup delay {startup_delay:g}s")
+    quality = summary.get("forecast")
+    if quality and quality["mae"] is not None:
+        # Forecast quality goes on the chart too, next to the dashed forecast line.
+        subtitle += (f"; forecast ({quality['model']}, {quality['mode']}) MAE "
+                     f"{quality['mae']:.1f}, MAPE {_pct(quality['mape'])}, coverage "
+                     f"{_pct(quality['coverage'])}")
+    return subtitle
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x * 100:.0f}%"
+
+
+def _phase(progress: Progress | None, label: str, fraction: float) -> None:
+    if progress:
+        progress.phase(label, fraction)
+
+
+def _keep_freed_memory() -> None:
+    """Replay allocates and frees many array temporaries of a few MB. By default glibc
+    returns each to the kernel and faults it back in on the next allocation (about 15 ms
+    per 10 MB here); keeping freed memory in the heap makes large replays ~15 % faster."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 32 << 20)    # M_MMAP_THRESHOLD: its maximum, 32 MiB
+        libc.mallopt(-1, 1 << 30)     # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
+# ---------------------------------------------------------------------------------- daemon
+
+def prometheus_connection(url: str | None, *, bearer_token_file: str | None = None,
+                          basic_auth: str | None = None, ca_file: str | None = None,
+                          insecure_skip_verify: bool = False,
+                          headers: list[str] = ()) -> Connection:
+    """How to reach Prometheus, from the ``--prometheus-*`` flags: ``basic_auth`` is
+    ``USER:PASSWORD_FILE``, each header ``NAME:VALUE``."""
+    from scaler.sources.prometheus import Connection
+
+    if not url:
+        raise UsageError("--prometheus-url (or PROMETHEUS_URL) is required")
+    basic = None
+    if basic_auth:
+        user, sep, password_file = basic_auth.partition(":")
+        if not sep or not user:
+            raise UsageError("--prometheus-basic-auth: expected USER:PASSWORD_FILE")
+        try:
+            basic = (user, Path(password_file).read_text().strip())
+        except OSError as exc:
+            raise UsageError(f"--prometheus-basic-auth: {password_file}: {exc.strerror}") from None
+    extra = {}
+    for item in headers:
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip():
+            raise UsageError(f"--prometheus-header {item!r}: expected NAME:VALUE")
+        extra[name.strip()] = value.strip()
+    try:
+        return Connection(url, bearer_token_file=bearer_token_file, basic_auth=basic,
+                          ca_bundle=ca_file, insecure_skip_verify=insecure_skip_verify,
+                          headers=extra)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+@dataclass
+class DaemonParts:
+    """A daemon and the edges it was built with, for :func:`serve` to run and close."""
+
+    daemon: Daemon
+    source: Any            # PrometheusSource
+    actuator: Any          # KubernetesActuator (the live one, also under a dry run)
+    registry: Any          # the metrics' CollectorRegistry
+    elector: LeaderElector | None
+    kubernetes: str        # the API server's address, for the log
+    stop: threading.Event
+
+
+def configure_logging(log_format: str = "auto") -> None:
+    """``auto``: JSON lines unless stdout is a terminal; ``json``; ``console``."""
+    from scaler.daemon import observability
+
+    observability.configure_logging(json={"auto": None, "json": True,
+                                          "console": False}[log_format])
+
+
+def build_daemon(policies: list[Policy], policy_path: str | Path, connection: Connection, *,
+                 kubeconfig: str | None = None, dry_run: bool = False,
+                 leader_elect: bool = False, lease_name: str = "scaler",
+                 lease_namespace: str | None = None, identity: str | None = None,
+                 clock: Clock | None = None) -> DaemonParts:
+    """The live daemon for ``policies`` (read from ``policy_path``, re-read on change):
+    Prometheus in, the Kubernetes scale subresource out (only reported under
+    ``dry_run``), on the system clock."""
+    from prometheus_client import CollectorRegistry
+
+    from scaler.actuators.dry_run import DryRunActuator
+    from scaler.actuators.kubernetes import KubernetesActuator
+    from scaler.daemon.loop import Daemon
+    from scaler.daemon.observability import Metrics
+    from scaler.kube import KubeClient
+    from scaler.sources.prometheus import PrometheusSource
+
+    if leader_elect and not lease_namespace:
+        raise UsageError("--leader-elect needs --lease-namespace (or POD_NAMESPACE)")
+    clock = clock or SystemClock()
+    stop = threading.Event()
+    try:
+        client = KubeClient.from_config(kubeconfig)
+    except Exception as exc:   # kubeconfig missing, malformed, or not in a cluster
+        raise UsageError(f"cannot load Kubernetes configuration: {exc}") from None
+    # Requests are short (a tick's worth of seconds) and capped at 3 s, so an answer still
+    # in flight at SIGTERM cannot hold shutdown past its 5 s budget.
+    source = PrometheusSource(connection, clock=clock, shutdown=stop, request_timeout=3.0)
+    live = KubernetesActuator(client, clock=clock, stop=stop)
+    registry = CollectorRegistry()
+    elector = None
+    if leader_elect:
+        from scaler.daemon.lease import LeaderElector
+
+        # The holder's name: the pod's (from the Downward API) unless given.
+        elector = LeaderElector(client, lease_namespace, lease_name,
+                                identity=identity or os.environ.get("POD_NAME") or None,
+                                clock=clock, stop=stop)
+    daemon = Daemon(policies, source=source, actuator=DryRunActuator(live) if dry_run else live,
+                    clock=clock, metrics=Metrics(registry), policy_path=Path(policy_path),
+                    is_leader=elector.is_leader if elector else None, stop=stop)
+    return DaemonParts(daemon, source, live, registry, elector, client.host, stop)
+
+
+def serve(parts: DaemonParts, *, metrics_port: int = 9090, health_port: int = 8080,
+          bind_address: str = "0.0.0.0", dry_run: bool = False) -> int:
+    """Run a built daemon until SIGTERM or SIGINT (SIGHUP reloads the policies), with its
+    /metrics and health endpoints; release the lease and close the clients on the way out."""
+    import signal
+
+    import structlog
+
+    from scaler.daemon import observability
+
+    daemon = parts.daemon
+    signal.signal(signal.SIGTERM, lambda *_: daemon.request_stop())
+    signal.signal(signal.SIGINT, lambda *_: daemon.request_stop())
+    signal.signal(signal.SIGHUP, lambda *_: daemon.request_reload())
+    try:
+        metrics_server = observability.serve_metrics(parts.registry, metrics_port,
+                                                     bind_address)
+        health = observability.HealthServer(health_port, healthy=daemon.healthy,
+                                            ready=daemon.ready, host=bind_address).start()
+    except OSError as exc:
+        raise UsageError(f"cannot listen: {exc.strerror or exc}") from None
+    lease_thread = parts.elector.start() if parts.elector else None
+    structlog.get_logger("scaler").info(
+        "serving", metrics_port=metrics_port, health_port=health_port,
+        prometheus=parts.source.connection.url, kubernetes=parts.kubernetes,
+        leader_election=parts.elector is not None, dry_run=dry_run)
+    try:
+        daemon.run()
+    finally:
+        parts.stop.set()
+        if lease_thread is not None:
+            lease_thread.join(timeout=2)   # releases the lease for a fast takeover
+        health.stop()
+        metrics_server.shutdown()
+        parts.source.close()
+        parts.actuator.close()
+    return 0
+
+
+# ---------------------------------------------------------------------------------- record
+
+def parse_time(text: str, now: float) -> float:
+    """Unix seconds, an RFC 3339 time with a zone, "now", or now minus a duration."""
+    from scaler.policy import parse_duration
+    from scaler.sources.wire import parse_timestamp
+
+    value = text.strip()
+    if value == "now":
+        return now
+    try:
+        for prefix in ("now-", "-"):
+            if value.startswith(prefix):
+                return now - parse_duration(value[len(prefix):])
+        return parse_timestamp(value)
+    except ValueError as exc:
+        raise UsageError(f"{exc} (times are unix seconds, RFC 3339, now, or now-6h)") from None
+
+
+def record_range(start: str, end: str = "now", step: str = "1s",
+                 clock: Clock | None = None) -> tuple[float, float, float]:
+    """(first, last, step) in seconds from the times and the step as the user wrote them."""
+    from scaler.policy import parse_duration
+
+    now = (clock or SystemClock()).now()
+    first, last = parse_time(start, now), parse_time(end, now)
+    try:
+        seconds = parse_duration(step)
+    except ValueError as exc:
+        raise UsageError(f"--step: {exc}") from None
+    if seconds <= 0:
+        raise UsageError("--step must be positive")
+    if last < first:
+        raise UsageError(f"--end ({end}) is before --start ({start})")
+    return first, last, seconds
+
+
+def record(connection: Connection, query: str, out: str | Path,
+           span: tuple[float, float, float], clock: Clock | None = None) -> Recorded:
+    """Save ``query``'s history from Prometheus over ``span`` (:func:`record_range`) as a
+    recording."""
+    from scaler.sources.prometheus import PrometheusSource
+    from scaler.sources.recording.write import RecordError
+    from scaler.sources.recording.write import record as write_recording
+
+    first, last, step = span
+    # A week at 1 s is ~55 range queries; give them time (the daemon's budget is a tick).
+    with PrometheusSource(connection, clock=clock or SystemClock(),
+                          history_timeout=600.0) as source:
+        try:
+            return write_recording(source, query, first, last, step, out)
+        except (RecordError, ValueError) as exc:
+            raise UsageError(str(exc)) from None

@@ -1,0 +1,408 @@
+"""The daemon's loop: for every policy, every tick — query, record, decide, act.
+
+Ticks fall on multiples of the policy's tickInterval in unix seconds, exactly as in
+replay, and tick T is processed ``evaluation_delay`` seconds after T so that Prometheus
+has ingested every scrape stamped at or before T. At tick T the loop:
+
+1. evaluates the query at every whole second since the last one it recorded, up to T
+   (1 s buckets, like Knative's scraper); the first time, it refills the windows with a
+   stable window of history, so a restarted daemon decides as if it had never stopped;
+2. reads the target's replicas and ready replicas;
+3. runs the policy's :class:`~scaler.decide.pipeline.PolicyScaler` with now = T — the
+   same code replay runs. A failed, empty or stale query is "no data": the count is
+   held, never lowered, never taken to zero;
+4. writes a changed count through the actuator, unless the target is paused or this
+   process is not the leader; a 409 means re-read and decide again. (A dry run is an
+   actuator that only reports its writes: the loop does not know it is one.)
+
+Time comes from an injected clock and sleeps wake early on shutdown and reload, so tests
+drive the loop with a manual clock. Signals only set events; the work happens here.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import structlog
+
+from scaler.actuators import Actuator, ActuatorError, Conflict, ScaleStatus
+from scaler.clock import Clock
+from scaler.daemon.observability import Metrics
+from scaler.decide.pipeline import PolicyScaler, TickResult
+from scaler.policy import Policy, PolicyError
+from scaler.policy import files as policy_files
+from scaler.sources import MetricSource, Reading
+
+# Share of a tick the metric query may use, retries included; the actuator's calls must
+# end by TICK_SHARE, so one slow dependency cannot push a tick past the next.
+QUERY_SHARE = 0.5
+TICK_SHARE = 0.9
+
+
+@dataclass
+class Target:
+    """A policy and everything the loop keeps for it between ticks."""
+
+    policy: Policy
+    scaler: PolicyScaler
+    next_tick: float
+    recorded_until: int | None = None   # last second evaluated into the windows
+    no_data: str | None = None          # current no-data reason, logged when it changes
+    last_value: float | None = None
+    last_action: str = ""
+    ticks: int = 0
+    forecast_warm: bool = False         # forecast history read (or tried) once
+
+    @property
+    def name(self) -> str:
+        return self.policy.name
+
+
+def first_tick(policy: Policy, now: float, evaluation_delay: float = 0.5) -> float:
+    """The latest tick already due at ``now``: a (re)started daemon decides at once
+    instead of waiting for the next tick boundary."""
+    step = policy.tick_interval
+    return math.floor((now - evaluation_delay) / step) * step
+
+
+@dataclass
+class Daemon:
+    policies: list[Policy]
+    source: MetricSource
+    actuator: Actuator
+    clock: Clock
+    metrics: Metrics
+    policy_path: Path | None = None
+    is_leader: Callable[[], bool] | None = None   # None: no leader election, always write
+    evaluation_delay: float = 0.5
+    staleness: float = 10.0     # warm-start history older than this is "stale"
+    stop: threading.Event = field(default_factory=threading.Event)
+    reload: threading.Event = field(default_factory=threading.Event)
+    wake: threading.Event = field(default_factory=threading.Event)
+    log: structlog.typing.FilteringBoundLogger = field(
+        default_factory=lambda: structlog.get_logger("scaler"))
+
+    def __post_init__(self) -> None:
+        now = self.clock.now()
+        self.targets: dict[str, Target] = {
+            p.name: Target(p, PolicyScaler(p), first_tick(p, now, self.evaluation_delay))
+            for p in self.policies}
+        self._fingerprint = policy_files.fingerprint(self.policy_path) if self.policy_path else ()
+        self.last_loop: float | None = None     # monotonic time of the last loop pass
+        self.queried_ok = False
+        self.metrics.reload_success.set(1)
+        self.metrics.reload_time.set(now)
+
+    # ---------------------------------------------------------------- health, lifecycle
+
+    def healthy(self) -> tuple[bool, str]:
+        if self.last_loop is None:
+            return True, "starting"
+        limit = 3 * max((t.policy.tick_interval for t in self.targets.values()), default=2.0)
+        age = self.clock.monotonic() - self.last_loop
+        if age > limit + self.evaluation_delay:
+            return False, f"loop has not ticked for {age:.1f}s (limit {limit:g}s)"
+        return True, "ok"
+
+    def ready(self) -> tuple[bool, str]:
+        if not self.targets:
+            return False, "no policies loaded"
+        if not self.queried_ok:
+            return False, "no successful metric query yet"
+        return True, "ok"
+
+    def request_stop(self) -> None:
+        self.stop.set()
+        self.wake.set()
+
+    def request_reload(self) -> None:
+        self.reload.set()
+        self.wake.set()
+
+    def run(self) -> None:
+        """Tick until :meth:`request_stop`."""
+        self.log.info("started", policies=sorted(self.targets))
+        while not self.stop.is_set():
+            self.run_once()
+            wait = self._seconds_to_next_tick()
+            self.wake.clear()
+            if not self.stop.is_set() and not self.reload.is_set():
+                self.clock.sleep(min(wait, 1.0), self.wake)
+        self.log.info("stopped")
+
+    def run_once(self) -> None:
+        """One pass: reload if asked or if a policy file changed, then every due tick."""
+        try:
+            if self.reload.is_set() or self._files_changed():
+                self.reload.clear()
+                self.reload_policies()
+        except Exception:   # e.g. the policy directory became unreadable
+            self.metrics.reload_success.set(0)
+            self.log.exception("policy reload failed; keeping the running policies")
+        leading = self.is_leader is None or self.is_leader()
+        self.metrics.leader.set(1 if leading else 0)
+        now = self.clock.now()
+        for target in list(self.targets.values()):
+            if self.stop.is_set():
+                break
+            due = now - self.evaluation_delay
+            if target.next_tick > due:
+                continue
+            step = target.policy.tick_interval
+            # After a stall, process only the latest due tick: its query covers the
+            # seconds in between, and old ticks have nothing left to act on.
+            tick = math.floor(due / step) * step
+            target.next_tick = tick + step
+            try:
+                self.tick(target, tick)
+            except Exception:
+                # A bug or an answer nobody foresaw must not stop the other policies or
+                # the daemon: this tick holds (nothing was written), the next one retries.
+                self.metrics.tick_errors.labels(target.name).inc()
+                self.log.exception("tick failed; holding replicas", policy=target.name)
+        self.last_loop = self.clock.monotonic()
+
+    def _seconds_to_next_tick(self) -> float:
+        if not self.targets:
+            return 1.0
+        due = min(t.next_tick for t in self.targets.values()) + self.evaluation_delay
+        return max(0.0, due - self.clock.now())
+
+    def _files_changed(self) -> bool:
+        if self.policy_path is None:
+            return False
+        return policy_files.fingerprint(self.policy_path) != self._fingerprint
+
+    # ----------------------------------------------------------------------- reload
+
+    def reload_policies(self) -> bool:
+        """Validate every file, then swap atomically; on any error keep what runs."""
+        assert self.policy_path is not None
+        self._fingerprint = policy_files.fingerprint(self.policy_path)
+        try:
+            policies = policy_files.load(self.policy_path)
+        except PolicyError as exc:
+            self.metrics.reload_success.set(0)
+            self.log.error("policy reload failed; keeping the running policies",
+                           errors=exc.errors)
+            return False
+        now = self.clock.now()
+        targets: dict[str, Target] = {}
+        for p in policies:
+            old = self.targets.get(p.name)
+            if (old is not None and old.scaler.same_windows(p)
+                    and old.policy.scale_target_ref == p.scale_target_ref):
+                # Same query and windows: the history stays, like Knative's Update().
+                if old.scaler.update_policy(p):
+                    old.forecast_warm = False    # a new forecaster: read its history again
+                old.policy = p
+                targets[p.name] = old
+            else:
+                targets[p.name] = Target(p, PolicyScaler(p),
+                                         first_tick(p, now, self.evaluation_delay))
+        for gone in set(self.targets) - set(targets):
+            self.metrics.forget(gone)
+        self.targets = targets
+        self.metrics.reload_success.set(1)
+        self.metrics.reload_time.set(now)
+        self.log.info("policies reloaded", policies=sorted(targets))
+        return True
+
+    # ------------------------------------------------------------------------- tick
+
+    def tick(self, target: Target, t: float) -> TickResult | None:
+        started = self.clock.monotonic()
+        p = target.policy
+        deadline = started + p.tick_interval * QUERY_SHARE
+        reading = self._refresh(target, t, deadline)
+        act_by = started + p.tick_interval * TICK_SHARE
+        try:
+            status = self.actuator.read(p.scale_target_ref, deadline=act_by)
+        except ActuatorError as exc:
+            self.metrics.patch_errors.labels(p.name, exc.reason).inc()
+            self.log.error("cannot read target", policy=p.name, target=str(p.scale_target_ref),
+                           reason=exc.reason, detail=exc.detail)
+            return None
+        result = target.scaler.tick(t, status.ready_replicas, status.replicas,
+                                    hold=not reading.ok)
+        action = self._act(target, t, status, result, act_by)
+        target.ticks += 1
+        self._observe(target, status, result, reading, action)
+        self.metrics.tick_duration.observe(self.clock.monotonic() - started)
+        return result
+
+    def _refresh(self, target: Target, t: float, deadline: float) -> Reading:
+        """Bring the windows up to second ``t``; warm-start them the first time."""
+        p = target.policy
+        end = int(t)
+        # Never ask for more than a stable window: older seconds could not change the
+        # windows, and after a long outage the range would outgrow what Prometheus
+        # answers in one query.
+        window_start = end - p.stable_window + 1
+        if target.recorded_until is None:
+            reading = self.source.history(p.metric.query, window_start, end,
+                                          deadline=deadline)
+            if reading.ok and reading.samples and reading.samples[-1][0] < end - self.staleness:
+                # A restart must not act on history that stopped long ago.
+                reading = Reading(error="stale", detail=(
+                    f"newest sample is {end - reading.samples[-1][0]:.0f}s old at warm start"))
+            if reading.ok and target.scaler.forecaster is not None and not target.forecast_warm:
+                self._warm_forecaster(target, window_start - 1, deadline)
+        else:
+            start = max(target.recorded_until + 1, window_start)
+            if start > end:
+                return Reading(samples=())   # nothing new since the last tick
+            reading = self.source.read(p.metric.query, start, end, deadline=deadline)
+        if reading.ok:
+            for ts, value in reading.samples:
+                target.scaler.record(ts, value)
+            if reading.samples:
+                target.last_value = reading.samples[-1][1]
+            target.recorded_until = end
+            self.queried_ok = True
+            if target.no_data is not None:
+                self.log.info("metric recovered", policy=p.name, after=target.no_data)
+            target.no_data = None
+        else:
+            self.metrics.metric_errors.labels(p.name, reading.error).inc()
+            if target.no_data != reading.error:
+                self.log.warning("metric has no data; holding replicas", policy=p.name,
+                                 reason=reading.error, detail=reading.detail)
+            target.no_data = reading.error
+        return reading
+
+    def _warm_forecaster(self, target: Target, end: int, deadline: float) -> None:
+        """Feed the forecaster the past before the windows' (at its 1-minute grid):
+        minHistory seasons plus one for Holt-Winters, an hour for the other models.
+
+        Done once, after the windows are warm and with the time left in the tick: a
+        failure only means the forecast warms up live; the reactive decisions never wait
+        for it."""
+        target.forecast_warm = True
+        pred = target.policy.prediction
+        span = (pred.min_history + 1) * max(pred.seasonality) if pred.model == "holt-winters" \
+            else 3600.0
+        span = min(span, 14 * 86400.0)
+        if deadline - self.clock.monotonic() < 0.05:
+            self.log.warning("no time left to read forecast history; prediction warms up live",
+                             policy=target.name)
+            return
+        reading = self.source.history(target.policy.metric.query, end - span, end,
+                                      step=60.0, deadline=deadline)
+        if reading.ok:
+            for ts, value in reading.samples:
+                target.scaler.forecaster.observe(ts, value)
+        else:
+            self.log.warning("forecast history unavailable; prediction warms up live",
+                             policy=target.name, reason=reading.error, detail=reading.detail)
+
+    def _act(self, target: Target, t: float, status: ScaleStatus, result: TickResult,
+             act_by: float) -> str:
+        p = target.policy
+        self.metrics.paused.labels(p.name).set(1 if status.paused else 0)
+        if not result.decision.valid:
+            return "hold"
+        if result.replicas == status.replicas:
+            return "none"
+        if status.paused:
+            return "paused"
+        if self.is_leader is not None and not self.is_leader():
+            return "standby"
+        for attempt in (1, 2):
+            try:
+                written = self.actuator.scale(
+                    p.scale_target_ref, result.replicas,
+                    resource_version=status.resource_version,
+                    reason=_event_reason(status.replicas, result.replicas),
+                    message=explain(p, result), deadline=act_by,
+                )
+            except Conflict:
+                self.metrics.conflicts.labels(p.name).inc()
+                if attempt == 2:
+                    return "conflict"
+                # Someone else changed the target: decide again from what it is now.
+                try:
+                    status = self.actuator.read(p.scale_target_ref, deadline=act_by)
+                except ActuatorError as exc:
+                    self.metrics.patch_errors.labels(p.name, exc.reason).inc()
+                    return "error"
+                result = target.scaler.tick(t, status.ready_replicas, status.replicas,
+                                            hold=not result.decision.valid)
+                if result.replicas == status.replicas:
+                    return "none"
+                if status.paused:
+                    return "paused"
+                if self.stop.is_set() or (self.is_leader is not None and not self.is_leader()):
+                    return "standby"
+                continue
+            except ActuatorError as exc:
+                self.metrics.patch_errors.labels(p.name, exc.reason).inc()
+                self.log.error("scale failed", policy=p.name, target=str(p.scale_target_ref),
+                               replicas=result.replicas, reason=exc.reason, detail=exc.detail)
+                return "error"
+            if not written:
+                return "would_scale"   # a dry run: reported, not written
+            direction = "up" if result.replicas > status.replicas else "down"
+            self.metrics.scale_actions.labels(p.name, direction).inc()
+            return "scaled"
+        return "conflict"
+
+    def _observe(self, target: Target, status: ScaleStatus, result: TickResult,
+                 reading: Reading, action: str) -> None:
+        p = target.policy
+        m = self.metrics
+        m.current.labels(p.name).set(status.replicas)
+        m.ready.labels(p.name).set(status.ready_replicas)
+        m.panic_mode.labels(p.name).set(1 if result.in_panic else 0)
+        if result.decision.valid:
+            m.desired.labels(p.name).set(result.replicas)
+            m.stable.labels(p.name).set(result.stable)
+            m.panic.labels(p.name).set(result.panic)
+        advice = result.advice
+        forecast = {}
+        if advice is not None:
+            m.forecast_active.labels(p.name).set(1 if advice.active else 0)
+            if advice.upper is not None:
+                m.forecast.labels(p.name).set(advice.upper)
+            forecast = dict(forecast=advice.upper, forecast_point=advice.point,
+                            forecast_state=advice.reason, floor=result.floor)
+        tv = p.target_value
+        self.log.info(
+            "tick", policy=p.name, t=result.now, value=target.last_value,
+            stable=result.stable, panic=result.panic, panic_mode=result.in_panic,
+            raw_stable=None if result.stable is None else math.ceil(result.stable / tv),
+            raw_panic=None if result.panic is None else math.ceil(result.panic / tv),
+            decider=result.decision.desired_pods if result.decision.valid else None,
+            replicas=result.replicas, current=status.replicas, ready=status.ready_replicas,
+            min=p.min_replicas, max=p.max_replicas, grace_remaining=result.grace_remaining,
+            no_data=reading.error, action=action, **forecast,
+        )
+
+
+def _event_reason(current: int, replicas: int) -> str:
+    if replicas == 0:
+        return "ScaledToZero"
+    return "ScaledUp" if replicas > current else "ScaledDown"
+
+
+def explain(policy: Policy, result: TickResult) -> str:
+    """The message of the Kubernetes Event for a scale: what the decision was made of."""
+    mode = "panic" if result.in_panic else "stable"
+    parts = [f"{result.current} -> {result.replicas} replicas ({mode} mode)",
+             f"stable {result.stable:g}, panic {result.panic:g} against "
+             f"{policy.target_value:g} per replica",
+             f"decider wanted {result.decision.desired_pods}"]
+    bounds = []
+    if policy.min_replicas:
+        bounds.append(f"min {policy.min_replicas}")
+    if policy.max_replicas:
+        bounds.append(f"max {policy.max_replicas}")
+    if bounds:
+        parts.append("clamped to " + ", ".join(bounds))
+    if result.replicas == 0:
+        parts.append(f"no demand for the {policy.scale_to_zero_grace_period:g}s grace period")
+    return "; ".join(parts)

@@ -1,0 +1,116 @@
+"""The Kubernetes API client shared by the actuator and the lease: plain JSON over the
+kubernetes package's REST layer.
+
+Weight: the typed kubernetes client builds pydantic models and costs ~0.8 s and ~46 MiB
+once AppsV1Api exists (reference/infra-notes.md §2). This module uses only the package's
+``Configuration`` and ``ApiClient`` (auth, TLS, kubeconfig and in-cluster loading, the
+urllib3 pool), exchanges plain JSON, and imports the package only when a client is built.
+
+Retries are not done here: urllib3's own are switched off, and callers retry with
+tenacity (the actuator) or on their own rhythm (the lease).
+
+Enters: a method, a path, a JSON body. Leaves: a :class:`Response`, or a
+:class:`TransportError` when no HTTP answer came. May import: the kubernetes package,
+urllib3 and the standard library; nothing else of scaler.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from kubernetes.client import Configuration
+
+
+class TransportError(Exception):
+    """A request that got no HTTP answer (e.g. a TLS failure, which retrying won't fix)."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class TransientError(TransportError):
+    """A failure worth retrying (429, 5xx, timeout, connection error)."""
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    body: Any          # parsed JSON, or the raw text when the body is not JSON
+    headers: Mapping[str, str]
+
+
+class KubeClient:
+    """Plain JSON over the kubernetes package's REST layer (no typed models).
+
+    ``request`` returns any HTTP response; only transport failures raise (TransportError).
+    """
+
+    def __init__(self, configuration: Configuration) -> None:
+        import urllib3
+        from kubernetes.client import ApiClient
+        from kubernetes.client.exceptions import ApiException
+
+        self._timeout_error = urllib3.exceptions.TimeoutError
+        self._http_error = urllib3.exceptions.HTTPError
+        self._api_exception = ApiException
+        # tenacity owns retries: no urllib3 retries, no client-go style read retries.
+        configuration.retries = False
+        configuration.client_go_retries = False
+        self._api = ApiClient(configuration)
+        self._api.user_agent = "scaler"
+
+    @classmethod
+    def from_config(cls, kubeconfig: str | None = None) -> KubeClient:
+        """Use ``kubeconfig`` if given, else $KUBECONFIG, else the in-cluster service account."""
+        from kubernetes.client import Configuration
+        from kubernetes.config import load_incluster_config, load_kube_config
+
+        configuration = Configuration()
+        path = kubeconfig or os.environ.get("KUBECONFIG")
+        if path:
+            # persist_config=False: a mounted kubeconfig is read-only; never write it back.
+            load_kube_config(config_file=path, client_configuration=configuration,
+                             persist_config=False)
+        else:
+            load_incluster_config(client_configuration=configuration)
+        return cls(configuration)
+
+    @property
+    def host(self) -> str:
+        return str(self._api.configuration.host)
+
+    def request(self, method: str, path: str, *, timeout: float, body: Any = None,
+                content_type: str = "application/json") -> Response:
+        headers = {"Accept": "application/json"}
+        if body is not None:
+            headers["Content-Type"] = content_type
+        # param_serialize adds the host, the default headers and the (refreshed) bearer token.
+        method, url, headers, body, _ = self._api.param_serialize(
+            method=method, resource_path=path, header_params=headers, body=body,
+            auth_settings=["BearerToken"])
+        try:
+            resp = self._api.call_api(method, url, header_params=headers, body=body,
+                                      _request_timeout=timeout)
+            raw = resp.read()
+        except self._timeout_error as exc:
+            raise TransientError("timeout", f"{method} {path}: no answer within {timeout:.2f}s "
+                                            f"({exc})") from None
+        except self._http_error as exc:    # refused, reset, protocol errors
+            raise TransientError("unavailable", f"{method} {path}: {exc}") from None
+        except self._api_exception as exc:   # the REST layer wraps TLS failures in these
+            raise TransportError("transport", f"{method} {path}: {exc.reason}") from None
+        try:
+            parsed: Any = json.loads(raw) if raw else None
+        except ValueError:
+            parsed = raw.decode("utf-8", "replace")
+        return Response(resp.status, parsed, resp.headers)
+
+    def close(self) -> None:
+        self._api.close()

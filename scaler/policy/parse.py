@@ -1,0 +1,388 @@
+"""Policy documents: YAML text parsed once into frozen, validated :class:`Policy` values.
+
+A policy file holds one or more ``kind: ScalingPolicy`` documents. Parsing is strict:
+an unknown key, a wrong type, an unparsable duration or an out-of-range value is an
+error that names the file, the document, the key, the value and the allowed range.
+All errors of a file are collected, so a user fixes them in one pass.
+
+Pure: this module parses text it is given; reading files is ``scaler.policy.files``' job.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import replace
+from typing import Any, Callable
+
+import yaml
+
+from scaler.policy.durations import format_duration, parse_duration
+from scaler.policy.model import (
+    KEEP_ALIVE,
+    MODELS,
+    MODES,
+    MetricSpec,
+    Policy,
+    PredictionPolicy,
+    WINDOW_ALGORITHMS,
+    ScaleTargetRef,
+)
+
+API_VERSION = "scaler/v1"
+KIND = "ScalingPolicy"
+
+_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+class PolicyError(ValueError):
+    """One or more problems found in policy documents; ``errors`` lists each one."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+# --------------------------------------------------------------------------------------
+# Schema. One row per spec key: (yaml key, attribute, kind, check, allowed-range text).
+# `check` receives the parsed value and returns True when it is allowed.
+
+_Check = Callable[[Any], bool]
+_SPEC_FIELDS: tuple[tuple[str, str, str, _Check, str], ...] = (
+    ("target", "target", "number", lambda v: v >= 0.01, ">= 0.01"),
+    ("targetUtilizationPercentage", "target_utilization_percentage", "number",
+     lambda v: 1 <= v <= 100, "1..100"),
+    ("minReplicas", "min_replicas", "integer", lambda v: 0 <= v <= 2**31 - 1, "0..2147483647"),
+    ("maxReplicas", "max_replicas", "integer", lambda v: 0 <= v <= 2**31 - 1,
+     "0 (unlimited) or 1..2147483647"),
+    ("initialReplicas", "initial_replicas", "integer", lambda v: 0 <= v <= 2**31 - 1,
+     "0..2147483647"),
+    ("activationReplicas", "activation_replicas", "integer",
+     lambda v: v == 0 or 2 <= v <= 2**31 - 1, "0 (off) or 2..2147483647"),
+    ("stableWindow", "stable_window", "window", lambda v: 6 <= v <= 3600, "6s..1h"),
+    ("panicWindowPercentage", "panic_window_percentage", "number", lambda v: 1 <= v <= 100,
+     "1..100"),
+    ("panicThresholdPercentage", "panic_threshold_percentage", "number",
+     lambda v: 110 <= v <= 1000, "110..1000"),
+    ("maxScaleUpRate", "max_scale_up_rate", "number", lambda v: v > 1, "> 1"),
+    ("maxScaleDownRate", "max_scale_down_rate", "number", lambda v: v > 1, "> 1"),
+    ("scaleDownDelay", "scale_down_delay", "whole-duration", lambda v: 0 <= v <= 3600, "0s..1h"),
+    ("scaleToZeroGracePeriod", "scale_to_zero_grace_period", "duration",
+     lambda v: 0 <= v <= 3600, "0s..1h"),
+    ("targetBurstCapacity", "target_burst_capacity", "number", lambda v: v == -1 or v >= 0,
+     "-1 (activator always in path), 0, or > 0"),
+    ("tickInterval", "tick_interval", "whole-duration", lambda v: 1 <= v <= 60, "1s..1m"),
+    ("windowAlgorithm", "window_algorithm", "enum:" + ",".join(WINDOW_ALGORITHMS), lambda v: True,
+     "linear or weighted-exponential"),
+)
+_SPEC_KEYS = ({"scaleTargetRef", "metric", "prediction", "scaleToZero"}
+              | {row[0] for row in _SPEC_FIELDS})
+# The prediction block: (yaml key, attribute, kind, check, allowed-range text).
+_PREDICTION_FIELDS: tuple[tuple[str, str, str, _Check, str], ...] = (
+    ("enabled", "enabled", "bool", lambda v: True, "true or false"),
+    ("mode", "mode", "enum:" + ",".join(MODES), lambda v: True, "act or observe"),
+    ("model", "model", "enum:" + ",".join(MODELS), lambda v: True,
+     "holt-winters, linear or ewma"),
+    ("seasonality", "seasonality", "seasons", lambda v: True,
+     "a duration or a list of them, whole minutes, 2m..30d"),
+    ("horizon", "horizon", "duration", lambda v: 0 <= v <= 3600, "0s..1h"),
+    ("minHistory", "min_history", "number", lambda v: 1 <= v <= 52, "1..52 seasons"),
+    ("quantile", "quantile", "number", lambda v: 0.5 <= v < 1, "0.5..0.999"),
+    ("refitInterval", "refit_interval", "duration", lambda v: 60 <= v <= 86400, "1m..1d"),
+)
+_PREDICTION_KEYS = {row[0] for row in _PREDICTION_FIELDS}
+_SCALE_TO_ZERO_KEYS = {"keepAlive"}
+_REF_KEYS = {"apiVersion", "kind", "name", "namespace"}
+_METRIC_KEYS = {"type", "query"}
+_METADATA_KEYS = {"name", "labels", "annotations"}
+_TOP_KEYS = {"apiVersion", "kind", "metadata", "spec"}
+
+DEFAULT_RPS_TARGET = 200.0
+
+
+class _Collector:
+    """Accumulates errors for one document, each prefixed with file and document."""
+
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.errors: list[str] = []
+
+    def add(self, key: str, message: str) -> None:
+        self.errors.append(f"{self.where}: {key}: {message}")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, (dict, list)):
+        return f"a {'mapping' if isinstance(value, dict) else 'list'}"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _unknown_keys(doc: dict, allowed: set[str], prefix: str, out: _Collector) -> None:
+    for key in doc:
+        if key not in allowed:
+            out.add(f"{prefix}{key}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
+
+
+def _mapping(value: Any, key: str, out: _Collector) -> dict | None:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        out.add(key, f"expected a mapping, got {_show(value)}")
+        return None
+    return value
+
+
+def _string(value: Any, key: str, out: _Collector, *, required: bool) -> str | None:
+    if value is None or value == "":
+        if required:
+            out.add(key, "is required")
+        return None
+    if not isinstance(value, str):
+        out.add(key, f"expected a string, got {_show(value)}")
+        return None
+    return value
+
+
+def _convert(value: Any, kind: str, key: str, allowed: str, out: _Collector) -> Any:
+    """Turn a YAML scalar into the field's type, or record why it can't be."""
+    if kind == "number":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            out.add(key, f"expected a number, got {_show(value)} (allowed: {allowed})")
+            return None
+        if abs(value) > 1e300 or not math.isfinite(value):
+            out.add(key, f"{_show(value)} is not a finite number (allowed: {allowed})")
+            return None
+        return float(value)
+    if kind == "integer":
+        if isinstance(value, bool) or not isinstance(value, int):
+            out.add(key, f"expected an integer, got {_show(value)} (allowed: {allowed})")
+            return None
+        return value
+    if kind == "window":
+        # A window of 1 s buckets: whole seconds, kept as an int from here on.
+        seconds = _convert(value, "whole-duration", key, allowed, out)
+        return None if seconds is None else int(seconds)
+    if kind in ("duration", "whole-duration"):
+        if not isinstance(value, str):
+            out.add(key, f"expected a duration string such as \"60s\", got {_show(value)} "
+                         f"(allowed: {allowed})")
+            return None
+        try:
+            seconds = parse_duration(value)
+        except ValueError as exc:
+            out.add(key, f"{exc} (allowed: {allowed})")
+            return None
+        if kind == "whole-duration" and seconds != int(seconds):
+            out.add(key, f"{_show(value)} is not a whole number of seconds (allowed: {allowed})")
+            return None
+        return seconds
+    if kind == "bool":
+        if not isinstance(value, bool):
+            out.add(key, f"expected true or false, got {_show(value)}")
+            return None
+        return value
+    if kind == "seasons":
+        items = value if isinstance(value, list) else [value]
+        seasons = []
+        for item in items:
+            s = _convert(item, "duration", key, allowed, out)
+            if s is None:
+                return None
+            if s % 60 or not 120 <= s <= 30 * 86400:
+                out.add(key, f"{_show(item)} is out of range (allowed: {allowed})")
+                return None
+            seasons.append(s)
+        if not seasons:
+            out.add(key, f"empty list (allowed: {allowed})")
+            return None
+        seasons.sort()
+        if any(seasons[-1] % s for s in seasons):
+            out.add(key, f"{_show(value)}: the longest season must be a whole multiple of "
+                         "the others (e.g. [1d, 7d])")
+            return None
+        return tuple(seasons)
+    if kind.startswith("enum:"):
+        choices = kind[5:].split(",")
+        if value not in choices:
+            out.add(key, f"{_show(value)} is not one of: {', '.join(choices)}")
+            return None
+        return value
+    raise AssertionError(kind)
+
+
+def _fields(block: dict, rows, prefix: str, out: _Collector) -> dict[str, Any]:
+    """Convert and range-check the keys of ``block`` listed in ``rows``."""
+    values: dict[str, Any] = {}
+    for key, attr, kind, check, allowed in rows:
+        if key not in block:
+            continue
+        value = _convert(block[key], kind, f"{prefix}{key}", allowed, out)
+        if value is None:
+            continue
+        if not check(value):
+            out.add(f"{prefix}{key}", f"{_show(block[key])} is out of range (allowed: {allowed})")
+            continue
+        values[attr] = value
+    return values
+
+
+def parse_document(doc: Any, where: str) -> tuple[Policy | None, list[str]]:
+    """Validate one YAML document. Returns the policy (None on errors) and the errors."""
+    out = _Collector(where)
+    if not isinstance(doc, dict):
+        out.add("(document)", f"expected a mapping with apiVersion, kind, metadata and spec, "
+                              f"got {_show(doc)}")
+        return None, out.errors
+    _unknown_keys(doc, _TOP_KEYS, "", out)
+    if doc.get("apiVersion") != API_VERSION:
+        out.add("apiVersion", f"{_show(doc.get('apiVersion'))} is not supported (allowed: {API_VERSION})")
+    if doc.get("kind") != KIND:
+        out.add("kind", f"{_show(doc.get('kind'))} is not supported (allowed: {KIND})")
+
+    values: dict[str, Any] = {}
+    metadata = _mapping(doc.get("metadata"), "metadata", out)
+    if metadata is not None:
+        _unknown_keys(metadata, _METADATA_KEYS, "metadata.", out)
+        name = _string(metadata.get("name"), "metadata.name", out, required=True)
+        if name is not None:
+            if len(name) > 63 or not _NAME_RE.match(name):
+                out.add("metadata.name", f"{_show(name)} is not a valid name (lowercase letters, "
+                                         "digits and '-', at most 63 characters)")
+            else:
+                values["name"] = name
+                out.where = f"{where} ({name})"
+
+    spec = _mapping(doc.get("spec"), "spec", out)
+    if spec is None:
+        return None, out.errors
+    if "spec" not in doc:
+        out.add("spec", "is required")
+    _unknown_keys(spec, _SPEC_KEYS, "spec.", out)
+
+    ref = _mapping(spec.get("scaleTargetRef"), "spec.scaleTargetRef", out)
+    if ref is not None:
+        _unknown_keys(ref, _REF_KEYS, "spec.scaleTargetRef.", out)
+        ref_name = _string(ref.get("name"), "spec.scaleTargetRef.name", out, required=True)
+        ref_values = {
+            attr: got
+            for key, attr in (("namespace", "namespace"), ("kind", "kind"), ("apiVersion", "api_version"))
+            if (got := _string(ref.get(key), f"spec.scaleTargetRef.{key}", out, required=False))
+        }
+        if ref_name is not None:
+            values["scale_target_ref"] = ScaleTargetRef(name=ref_name, **ref_values)
+
+    metric = _mapping(spec.get("metric"), "spec.metric", out)
+    if metric is not None:
+        _unknown_keys(metric, _METRIC_KEYS, "spec.metric.", out)
+        mtype = metric.get("type", "concurrency")
+        if mtype not in ("concurrency", "rps"):
+            out.add("spec.metric.type", f"{_show(mtype)} is not one of: concurrency, rps")
+            mtype = "concurrency"
+        query = _string(metric.get("query"), "spec.metric.query", out, required=True)
+        values["metric"] = MetricSpec(type=mtype, query=query or "")
+        if mtype == "rps" and "target" not in spec:
+            values["target"] = DEFAULT_RPS_TARGET
+
+    prediction = _mapping(spec.get("prediction"), "spec.prediction", out)
+    if prediction:
+        _unknown_keys(prediction, _PREDICTION_KEYS, "spec.prediction.", out)
+        parsed = _fields(prediction, _PREDICTION_FIELDS, "spec.prediction.", out)
+        pp = _prediction(parsed, out)
+        if pp is not None:
+            values["prediction"] = pp
+    stz = _mapping(spec.get("scaleToZero"), "spec.scaleToZero", out)
+    if stz:
+        _unknown_keys(stz, _SCALE_TO_ZERO_KEYS, "spec.scaleToZero.", out)
+        if "keepAlive" in stz:
+            keep = _convert(stz["keepAlive"], "enum:" + ",".join(KEEP_ALIVE),
+                            "spec.scaleToZero.keepAlive", "fixed or histogram", out)
+            if keep is not None:
+                values["keep_alive"] = keep
+
+    values.update(_fields(spec, _SPEC_FIELDS, "spec.", out))
+
+    # Cross-field rules run on whatever parsed, so one pass reports every problem.
+    policy = replace(Policy(), **values, source=where)
+    _cross_checks(policy, out)
+    return (None, out.errors) if out.errors else (policy, [])
+
+
+def _prediction(parsed: dict[str, Any], out: _Collector) -> PredictionPolicy | None:
+    """The prediction block from its parsed keys, or None after recording why not."""
+    defaults = PredictionPolicy()
+    model = parsed.get("model", defaults.model)
+    horizon = parsed.get("horizon", defaults.horizon)
+    shortest = parsed.get("seasonality", defaults.seasonality)[0]
+    # now + horizon must land within one season of the last complete forecast bucket:
+    # at most the shortest season less one bucket (a 10m season allows up to 9m).
+    if model == "holt-winters" and horizon > shortest - defaults.grid:
+        out.add("spec.prediction.horizon", f"{format_duration(horizon)} must be shorter than "
+                f"the shortest season ({format_duration(shortest)}) by at least the forecast's "
+                f"{format_duration(defaults.grid)} grid")
+        return None
+    try:
+        return replace(defaults, **parsed)
+    except ValueError as exc:   # a combination the forecaster cannot run
+        out.add("spec.prediction", str(exc))
+        return None
+
+
+def _cross_checks(p: Policy, out: _Collector) -> None:
+    """Constraints between keys (Knative's min/max/activation-scale rules)."""
+    if p.max_replicas and p.min_replicas > p.max_replicas:
+        out.add("spec.minReplicas", f"{p.min_replicas} is above spec.maxReplicas "
+                                    f"{p.max_replicas} (allowed: 0..maxReplicas)")
+    if p.max_replicas and p.initial_replicas > p.max_replicas:
+        out.add("spec.initialReplicas", f"{p.initial_replicas} is above spec.maxReplicas "
+                                        f"{p.max_replicas} (allowed: 0..maxReplicas)")
+    if p.activation_replicas:
+        if p.activation_replicas < p.min_replicas:
+            out.add("spec.activationReplicas", f"{p.activation_replicas} is below "
+                    f"spec.minReplicas {p.min_replicas} (allowed: minReplicas..maxReplicas)")
+        if p.max_replicas and p.activation_replicas > p.max_replicas:
+            out.add("spec.activationReplicas", f"{p.activation_replicas} is above "
+                    f"spec.maxReplicas {p.max_replicas} (allowed: minReplicas..maxReplicas)")
+
+
+def parse_policies(text: str, source: str) -> list[Policy]:
+    """Parse every ``---`` document of a policy file. Raises PolicyError with all errors."""
+    try:
+        docs = list(yaml.safe_load_all(text))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise PolicyError([f"{source}:{line}: not valid YAML: {problem}"]) from None
+    policies: list[Policy] = []
+    errors: list[str] = []
+    numbered = [d for d in docs if d is not None]
+    if not numbered:
+        raise PolicyError([f"{source}: no policy documents found"])
+    for index, doc in enumerate(numbered, start=1):
+        policy, problems = parse_document(doc, f"{source}: document {index}")
+        errors.extend(problems)
+        if policy is not None:
+            policies.append(policy)
+    if errors:
+        raise PolicyError(errors)
+    return policies
+
+
+def check_unique(policies: list[Policy]) -> None:
+    """Two policies with one name, or two policies driving one target, is an error."""
+    errors: list[str] = []
+    seen_names: dict[str, Policy] = {}
+    seen_targets: dict[ScaleTargetRef, Policy] = {}
+    for p in policies:
+        if p.name in seen_names:
+            errors.append(f"{p.source}: metadata.name: {p.name!r} is already used by "
+                          f"{seen_names[p.name].source}")
+        seen_names.setdefault(p.name, p)
+        if p.scale_target_ref in seen_targets:
+            errors.append(f"{p.source}: spec.scaleTargetRef: {p.scale_target_ref} is already "
+                          f"scaled by {seen_targets[p.scale_target_ref].source}")
+        seen_targets.setdefault(p.scale_target_ref, p)
+    if errors:
+        raise PolicyError(errors)

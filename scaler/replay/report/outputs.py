@@ -1,0 +1,106 @@
+"""Writing a replay's outputs: decisions.csv, summary.json and chart.png.
+
+Everything is written into a fresh temporary directory next to the output directory and
+moved into place only when all of it succeeded, so a failed replay never leaves a
+half-written result behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from scaler.replay.engine import ReplayResult
+from scaler.replay.report import csvfast
+from scaler.replay.report.summary import per_second
+
+DECISIONS = "decisions.csv"
+SUMMARY = "summary.json"
+CHART = "chart.png"
+COMPARE_CHART = "compare.png"
+COLUMNS = ["timestamp", "stable", "panic", "desired_replicas", "ready_replicas", "in_panic",
+           "excess_burst_capacity", "demand"]
+
+
+def tick_demand(result: ReplayResult) -> np.ndarray:
+    """Average recorded load over each tick interval [T, T + tick)."""
+    _, demand, _ = per_second(result)
+    step = int(result.policy.tick_interval)
+    n = len(result.ticks)
+    return demand[: n * step].reshape(n, step).mean(axis=1) if n else demand
+
+
+def write_decisions(result: ReplayResult, path: Path, demand: np.ndarray) -> None:
+    missing = np.isnan(result.ebc)
+    extra_names, extra = [], []
+    if result.forecast is not None:
+        # The forecast at the horizon (empty while there is none) and the floor it set.
+        extra_names = ["forecast", "forecast_floor"]
+        extra = [csvfast.fixed6_columns(result.forecast), csvfast.int_columns(result.floor)]
+    csvfast.write_csv(path, COLUMNS + extra_names, [
+        csvfast.int_columns(result.ticks),
+        csvfast.fixed6_columns(result.stable),
+        csvfast.fixed6_columns(result.panic),
+        csvfast.int_columns(result.desired),
+        csvfast.int_columns(result.ready),
+        csvfast.int_columns(result.in_panic.astype(np.int64)),
+        csvfast.int_columns(np.where(missing, 0, result.ebc).astype(np.int64), missing),
+        csvfast.fixed6_columns(demand),
+        *extra,
+    ])
+
+
+def _draw_charts(result: ReplayResult, demand: np.ndarray, staging: Path, title: str,
+                 subtitle: str, baseline: tuple[str, ReplayResult] | None) -> list[str]:
+    from scaler.replay.report.chart import draw_compare_chart, draw_replay_chart
+
+    times = result.ticks.astype(np.float64)
+    draw_replay_chart(staging / CHART, times=times, demand=demand, ready=result.ready,
+                      desired=result.desired, in_panic=result.in_panic,
+                      target=result.policy.target, title=title, subtitle=subtitle,
+                      forecast=result.forecast)
+    if baseline is None:
+        return [CHART]
+    name, base = baseline
+    draw_compare_chart(staging / COMPARE_CHART, times=times, demand=demand,
+                       target=result.policy.target, title=title, subtitle=subtitle,
+                       runs=[(name, base.ready, base.desired),
+                             (result.policy.name, result.ready, result.desired)])
+    return [CHART, COMPARE_CHART]
+
+
+def write_all(result: ReplayResult, summary: dict, out_dir: Path, *, title: str,
+              subtitle: str, chart: bool = True,
+              baseline: tuple[str, ReplayResult] | None = None) -> list[Path]:
+    """Write decisions.csv, summary.json and chart.png (and compare.png, charting
+    ``baseline`` against ``result``) into ``out_dir``, all or nothing."""
+    out_dir = Path(out_dir)
+    parent = out_dir.resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=parent))
+    try:
+        demand = tick_demand(result)
+        names = [DECISIONS, SUMMARY]
+        # decisions.csv is written on a second thread while the charts are drawn (numpy
+        # and zlib release the GIL); leaving the block waits for it and re-raises its error.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            decisions = pool.submit(write_decisions, result, staging / DECISIONS, demand)
+            (staging / SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+            if chart:
+                names += _draw_charts(result, demand, staging, title, subtitle, baseline)
+            decisions.result()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for stale in {CHART, COMPARE_CHART} - set(names):
+            # A chart from an earlier run would no longer match these decisions.
+            (out_dir / stale).unlink(missing_ok=True)
+        for name in names:
+            os.replace(staging / name, out_dir / name)
+        return [out_dir / name for name in names]
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

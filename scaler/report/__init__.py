@@ -1,1 +1,0 @@
-"""Replay reports: the summary figures, the terminal table and the chart."""
