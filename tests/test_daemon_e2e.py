@@ -8,6 +8,7 @@ seconds; the rules are the same ones the default 60 s windows follow.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 
 import pytest
 
@@ -42,6 +43,16 @@ def setup(tmp_path, kube, load_exporter, name, *, initial=1, schedule=None, **sp
     return server, kubeconfig, policies
 
 
+@contextmanager
+def at_three_replicas(tmp_path, kube, load_exporter, prometheus, name):
+    """The daemon scaling ``name`` on 25 in flight at 10 per replica: up to 3 replicas."""
+    server, kubeconfig, policies = setup(tmp_path, kube, load_exporter, name)
+    load_exporter.set(f"{name}_load", 25.0)
+    with DaemonProcess(policies, prometheus.url, kubeconfig) as daemon:
+        daemon.wait_for(lambda: replicas(server, name) == 3, 20, "3 replicas")
+        yield server, policies, daemon
+
+
 def test_load_up_down_to_zero_and_back(tmp_path, kube, load_exporter, prometheus):
     server, kubeconfig, policies = setup(tmp_path, kube, load_exporter, "web")
     load_exporter.set("web_load", 35.0)
@@ -71,10 +82,8 @@ def test_load_up_down_to_zero_and_back(tmp_path, kube, load_exporter, prometheus
 
 def test_prometheus_down_holds_replicas_and_recovers(tmp_path, kube, load_exporter,
                                                      prometheus):
-    server, kubeconfig, policies = setup(tmp_path, kube, load_exporter, "api")
-    load_exporter.set("api_load", 25.0)
-    with DaemonProcess(policies, prometheus.url, kubeconfig) as daemon:
-        daemon.wait_for(lambda: replicas(server, "api") == 3, 20, "3 replicas")
+    with at_three_replicas(tmp_path, kube, load_exporter, prometheus, "api") as (
+            server, _, daemon):
         prometheus.kill()
         try:
             daemon.wait_for(lambda: daemon.metric("scaler_metric_errors_total", policy="api",
@@ -127,10 +136,8 @@ def test_slow_api_does_not_stall_the_loop(tmp_path, kube, load_exporter, prometh
 
 def test_someone_else_scaling_is_not_overwritten_blindly(tmp_path, kube, load_exporter,
                                                          prometheus):
-    server, kubeconfig, policies = setup(tmp_path, kube, load_exporter, "shop")
-    load_exporter.set("shop_load", 25.0)
-    with DaemonProcess(policies, prometheus.url, kubeconfig) as daemon:
-        daemon.wait_for(lambda: replicas(server, "shop") == 3, 20, "3 replicas")
+    with at_three_replicas(tmp_path, kube, load_exporter, prometheus, "shop") as (
+            server, _, daemon):
         writes = len(server.requests_to("PATCH", r"/deployments/shop/scale"))
         assert writes >= 1
         assert all("resourceVersion" in (r.body or {}).get("metadata", {})
@@ -138,10 +145,8 @@ def test_someone_else_scaling_is_not_overwritten_blindly(tmp_path, kube, load_ex
 
 
 def test_bad_policy_reload_keeps_the_old_policy(tmp_path, kube, load_exporter, prometheus):
-    server, kubeconfig, policies = setup(tmp_path, kube, load_exporter, "blog")
-    load_exporter.set("blog_load", 25.0)
-    with DaemonProcess(policies, prometheus.url, kubeconfig) as daemon:
-        daemon.wait_for(lambda: replicas(server, "blog") == 3, 20, "3 replicas")
+    with at_three_replicas(tmp_path, kube, load_exporter, prometheus, "blog") as (
+            server, policies, daemon):
         (policies / "blog.yaml").write_text("apiVersion: scaler/v1\nkind: ScalingPolicy\n"
                                             "spec: {stableWindow: forever}\n")
         daemon.wait_for(lambda: daemon.metric("scaler_policy_reload_success") == 0, 15,
