@@ -23,10 +23,13 @@ from support.fakekube import (
     ApiError,
     FakeKubeAPIServer,
     deployment,
+    endpoint_slice,
     format_selector,
     label_selector,
     parse_bool,
+    pod,
     rollout,
+    service,
     statefulset,
 )
 
@@ -108,9 +111,9 @@ def replicas(server: FakeKubeAPIServer, kind: str = "Deployment", name: str = "w
 
 def test_discovery_lists_every_kind(kubectl: Kubectl) -> None:
     out = kubectl.ok("api-resources", "--no-headers", "-o", "name")
-    assert set(out.split()) == {"events", "namespaces", "deployments.apps", "replicasets.apps",
-                                "statefulsets.apps", "rollouts.argoproj.io",
-                                "leases.coordination.k8s.io"}
+    assert set(out.split()) == {"events", "namespaces", "pods", "services", "deployments.apps",
+                                "replicasets.apps", "statefulsets.apps", "rollouts.argoproj.io",
+                                "leases.coordination.k8s.io", "endpointslices.discovery.k8s.io"}
 
 
 def test_every_advertised_group_version_lists_a_resource(server: FakeKubeAPIServer) -> None:
@@ -562,6 +565,241 @@ def test_lease_lifecycle(server: FakeKubeAPIServer, kubectl: Kubectl) -> None:
     status, stale = call(server, "PUT", f"{path}/scaler", current)
     assert (status, stale["reason"]) == (409, "Conflict")
     assert kubectl.ok("get", "lease", "scaler", "-o", "jsonpath={.spec.holderIdentity}") == "b"
+
+
+# --------------------------------------------------------------------------------------
+# Services, EndpointSlices and pods
+
+SERVICE_AND_SLICE = """\
+apiVersion: v1
+kind: Service
+metadata:
+  name: api
+spec:
+  selector: {app: api}
+  ports:
+  - {name: http, port: 80, targetPort: 8080}
+  - {name: metrics, port: 9090}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: api-x7k2p
+  labels: {kubernetes.io/service-name: api}
+addressType: IPv4
+endpoints:
+- addresses: ["10.1.0.1"]
+  conditions: {ready: true}
+- addresses: ["10.1.0.2"]
+  conditions: {ready: false}
+ports:
+- {name: http, port: 8080, protocol: TCP}
+"""
+
+
+def test_apply_service_and_endpoint_slice(server: FakeKubeAPIServer, kubectl: Kubectl,
+                                          tmp_path: Path) -> None:
+    path = tmp_path / "api.yaml"
+    path.write_text(SERVICE_AND_SLICE)
+    assert kubectl.ok("apply", "-f", str(path)).split("\n")[:2] == [
+        "service/api created", "endpointslice.discovery.k8s.io/api-x7k2p created"]
+    svc = server.get("Service", "api")
+    assert svc["spec"]["clusterIP"].startswith("10.96.")          # allocated
+    assert [(p["port"], p["targetPort"], p["protocol"]) for p in svc["spec"]["ports"]] == [
+        (80, 8080, "TCP"), (9090, 9090, "TCP")]                   # defaulted
+    # Re-apply with one port changed and one endpoint turned ready: kubectl sends a strategic
+    # merge patch that names only the changed port; the other one must survive.
+    path.write_text(SERVICE_AND_SLICE.replace("9090}", "9091}").replace(
+        "conditions: {ready: false}", "conditions: {ready: true}"))
+    assert kubectl.ok("apply", "-f", str(path)).split("\n")[:2] == [
+        "service/api configured", "endpointslice.discovery.k8s.io/api-x7k2p configured"]
+    svc_after = server.get("Service", "api")
+    assert [(p["name"], p["port"]) for p in svc_after["spec"]["ports"]] == [
+        ("http", 80), ("metrics", 9091)]
+    assert svc_after["spec"]["clusterIP"] == svc["spec"]["clusterIP"]   # kept
+    assert kubectl.ok("get", "svc", "-o", "name").split() == ["service/api"]
+    listed = json.loads(kubectl.ok("get", "endpointslices", "-l",
+                                   "kubernetes.io/service-name=api", "-o", "json"))
+    [item] = listed["items"]
+    assert [e["conditions"]["ready"] for e in item["endpoints"]] == [True, True]
+
+
+def test_endpoint_slices_are_selected_by_service_name(server: FakeKubeAPIServer,
+                                                      kubectl: Kubectl) -> None:
+    server.create(endpoint_slice("api", ["10.0.0.1", "10.0.0.2"]))
+    server.create(endpoint_slice("api", ["10.0.0.3"]))
+    server.create(endpoint_slice("other", ["10.0.0.9"]))
+    out = json.loads(kubectl.ok("get", "endpointslices", "-l", "kubernetes.io/service-name=api",
+                                "-o", "json"))
+    addresses = sorted(a for s in out["items"] for e in s["endpoints"] for a in e["addresses"])
+    assert addresses == ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
+    # Generated names, like the EndpointSlice controller's: <service>-xxxxx.
+    assert all(s["metadata"]["name"].startswith("api-") for s in out["items"])
+
+
+def test_empty_endpoint_slice_carries_null_endpoints(server: FakeKubeAPIServer) -> None:
+    # Go encodes a nil list as null: a slice of a service without pods has endpoints: null.
+    created = server.create(endpoint_slice("idle", [], name="idle-1"))
+    assert created["endpoints"] is None
+    _, body = call(server, "GET", "/apis/discovery.k8s.io/v1/namespaces/default/"
+                                  "endpointslices/idle-1")
+    assert "endpoints" in body and body["endpoints"] is None
+
+
+SLICES = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslices"
+
+
+@pytest.mark.parametrize("change, message", [
+    pytest.param({"addressType": None}, "addressType: Required value", id="no-address-type"),
+    pytest.param({"addressType": "IPv5"}, 'addressType: Unsupported value: "IPv5": supported '
+                 'values: "FQDN", "IPv4", "IPv6"', id="bad-address-type"),
+    pytest.param({"endpoints": [{"addresses": []}]}, "endpoints[0].addresses: Required value: "
+                 "must contain at least 1 address", id="no-addresses"),
+    pytest.param({"endpoints": [{"addresses": ["10.0.0.300"]}]}, 'endpoints[0].addresses[0]: '
+                 'Invalid value: "10.0.0.300": must be a valid IPv4 address', id="bad-ip"),
+    pytest.param({"endpoints": [{"addresses": ["127.0.0.1"]}]}, 'endpoints[0].addresses[0]: '
+                 'Invalid value: "127.0.0.1": may not be in the loopback range (127.0.0.0/8, '
+                 '::1/128)', id="loopback"),
+    pytest.param({"ports": [{"name": "http", "port": 80, "protocol": "HTTP"}]},
+                 'ports[0].protocol: Unsupported value: "HTTP": supported values: "SCTP", '
+                 '"TCP", "UDP"', id="bad-protocol"),
+    pytest.param({"ports": [{"name": "http", "port": 80}, {"name": "http", "port": 81}]},
+                 'ports[1].name: Duplicate value: "http"', id="duplicate-port-name"),
+])
+def test_endpoint_slice_validation(server: FakeKubeAPIServer, change: dict[str, Any],
+                                   message: str) -> None:
+    body = {**endpoint_slice("api", ["10.0.0.1"], name="api-1"), **change}
+    status, reply = call(server, "POST", SLICES, body)
+    assert (status, reply["reason"]) == (422, "Invalid")
+    assert reply["message"] == f'EndpointSlice.discovery.k8s.io "api-1" is invalid: {message}'
+    [cause] = reply["details"]["causes"]
+    assert f"{cause['field']}: {cause['message']}" == message
+
+
+def test_endpoint_slice_errors_are_reported_together(kubectl: Kubectl) -> None:
+    bad = {**endpoint_slice("api", ["10.0.0.1"], name="bad"), "addressType": "IPv5",
+           "endpoints": [{"addresses": []}]}
+    result = kubectl("apply", "-f", "-", stdin=json.dumps(bad))
+    assert result.returncode != 0
+    assert result.stderr.splitlines() == [
+        'The EndpointSlice "bad" is invalid: ',
+        '* addressType: Unsupported value: "IPv5": supported values: "FQDN", "IPv4", "IPv6"',
+        "* endpoints[0].addresses: Required value: must contain at least 1 address"]
+
+
+def test_endpoint_slice_condition_must_be_a_boolean(server: FakeKubeAPIServer) -> None:
+    body = endpoint_slice("api", ["10.0.0.1"], name="api-1")
+    body["endpoints"][0]["conditions"]["ready"] = "yes"
+    status, reply = call(server, "POST", SLICES, body)
+    assert (status, reply["reason"]) == (400, "BadRequest")
+    assert reply["message"].endswith("json: cannot unmarshal string into Go struct field "
+                                     "EndpointConditions.endpoints.conditions.ready of type bool")
+
+
+def test_endpoint_slice_address_type_is_immutable(server: FakeKubeAPIServer) -> None:
+    server.create(endpoint_slice("api", ["10.0.0.1"], name="api-1"))
+    status, reply = call(server, "PATCH", f"{SLICES}/api-1",
+                         {"addressType": "FQDN", "endpoints": [{"addresses": ["a.example"]}]},
+                         "application/merge-patch+json")
+    assert status == 422
+    assert reply["message"].endswith('addressType: Invalid value: "FQDN": field is immutable')
+
+
+@pytest.mark.parametrize("ports, message", [
+    pytest.param([], "spec.ports: Required value", id="no-ports"),
+    pytest.param([{"port": 80}, {"port": 81}], "[spec.ports[0].name: Required value, "
+                 "spec.ports[1].name: Required value]", id="unnamed-ports"),
+    # targetPort defaults to port, so a zero port is reported twice, as by Kubernetes.
+    pytest.param([{"port": 0}], "[spec.ports[0].port: Invalid value: 0: must be between 1 and "
+                 "65535, inclusive, spec.ports[0].targetPort: Invalid value: 0: must be between "
+                 "1 and 65535, inclusive]", id="port-zero"),
+])
+def test_service_validation(server: FakeKubeAPIServer, ports: list[Any], message: str) -> None:
+    body = service("api")
+    body["spec"]["ports"] = ports
+    status, reply = call(server, "POST", "/api/v1/namespaces/default/services", body)
+    assert (status, reply["message"]) == (422, f'Service "api" is invalid: {message}')
+
+
+def test_service_cluster_ip_may_not_change(server: FakeKubeAPIServer) -> None:
+    created = server.create(service("api"))
+    status, reply = call(server, "PATCH", "/api/v1/namespaces/default/services/api",
+                         {"spec": {"clusterIP": "10.96.99.99"}}, "application/merge-patch+json")
+    assert status == 422
+    assert 'spec.clusterIPs[0]: Invalid value: ["10.96.99.99"]: may not change once set' in (
+        reply["message"])
+    assert server.get("Service", "api")["spec"]["clusterIP"] == created["spec"]["clusterIP"]
+
+
+def test_python_client_watches_one_service_s_slices(server: FakeKubeAPIServer) -> None:
+    from kubernetes import client, watch
+
+    api = client.ApiClient(client.Configuration(host=server.url))
+    discovery, core = client.DiscoveryV1Api(api), client.CoreV1Api(api)
+    server.create(service("api"))
+    mine = server.create(endpoint_slice("api", {"10.0.0.1": True, "10.0.0.2": False}))
+    server.create(endpoint_slice("other", ["10.0.0.9"]))
+    assert core.read_namespaced_service("api", "default").spec.ports[0].port == 80
+    listed = discovery.list_namespaced_endpoint_slice(
+        "default", label_selector="kubernetes.io/service-name=api")
+    [slice_] = listed.items
+    assert [e.conditions.ready for e in slice_.endpoints] == [True, False]
+    stream = watch.Watch().stream(discovery.list_namespaced_endpoint_slice, "default",
+                                  label_selector="kubernetes.io/service-name=api",
+                                  resource_version=listed.metadata.resource_version,
+                                  timeout_seconds=5)
+    name = mine["metadata"]["name"]
+    endpoints = mine["endpoints"]
+    endpoints[1]["conditions"] = {"ready": True, "serving": True, "terminating": False}
+    server.patch("EndpointSlice", name, {"endpoints": endpoints})
+    event = next(stream)
+    assert (event["type"], event["object"].metadata.name) == ("MODIFIED", name)
+    assert [e.conditions.ready for e in event["object"].endpoints] == [True, True]
+
+
+def test_pods_list_by_phase_and_write_status(server: FakeKubeAPIServer, kubectl: Kubectl) -> None:
+    server.create(pod("web-1", labels={"app": "web"}))
+    server.create(pod("web-2", labels={"app": "web"}))
+    assert server.get("Pod", "web-1")["status"]["phase"] == "Pending"
+    status, _ = call(server, "PATCH", "/api/v1/namespaces/default/pods/web-2/status",
+                     {"status": {"phase": "Running", "podIP": "10.0.0.2"}},
+                     "application/merge-patch+json")
+    assert status == 200
+    assert kubectl.ok("get", "pods", "--field-selector", "status.phase=Running",
+                      "-o", "name").split() == ["pod/web-2"]
+    assert kubectl.ok("get", "pods", "-l", "app=web", "--field-selector",
+                      "status.phase!=Running", "-o", "name").split() == ["pod/web-1"]
+    result = kubectl("get", "pods", "--field-selector", "spec.foo=bar")
+    assert result.returncode != 0 and "field label not supported: spec.foo" in result.stderr
+
+
+def test_get_all_lists_the_all_category(server: FakeKubeAPIServer, kubectl: Kubectl) -> None:
+    server.create(service("web"))
+    server.create(pod("web-1"))
+    names = set(kubectl.ok("get", "all", "-o", "name").split())
+    assert {"pod/web-1", "service/web", "deployment.apps/web"} <= names
+
+
+def test_strategic_merge_patch_merges_containers_by_name(server: FakeKubeAPIServer,
+                                                         kubectl: Kubectl,
+                                                         tmp_path: Path) -> None:
+    manifest = deployment("api")
+    containers = manifest["spec"]["template"]["spec"]["containers"]
+    containers.append({"name": "sidecar", "image": "example/sidecar:1",
+                       "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]})
+    path = tmp_path / "api.json"
+    path.write_text(json.dumps(manifest))
+    kubectl.ok("apply", "-f", str(path))
+    # Someone else adds an env var the manifest does not own; apply must keep it.
+    kubectl.ok("set", "env", "deployment/api", "-c", "sidecar", "C=3")
+    containers[1]["image"] = "example/sidecar:2"
+    containers[1]["env"] = [{"name": "A", "value": "1"}]           # B removed by the manifest
+    path.write_text(json.dumps(manifest))
+    kubectl.ok("apply", "-f", str(path))
+    live = server.get("Deployment", "api")["spec"]["template"]["spec"]["containers"]
+    assert [(c["name"], c["image"]) for c in live] == [("api", "example/app:1"),
+                                                       ("sidecar", "example/sidecar:2")]
+    assert live[1]["env"] == [{"name": "A", "value": "1"}, {"name": "C", "value": "3"}]
 
 
 # --------------------------------------------------------------------------------------

@@ -5,12 +5,19 @@ real ``kubectl`` (tests/test_fakekube.py). It speaks JSON over HTTP/1.1 on 127.0
 implements what scaler touches, the way Kubernetes does it:
 
 * discovery (/api, /apis, /version, one APIResourceList per advertised group/version);
-* core/v1 namespaces and events; apps/v1 deployments, statefulsets and replicasets with
-  ``scale`` (autoscaling/v1 Scale) and ``status`` subresources; argoproj.io/v1alpha1 rollouts,
-  a custom resource whose scale subresource maps to its spec.replicas / status;
+* core/v1 namespaces, events, services (a ClusterIP allocated and kept) and pods (created
+  Pending; status through /status); discovery.k8s.io/v1 endpointslices (found by their
+  ``kubernetes.io/service-name`` label; an empty slice has ``endpoints: null``, as Go
+  encodes it); apps/v1 deployments, statefulsets and replicasets with ``scale``
+  (autoscaling/v1 Scale) and ``status`` subresources; argoproj.io/v1alpha1 rollouts, a custom
+  resource whose scale subresource maps to its spec.replicas / status;
   coordination.k8s.io/v1 leases;
-* GET, LIST (labelSelector, fieldSelector, limit/continue), POST, PUT, PATCH (merge,
-  strategic treated as merge, json-patch), DELETE (with DeleteOptions preconditions), WATCH;
+* defaulting and validation of those kinds as the real server words it (422 with one cause
+  per field, e.g. ``endpoints[0].addresses[0]: Invalid value: "127.0.0.1": may not be in
+  the loopback range (127.0.0.0/8, ::1/128)``), 400 for a value of the wrong JSON type;
+* GET, LIST (labelSelector, fieldSelector incl. each kind's own fields such as
+  involvedObject.name or status.phase, limit/continue), POST, PUT, PATCH (merge, strategic
+  merge, json-patch), DELETE (with DeleteOptions preconditions), WATCH;
 * one global resourceVersion bumped on every write (a no-op write is not a write);
   409 Conflict on a stale resourceVersion, 409 AlreadyExists, 404 NotFound, 422 Invalid,
   and 410 Expired (as an ERROR watch event) for a compacted watch, all as ``kind: Status``;
@@ -23,8 +30,12 @@ Known differences from a real API server, none of which scaler relies on:
 
 * /openapi/v3 is a stub that makes kubectl leave validation to the server (which accepts
   any fields); /openapi/v2 answers 404 and kubectl falls back to its built-in types;
-* strategic merge patch is applied as a JSON merge patch: lists are replaced, not merged
-  by key; server-side apply (application/apply-patch+yaml) and protobuf are refused (415);
+* strategic merge patch knows the merge keys of the lists these kinds really patch
+  (containers, env, ports, volumes, ownerReferences, conditions...; see _MERGE_KEYS); any
+  other list is replaced whole. Server-side apply (application/apply-patch+yaml) and
+  protobuf are refused (415);
+* validation covers the fields listed in _VALIDATORS, not every rule (e.g. a pod's spec
+  stays mutable); no controller creates pods or EndpointSlices: tests write them;
 * no Table conversion, so ``kubectl get`` prints only NAME and AGE (use ``-o``);
 * no authentication or RBAC (kubectl does not even send a bearer token over plain HTTP);
   403 and 401 come only from :meth:`FakeKubeAPIServer.inject`.
@@ -47,6 +58,7 @@ import argparse
 import base64
 import copy
 import heapq
+import ipaddress
 import itertools
 import json
 import queue
@@ -99,6 +111,8 @@ class ResourceType:
     status: bool = False         # has a status subresource (PUT/PATCH on it change only status)
     custom: bool = False         # served from a CRD: no strategic merge patch
     generation: bool = False     # metadata.generation counts spec changes
+    categories: tuple[str, ...] = ()   # e.g. "all": what `kubectl get all` lists
+    fields: tuple[str, ...] = ()       # field selectors beyond metadata.name/namespace
 
     @property
     def api_version(self) -> str:
@@ -118,14 +132,30 @@ class ResourceType:
         return self.kind.lower()
 
 
-_WORKLOAD = {"scale": True, "status": True, "generation": True}
+_WORKLOAD = {"scale": True, "status": True, "generation": True, "categories": ("all",)}
+
+# The field selectors the real server supports beyond metadata.name/namespace (their
+# registries' GetAttrs); values compare as strings.
+_EVENT_FIELDS = ("involvedObject.kind", "involvedObject.namespace", "involvedObject.name",
+                 "involvedObject.uid", "involvedObject.apiVersion",
+                 "involvedObject.resourceVersion", "involvedObject.fieldPath", "reason",
+                 "reportingComponent", "source", "type")
+_POD_FIELDS = ("spec.nodeName", "spec.restartPolicy", "spec.schedulerName",
+               "spec.serviceAccountName", "spec.hostNetwork", "status.phase", "status.podIP",
+               "status.nominatedNodeName")
 
 RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "namespaces", "Namespace", namespaced=False, short_names=("ns",)),
-    ResourceType("", "v1", "events", "Event", short_names=("ev",)),
+    ResourceType("", "v1", "events", "Event", short_names=("ev",), fields=_EVENT_FIELDS),
+    ResourceType("", "v1", "pods", "Pod", short_names=("po",), status=True, generation=True,
+                 categories=("all",), fields=_POD_FIELDS),
+    ResourceType("", "v1", "services", "Service", short_names=("svc",), status=True,
+                 categories=("all",)),
+    ResourceType("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice"),
     ResourceType("apps", "v1", "deployments", "Deployment", short_names=("deploy",), **_WORKLOAD),
     ResourceType("apps", "v1", "statefulsets", "StatefulSet", short_names=("sts",), **_WORKLOAD),
-    ResourceType("apps", "v1", "replicasets", "ReplicaSet", short_names=("rs",), **_WORKLOAD),
+    ResourceType("apps", "v1", "replicasets", "ReplicaSet", short_names=("rs",),
+                 fields=("status.replicas",), **_WORKLOAD),
     ResourceType("argoproj.io", "v1alpha1", "rollouts", "Rollout", short_names=("ro",),
                  custom=True, **_WORKLOAD),
     ResourceType("coordination.k8s.io", "v1", "leases", "Lease"),
@@ -192,14 +222,72 @@ def conflict(rt: ResourceType, name: str) -> ApiError:
                          "and try again", details=_details(rt, name))
 
 
-def invalid(kind: str, group: str, name: str, field_path: str, value: Any, why: str) -> ApiError:
+# field.ErrorType: how a field error is titled, and the StatusCause reason it carries.
+_FIELD_ERRORS = {
+    "required": ("Required value", "FieldValueRequired"),
+    "invalid": ("Invalid value", "FieldValueInvalid"),
+    "unsupported": ("Unsupported value", "FieldValueNotSupported"),
+    "duplicate": ("Duplicate value", "FieldValueDuplicate"),
+    "forbidden": ("Forbidden", "FieldValueForbidden"),
+    "too_long": ("Too long", "FieldValueTooLong"),
+    "too_many": ("Too many", "FieldValueTooMany"),
+    "type": ("Invalid value", "FieldValueTypeInvalid"),
+}
+_NO_VALUE = object()
+
+
+def go_value(value: Any) -> str:
+    """A bad value as field.Error prints it: strings quoted, numbers and bools plain."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, (int, float)):
+        return str(value)
+    return json.dumps(value, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One field.Error: a path such as ``spec.ports[0].port``, its type, value and detail."""
+
+    kind: str                    # a key of _FIELD_ERRORS
+    path: str
+    value: Any = _NO_VALUE       # _NO_VALUE: the message shows no value (Required, Forbidden)
+    detail: str = ""
+
+    def body(self) -> str:
+        title = _FIELD_ERRORS[self.kind][0]
+        text = title if self.value is _NO_VALUE else f"{title}: {go_value(self.value)}"
+        return f"{text}: {self.detail}" if self.detail else text
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.body()}"
+
+
+def supported(values: list[str] | tuple[str, ...]) -> str:
+    """field.NotSupported's detail: ``supported values: "a", "b"``."""
+    return "supported values: " + ", ".join(json.dumps(v) for v in values)
+
+
+def invalid_fields(kind: str, group: str, name: str, errors: list[FieldError]) -> ApiError:
+    """errors.NewInvalid: 422 with one cause per field error; the message joins them in
+    ``[...]`` when there are several (utilerrors.Aggregate), each message only once."""
     qualified = f"{kind}.{group}" if group else kind
-    shown = json.dumps(value) if isinstance(value, str) else value
-    return ApiError(422, f'{qualified} "{name}" is invalid: {field_path}: Invalid value: '
-                         f"{shown}: {why}",
-                    details={"name": name, "group": group, "kind": kind,
-                             "causes": [{"reason": "FieldValueInvalid", "field": field_path,
-                                         "message": f"Invalid value: {shown}: {why}"}]})
+    messages = list(dict.fromkeys(str(e) for e in errors))
+    joined = messages[0] if len(messages) == 1 else "[" + ", ".join(messages) + "]"
+    causes = [{"reason": _FIELD_ERRORS[e.kind][1], "message": e.body(), "field": e.path}
+              for e in errors]
+    return ApiError(422, f'{qualified} "{name}" is invalid: {joined}',
+                    details={"name": name, "group": group, "kind": kind, "causes": causes})
+
+
+def invalid(kind: str, group: str, name: str, field_path: str, value: Any, why: str) -> ApiError:
+    return invalid_fields(kind, group, name, [FieldError("invalid", field_path, value, why)])
 
 
 def bad_request(message: str) -> ApiError:
@@ -265,17 +353,36 @@ def label_selector(text: str) -> Callable[[dict[str, str]], bool]:
     return lambda labels: all(check(labels) for check in checks)
 
 
-def field_selector(text: str) -> Callable[[Obj], bool]:
-    """The field selectors every resource supports: metadata.name and metadata.namespace."""
+def _field_value(obj: Obj, path: str) -> str:
+    """A selectable field's value as the registry's GetAttrs renders it (a string)."""
+    if path == "source":          # events: source.component
+        path = "source.component"
+    value: Any = obj
+    for part in path.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value)
+
+
+def field_selector(text: str, rt: ResourceType | None = None) -> Callable[[Obj], bool]:
+    """Field selectors: metadata.name and metadata.namespace everywhere, plus the fields a
+    kind's registry adds (events: involvedObject.*, reason, type...; pods: status.phase...)."""
+    known = ("metadata.name", "metadata.namespace", *(rt.fields if rt else ()))
     checks: list[Callable[[Obj], bool]] = []
     for part in _split_selector(text):
-        m = re.match(r"^\s*(metadata\.name|metadata\.namespace)\s*(==|!=|=)\s*(\S*)\s*$", part)
-        if not m:
-            raise bad_request(f'"{part.strip()}" is not a known field selector: only '
+        m = re.match(r"^\s*([A-Za-z0-9_.]+)\s*(==|!=|=)\s*(.*?)\s*$", part)
+        if not m or m.group(1) not in known:
+            label = m.group(1) if m else part.strip()
+            if rt is not None and rt.fields:
+                # Kinds with their own field label conversion answer like this ...
+                raise bad_request(f"field label not supported: {label}")
+            # ... the others with the default conversion's message.
+            raise bad_request(f'"{label}" is not a known field selector: only '
                               '"metadata.name", "metadata.namespace"')
-        key, op, val = m.group(1).split(".")[1], m.group(2), m.group(3)
+        key, op, val = m.group(1), m.group(2), m.group(3)
         equal = op != "!="
-        checks.append(lambda o, k=key, v=val, e=equal: (o["metadata"].get(k, "") == v) == e)
+        checks.append(lambda o, k=key, v=val, e=equal: (_field_value(o, k) == v) == e)
     return lambda obj: all(check(obj) for check in checks)
 
 
@@ -313,14 +420,109 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
 
 def strip_directives(patch: Any) -> Any:
-    """Strategic merge patch is applied as a merge patch here; its ``$patch``,
-    ``$setElementOrder/...`` and ``$retainKeys`` directives (kubectl apply sends them) are
-    dropped so they never land in a stored object. Lists are replaced, not merged by key."""
+    """A patch value without strategic-merge directives (``$patch``, ``$retainKeys``...)."""
     if isinstance(patch, dict):
         return {k: strip_directives(v) for k, v in patch.items() if not k.startswith("$")}
     if isinstance(patch, list):
-        return [strip_directives(v) for v in patch]
+        return [strip_directives(v) for v in patch
+                if not (isinstance(v, dict) and set(v) == {"$patch"})]
     return patch
+
+
+# The patch metadata strategic merge patch reads from the Go types' struct tags
+# (patchStrategy:"merge" patchMergeKey:...), for the kinds served here. A list not named
+# here is atomic: a patch replaces it (EndpointSlice endpoints and ports are). "" marks a
+# list of scalars merged as a set. Paths have no list indices.
+_POD_SPEC_KEYS = {"containers": "name", "initContainers": "name", "volumes": "name",
+                  "imagePullSecrets": "name", "hostAliases": "ip",
+                  "containers.ports": "containerPort", "containers.env": "name",
+                  "containers.volumeMounts": "mountPath", "initContainers.env": "name",
+                  "initContainers.volumeMounts": "mountPath",
+                  "initContainers.ports": "containerPort"}
+_COMMON_KEYS = {"metadata.finalizers": "", "metadata.ownerReferences": "uid",
+                "status.conditions": "type"}
+_MERGE_KEYS: dict[str, dict[str, str]] = {
+    "Pod": {**_COMMON_KEYS, **{f"spec.{k}": v for k, v in _POD_SPEC_KEYS.items()}},
+    "Service": {**_COMMON_KEYS, "spec.ports": "port"},
+    **{kind: {**_COMMON_KEYS, **{f"spec.template.spec.{k}": v for k, v in _POD_SPEC_KEYS.items()}}
+       for kind in ("Deployment", "StatefulSet", "ReplicaSet")},
+}
+
+
+def strategic_merge_patch(target: Any, patch: Any, kind: str, path: str = "") -> Any:
+    """Kubernetes' strategic merge patch: maps merge as in a merge patch, lists with a merge
+    key merge element by element (``$patch: delete`` removes one), ``$setElementOrder/``
+    orders them, ``$deleteFromPrimitiveList/`` and ``$retainKeys`` prune, and
+    ``$patch: replace|delete`` replace or delete a whole map. Returns None for a deleted map."""
+    if not isinstance(patch, dict):
+        return strip_directives(patch)
+    directive = patch.get("$patch")
+    if directive == "delete":
+        return None
+    if directive == "replace":
+        return strip_directives(patch)
+    if directive is not None:
+        raise bad_request(f"Unknown patch type: {directive}")
+    result = copy.deepcopy(target) if isinstance(target, dict) else {}
+    if "$retainKeys" in patch:
+        keep = set(patch["$retainKeys"] or [])
+        result = {k: v for k, v in result.items() if k in keep}
+    keys = _MERGE_KEYS.get(kind, _COMMON_KEYS)
+    for key, value in patch.items():
+        if key.startswith("$"):
+            continue
+        sub = f"{path}.{key}" if path else key
+        if value is None:
+            result.pop(key, None)
+        elif isinstance(value, dict):
+            merged = strategic_merge_patch(result.get(key), value, kind, sub)
+            if merged is None:
+                result.pop(key, None)
+            else:
+                result[key] = merged
+        elif isinstance(value, list) and sub in keys:
+            result[key] = _merge_list(result.get(key) or [], value, keys[sub], kind, sub)
+        else:
+            result[key] = strip_directives(value)
+    for key, value in patch.items():
+        if key.startswith("$deleteFromPrimitiveList/"):
+            name = key.split("/", 1)[1]
+            result[name] = [v for v in result.get(name) or [] if v not in value]
+        elif key.startswith("$setElementOrder/"):
+            name = key.split("/", 1)[1]
+            if isinstance(result.get(name), list):
+                sub = f"{path}.{name}" if path else name
+                result[name] = _order(result[name], value, keys.get(sub, ""))
+    return result
+
+
+def _merge_list(target: list[Any], patch: list[Any], key: str, kind: str, path: str) -> list[Any]:
+    if any(isinstance(e, dict) and e.get("$patch") == "replace" for e in patch):
+        return strip_directives(patch)
+    result = copy.deepcopy(target)
+    if not key:   # a set of scalars
+        return result + [v for v in patch if v not in result]
+    for element in patch:
+        if not isinstance(element, dict) or key not in element:
+            raise bad_request(f"map: {element!r} does not contain declared merge key: {key}")
+        index = next((i for i, e in enumerate(result)
+                      if isinstance(e, dict) and e.get(key) == element[key]), None)
+        if element.get("$patch") == "delete":
+            if index is not None:
+                del result[index]
+        elif index is None:
+            result.append(strategic_merge_patch({}, element, kind, path))
+        else:
+            result[index] = strategic_merge_patch(result[index], element, kind, path)
+    return result
+
+
+def _order(items: list[Any], order: list[Any], key: str) -> list[Any]:
+    """$setElementOrder: the listed elements in that order, any others after them."""
+    ident = (lambda v: v) if not key else (lambda v: v.get(key) if isinstance(v, dict) else v)
+    wanted = [ident(v) for v in order]
+    listed = sorted((v for v in items if ident(v) in wanted), key=lambda v: wanted.index(ident(v)))
+    return listed + [v for v in items if ident(v) not in wanted]
 
 
 def _pointer(path: str) -> list[str]:
@@ -479,6 +681,7 @@ class Store:
         self.readiness: dict[_Key, _Readiness] = {}
         self._due: list[tuple[float, int, _Key]] = []   # (due, tie-breaker, key)
         self._seq = itertools.count()
+        self._cluster_ips = 0
         self._wake = threading.Condition(self.lock)
         self.stopping = False
         for ns in ("default", "kube-system", "kube-public"):
@@ -540,8 +743,9 @@ class Store:
         else:
             meta.pop("namespace", None)
         obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
-        _validate(rt, obj)
         with self.lock:
+            self._default(rt, obj, None)
+            _validate(rt, obj)
             if rt.namespaced and (_NAMESPACES, "", ns) not in self.objects:
                 raise not_found(_NAMESPACES, ns)
             if (rt, ns if rt.namespaced else "", name) in self.objects:
@@ -583,7 +787,8 @@ class Store:
             else:
                 meta.pop(kept, None)
         new["apiVersion"], new["kind"] = rt.api_version, rt.kind
-        _validate(rt, new)
+        self._default(rt, new, old)
+        _validate(rt, new, old)
         meta["resourceVersion"] = old["metadata"]["resourceVersion"]
         if new == old:
             return copy.deepcopy(old)   # a no-op update is not a write: no new resourceVersion
@@ -627,6 +832,19 @@ class Store:
                     self._drop(key)
             self._drop((rt, ns, name))
             return old
+
+    def _default(self, rt: ResourceType, obj: Obj, old: Obj | None) -> None:
+        """Fill in what the real server's defaulting (and allocation) would."""
+        if rt.kind == "Service":
+            _default_service(obj, old, self._allocate_cluster_ip)
+        elif rt.kind == "EndpointSlice":
+            _default_endpoint_slice(obj)
+        elif rt.kind == "Pod":
+            _default_pod(obj, old)
+
+    def _allocate_cluster_ip(self) -> str:
+        self._cluster_ips += 1
+        return f"10.96.{self._cluster_ips // 250}.{self._cluster_ips % 250 + 1}"
 
     def _drop(self, key: _Key) -> None:
         obj = copy.deepcopy(self.objects[key])
@@ -800,27 +1018,257 @@ def _split_status(rt: ResourceType, old: Obj, new: Obj, subresource: str) -> Obj
     return new
 
 
-def _validate(rt: ResourceType, obj: Obj) -> None:
-    """The few validation rules whose errors a client must handle."""
-    name = obj["metadata"]["name"]
+# --------------------------------------------------------------------------------------
+# Built-in kinds: defaulting and validation (the rules, and the wording, of the real
+# server's pkg/apis/*/validation; only what a client of these kinds can run into).
+
+_PROTOCOLS = ("SCTP", "TCP", "UDP")
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS1123_LABEL_MSG = ("a lowercase RFC 1123 label must consist of lower case alphanumeric "
+                      "characters or '-', and must start and end with an alphanumeric character "
+                      "(e.g. 'my-name',  or '123-abc', regex used for validation is "
+                      "'[a-z0-9]([-a-z0-9]*[a-z0-9])?')")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _dns_label(value: str, path: str) -> list[FieldError]:
+    if len(value) > 63:
+        return [FieldError("invalid", path, value, "must be no more than 63 characters")]
+    if not _DNS1123_LABEL.match(value):
+        return [FieldError("invalid", path, value, _DNS1123_LABEL_MSG)]
+    return []
+
+
+def _port_number(value: Any, path: str) -> list[FieldError]:
+    if not _is_int(value) or not 1 <= value <= 65535:
+        return [FieldError("invalid", path, value, "must be between 1 and 65535, inclusive")]
+    return []
+
+
+def _protocol(value: Any, path: str) -> list[FieldError]:
+    if value is None or value == "":
+        return [FieldError("required", path)]
+    if value not in _PROTOCOLS:
+        return [FieldError("unsupported", path, value, supported(_PROTOCOLS))]
+    return []
+
+
+def _ip(value: Any, path: str, family: str) -> list[FieldError]:
+    """ValidateEndpointIP: a valid address of the slice's family that is not loopback,
+    unspecified or link-local (Kubernetes refuses those as endpoints)."""
+    try:
+        ip = ipaddress.ip_address(value) if isinstance(value, str) else None
+    except ValueError:
+        ip = None
+    if ip is None or f"IPv{ip.version}" != family:
+        return [FieldError("invalid", path, value, f"must be a valid {family} address")]
+    if ip.is_unspecified:
+        return [FieldError("invalid", path, value, f"may not be unspecified ({value})")]
+    if ip.is_loopback:
+        return [FieldError("invalid", path, value,
+                           "may not be in the loopback range (127.0.0.0/8, ::1/128)")]
+    if ip.is_link_local:
+        return [FieldError("invalid", path, value,
+                           "may not be in the link-local range (169.254.0.0/16, fe80::/10)")]
+    return []
+
+
+def cannot_decode(kind: str, version: str, struct: str, field_path: str, go_type: str,
+                  value: Any) -> ApiError:
+    """The 400 the real server answers when a body does not decode into the Go type."""
+    got = ("bool" if isinstance(value, bool) else "number" if isinstance(value, (int, float))
+           else "string" if isinstance(value, str) else "array" if isinstance(value, list)
+           else "object")
+    return bad_request(f'{kind} in version "{version}" cannot be handled as a {kind}: json: '
+                       f"cannot unmarshal {got} into Go struct field {struct}.{field_path} "
+                       f"of type {go_type}")
+
+
+def _validate_workload(obj: Obj, old: Obj | None) -> list[FieldError]:
     spec = obj.get("spec") or {}
-    if rt.scale and "replicas" in spec:
-        replicas = spec["replicas"]
-        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
-            raise invalid(rt.kind, rt.group, name, "spec.replicas", replicas,
-                          "must be greater than or equal to 0")
-    if rt.scale and not rt.custom and not spec.get("selector"):
-        raise ApiError(422, f'{rt.kind}.{rt.group} "{name}" is invalid: spec.selector: '
-                            "Required value")
-    duration = spec.get("leaseDurationSeconds", 1)
-    if rt.kind == "Lease" and (not isinstance(duration, int) or duration <= 0):
-        raise invalid("Lease", rt.group, name, "spec.leaseDurationSeconds", duration,
-                      "must be greater than 0")
-    if rt.kind == "Event":
-        involved_ns = (obj.get("involvedObject") or {}).get("namespace")
-        if involved_ns and involved_ns != obj["metadata"]["namespace"]:
-            raise invalid("Event", "", name, "involvedObject.namespace", involved_ns,
-                          "does not match event.namespace")
+    errors: list[FieldError] = []
+    if "replicas" in spec and (not _is_int(spec["replicas"]) or spec["replicas"] < 0):
+        errors.append(FieldError("invalid", "spec.replicas", spec["replicas"],
+                                 "must be greater than or equal to 0"))
+    if obj["kind"] != "Rollout" and not spec.get("selector"):
+        errors.append(FieldError("required", "spec.selector"))
+    return errors
+
+
+def _validate_lease(obj: Obj, old: Obj | None) -> list[FieldError]:
+    duration = (obj.get("spec") or {}).get("leaseDurationSeconds", 1)
+    if not _is_int(duration) or duration <= 0:
+        return [FieldError("invalid", "spec.leaseDurationSeconds", duration,
+                           "must be greater than 0")]
+    return []
+
+
+def _validate_event(obj: Obj, old: Obj | None) -> list[FieldError]:
+    involved_ns = (obj.get("involvedObject") or {}).get("namespace")
+    if involved_ns and involved_ns != obj["metadata"]["namespace"]:
+        return [FieldError("invalid", "involvedObject.namespace", involved_ns,
+                           "does not match event.namespace")]
+    return []
+
+
+_SERVICE_TYPES = ("ClusterIP", "ExternalName", "LoadBalancer", "NodePort")
+
+
+def _validate_service(obj: Obj, old: Obj | None) -> list[FieldError]:
+    spec = obj.get("spec") or {}
+    errors: list[FieldError] = []
+    kind = spec.get("type", "ClusterIP")
+    if kind not in _SERVICE_TYPES:
+        errors.append(FieldError("unsupported", "spec.type", kind, supported(_SERVICE_TYPES)))
+    ports = spec.get("ports") or []
+    headless = spec.get("clusterIP") == "None"
+    if not ports and not headless and kind != "ExternalName":
+        errors.append(FieldError("required", "spec.ports"))
+    names: set[str] = set()
+    for i, port in enumerate(ports):
+        path = f"spec.ports[{i}]"
+        name = port.get("name") or ""
+        if len(ports) > 1 and not name:
+            errors.append(FieldError("required", f"{path}.name"))
+        elif name:
+            errors += _dns_label(name, f"{path}.name")
+            if name in names:
+                errors.append(FieldError("duplicate", f"{path}.name", name))
+            names.add(name)
+        errors += _port_number(port.get("port"), f"{path}.port")
+        errors += _protocol(port.get("protocol"), f"{path}.protocol")
+        target = port.get("targetPort")
+        if _is_int(target):
+            errors += _port_number(target, f"{path}.targetPort")
+    if old is not None:
+        before = (old.get("spec") or {}).get("clusterIP")
+        if before and spec.get("clusterIP") != before and kind != "ExternalName":
+            errors.append(FieldError("invalid", "spec.clusterIPs[0]", [spec.get("clusterIP")],
+                                     "may not change once set"))
+    return errors
+
+
+_ADDRESS_TYPES = ("FQDN", "IPv4", "IPv6")
+
+
+def _validate_endpoint_slice(obj: Obj, old: Obj | None) -> list[FieldError]:
+    errors: list[FieldError] = []
+    family = obj.get("addressType") or ""
+    if not family:
+        errors.append(FieldError("required", "addressType"))
+    elif family not in _ADDRESS_TYPES:
+        errors.append(FieldError("unsupported", "addressType", family, supported(_ADDRESS_TYPES)))
+    for i, endpoint in enumerate(obj.get("endpoints") or []):
+        path = f"endpoints[{i}]"
+        addresses = endpoint.get("addresses") or []
+        if not addresses:
+            errors.append(FieldError("required", f"{path}.addresses", detail="must contain at "
+                                                                              "least 1 address"))
+        elif len(addresses) > 100:
+            errors.append(FieldError("too_many", f"{path}.addresses", len(addresses),
+                                     "must have at most 100 items"))
+        for j, address in enumerate(addresses):
+            if family in ("IPv4", "IPv6"):
+                errors += _ip(address, f"{path}.addresses[{j}]", family)
+        for condition, value in (endpoint.get("conditions") or {}).items():
+            if value is not None and not isinstance(value, bool):
+                raise cannot_decode("EndpointSlice", "v1", "EndpointConditions",
+                                    f"endpoints.conditions.{condition}", "bool", value)
+        if endpoint.get("hostname") is not None:
+            errors += _dns_label(endpoint["hostname"], f"{path}.hostname")
+    names: set[str] = set()
+    for i, port in enumerate(obj.get("ports") or []):
+        path = f"ports[{i}]"
+        name = port.get("name") or ""
+        if name:
+            errors += _dns_label(name, f"{path}.name")
+        if name in names:
+            errors.append(FieldError("duplicate", f"{path}.name", name))
+        names.add(name)
+        errors += _protocol(port.get("protocol"), f"{path}.protocol")
+        if port.get("port") is not None:
+            errors += _port_number(port["port"], f"{path}.port")
+    if old is not None and old.get("addressType") != family:
+        errors.append(FieldError("invalid", "addressType", family, "field is immutable"))
+    return errors
+
+
+def _validate_pod(obj: Obj, old: Obj | None) -> list[FieldError]:
+    containers = (obj.get("spec") or {}).get("containers") or []
+    if not containers:
+        return [FieldError("required", "spec.containers")]
+    errors: list[FieldError] = []
+    for i, container in enumerate(containers):
+        if not container.get("name"):
+            errors.append(FieldError("required", f"spec.containers[{i}].name"))
+        if not container.get("image"):
+            errors.append(FieldError("required", f"spec.containers[{i}].image"))
+    return errors
+
+
+_VALIDATORS: dict[str, Callable[[Obj, Obj | None], list[FieldError]]] = {
+    "Deployment": _validate_workload, "StatefulSet": _validate_workload,
+    "ReplicaSet": _validate_workload, "Rollout": _validate_workload,
+    "Lease": _validate_lease, "Event": _validate_event, "Service": _validate_service,
+    "EndpointSlice": _validate_endpoint_slice, "Pod": _validate_pod,
+}
+
+
+def _validate(rt: ResourceType, obj: Obj, old: Obj | None = None) -> None:
+    """422 Invalid, with every field error of the object at once, like the real server."""
+    check = _VALIDATORS.get(rt.kind)
+    errors = check(obj, old) if check else []
+    if errors:
+        raise invalid_fields(rt.kind, rt.group, obj["metadata"]["name"], errors)
+
+
+def _default_service(obj: Obj, old: Obj | None, allocate_ip: Callable[[], str]) -> None:
+    spec = obj.setdefault("spec", {})
+    kind = spec.setdefault("type", "ClusterIP")
+    spec.setdefault("sessionAffinity", "None")
+    for port in spec.get("ports") or []:
+        port.setdefault("protocol", "TCP")
+        port.setdefault("targetPort", port.get("port"))
+    if kind == "ExternalName":
+        return
+    before = (old or {}).get("spec") or {}
+    # An update that omits the allocated address keeps it (the registry's patchAllocatedValues).
+    if not spec.get("clusterIP"):
+        spec["clusterIP"] = before.get("clusterIP") or allocate_ip()
+    spec.setdefault("clusterIPs", [spec["clusterIP"]])
+    if spec["clusterIP"] != "None":
+        spec.setdefault("ipFamilies", ["IPv4"])
+        spec.setdefault("ipFamilyPolicy", "SingleStack")
+    spec.setdefault("internalTrafficPolicy", "Cluster")
+    obj.setdefault("status", {"loadBalancer": {}})
+
+
+def _default_endpoint_slice(obj: Obj) -> None:
+    # Go's encoding of a nil list: a slice with no endpoints (or ports) carries null.
+    obj["endpoints"] = obj.get("endpoints") or None
+    obj["ports"] = obj.get("ports") or None
+    for port in obj["ports"] or []:
+        port.setdefault("name", "")
+        port.setdefault("protocol", "TCP")
+
+
+def _default_pod(obj: Obj, old: Obj | None) -> None:
+    spec = obj.setdefault("spec", {})
+    for key, value in (("restartPolicy", "Always"), ("dnsPolicy", "ClusterFirst"),
+                       ("schedulerName", "default-scheduler"),
+                       ("terminationGracePeriodSeconds", 30)):
+        spec.setdefault(key, value)
+    for container in spec.get("containers") or []:
+        latest = ":" not in container.get("image", "").rsplit("/", 1)[-1] or \
+            container.get("image", "").endswith(":latest")
+        container.setdefault("imagePullPolicy", "Always" if latest else "IfNotPresent")
+        container.setdefault("terminationMessagePath", "/dev/termination-log")
+        container.setdefault("terminationMessagePolicy", "File")
+    if old is None:   # the pod strategy's PrepareForCreate: every pod starts Pending
+        obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
 
 
 def to_scale(rt: ResourceType, obj: Obj) -> Obj:
@@ -857,7 +1305,9 @@ def apply_patch(rt: ResourceType, old: Obj, content_type: str, patch: Any) -> Ob
         return json_patch(old, patch)
     if not isinstance(patch, dict):
         raise bad_request("patch body must be a JSON object")
-    return merge_patch(old, strip_directives(patch) if media == _STRATEGIC else patch)
+    if media == _STRATEGIC:
+        return strategic_merge_patch(old, patch, rt.kind)
+    return merge_patch(old, patch)
 
 
 # --------------------------------------------------------------------------------------
@@ -870,6 +1320,8 @@ def _api_resource(rt: ResourceType) -> list[Obj]:
                  "kind": rt.kind, "verbs": verbs}
     if rt.short_names:
         main["shortNames"] = list(rt.short_names)
+    if rt.categories:
+        main["categories"] = list(rt.categories)
     subs: list[Obj] = []
     if rt.scale:
         subs.append({"name": f"{rt.plural}/scale", "singularName": "", "namespaced": rt.namespaced,
@@ -1073,7 +1525,7 @@ class _Handler(BaseHTTPRequestHandler):
         raise ApiError(405, "the server does not allow this method on the requested resource")
 
     def _list(self, rt: ResourceType, ns: str | None, query: dict[str, list[str]]) -> Obj:
-        matches = _selection(query)
+        matches = _selection(rt, query)
         items, rv = self.server.api.store.list(rt, ns, matches)
         start = _q(query, "continue")
         if start:
@@ -1099,7 +1551,7 @@ class _Handler(BaseHTTPRequestHandler):
         if parsed is None or parsed[3]:
             raise ApiError(404, "the server could not find the requested resource")
         rt, ns, name, _ = parsed
-        matches = _selection(query)
+        matches = _selection(rt, query)
         if name:  # the deprecated watch on one object's URL
             named = matches
             matches = lambda o: o["metadata"]["name"] == name and named(o)
@@ -1144,9 +1596,9 @@ def _sort_key(obj: Obj) -> tuple[str, str]:
     return obj["metadata"].get("namespace", ""), obj["metadata"]["name"]
 
 
-def _selection(query: dict[str, list[str]]) -> Callable[[Obj], bool]:
+def _selection(rt: ResourceType, query: dict[str, list[str]]) -> Callable[[Obj], bool]:
     labels = label_selector(_q(query, "labelSelector"))
-    fields = field_selector(_q(query, "fieldSelector"))
+    fields = field_selector(_q(query, "fieldSelector"), rt)
     return lambda o: labels(o["metadata"].get("labels") or {}) and fields(o)
 
 
@@ -1391,6 +1843,50 @@ def rollout(name: str, replicas: int = 1, namespace: str = "default", **kw: Any)
                     kw.get("labels"), kw.get("annotations"))
     obj["spec"]["strategy"] = {"canary": {}}
     return obj
+
+
+def service(name: str, port: int = 80, namespace: str = "default", *,
+            target_port: int | str | None = None, selector: dict[str, str] | None = None,
+            port_name: str = "http") -> Obj:
+    """A ClusterIP Service selecting ``app=<name>`` pods (the server allocates its IP)."""
+    spec_port: Obj = {"name": port_name, "port": port, "protocol": "TCP"}
+    if target_port is not None:
+        spec_port["targetPort"] = target_port
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "namespace": namespace, "labels": {"app": name}},
+            "spec": {"selector": selector or {"app": name}, "ports": [spec_port]}}
+
+
+def endpoint_slice(service_name: str, addresses: list[str] | dict[str, bool],
+                   namespace: str = "default", *, port: int = 8080, port_name: str = "http",
+                   name: str | None = None) -> Obj:
+    """An IPv4 EndpointSlice of ``service_name``, as its controller would write it: the
+    ``kubernetes.io/service-name`` label, one endpoint per address, and a generated name
+    ``<service>-xxxxx`` unless ``name`` is given. ``addresses`` maps each address to its
+    ready condition (a plain list means all ready). Loopback addresses are refused by the
+    server, as by Kubernetes: use e.g. 10.0.0.x."""
+    ready = addresses if isinstance(addresses, dict) else dict.fromkeys(addresses, True)
+    meta: Obj = {"namespace": namespace,
+                 "labels": {"kubernetes.io/service-name": service_name,
+                            "endpointslice.kubernetes.io/managed-by":
+                                "endpointslice-controller.k8s.io"}}
+    if name:
+        meta["name"] = name
+    else:
+        meta["generateName"] = f"{service_name}-"
+    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": meta,
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": [address],
+                           "conditions": {"ready": up, "serving": up, "terminating": False}}
+                          for address, up in ready.items()],
+            "ports": [{"name": port_name, "port": port, "protocol": "TCP"}]}
+
+
+def pod(name: str, namespace: str = "default", *, labels: dict[str, str] | None = None,
+        image: str = "example/app:1") -> Obj:
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": namespace, "labels": labels or {}},
+            "spec": {"containers": [{"name": "app", "image": image}]}}
 
 
 # --------------------------------------------------------------------------------------
