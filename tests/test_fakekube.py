@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from support.fakekube import (
     ApiError,
     FakeKubeAPIServer,
@@ -34,6 +36,7 @@ from support.fakekube import (
 )
 
 KUBECTL = Path(sys.executable).parent / "kubectl"
+FIXTURES = Path(__file__).parent / "fixtures" / "fakekube"
 TIMEOUT = 20  # seconds, for any single kubectl run
 
 
@@ -113,7 +116,8 @@ def test_discovery_lists_every_kind(kubectl: Kubectl) -> None:
     out = kubectl.ok("api-resources", "--no-headers", "-o", "name")
     assert set(out.split()) == {"events", "namespaces", "pods", "services", "deployments.apps",
                                 "replicasets.apps", "statefulsets.apps", "rollouts.argoproj.io",
-                                "leases.coordination.k8s.io", "endpointslices.discovery.k8s.io"}
+                                "leases.coordination.k8s.io", "endpointslices.discovery.k8s.io",
+                                "customresourcedefinitions.apiextensions.k8s.io"}
 
 
 def test_every_advertised_group_version_lists_a_resource(server: FakeKubeAPIServer) -> None:
@@ -800,6 +804,339 @@ def test_strategic_merge_patch_merges_containers_by_name(server: FakeKubeAPIServ
     assert [(c["name"], c["image"]) for c in live] == [("api", "example/app:1"),
                                                        ("sidecar", "example/sidecar:2")]
     assert live[1]["env"] == [{"name": "A", "value": "1"}, {"name": "C", "value": "3"}]
+
+
+# --------------------------------------------------------------------------------------
+# CustomResourceDefinitions (a toy widgets.example.dev CRD: tests/fixtures/fakekube)
+
+WIDGETS = "/apis/example.dev/v1alpha1/namespaces/default/widgets"
+
+
+def widget(name: str, **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "example.dev/v1alpha1", "kind": "Widget",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"target": {"name": "web"}, **spec}}
+
+
+def table(out: str) -> list[list[str]]:
+    """kubectl's table output as cells, cut at the header's column starts (an empty
+    cell stays an empty string)."""
+    lines = out.splitlines()
+    starts = [m.start() for m in re.finditer(r"\S+", lines[0])]
+    return [[line[a:b].strip() for a, b in zip(starts, [*starts[1:], None])] for line in lines]
+
+
+@pytest.fixture
+def widgets(server: FakeKubeAPIServer) -> FakeKubeAPIServer:
+    """The server with the widget CRD installed (directly, without kubectl)."""
+    server.create(yaml.safe_load((FIXTURES / "widgets-crd.yaml").read_text()))
+    return server
+
+
+def test_applying_a_crd_serves_a_new_kind(server: FakeKubeAPIServer, kubectl: Kubectl,
+                                          tmp_path: Path) -> None:
+    crd = str(FIXTURES / "widgets-crd.yaml")
+    assert kubectl.ok("apply", "-f", crd).strip() == (
+        "customresourcedefinition.apiextensions.k8s.io/widgets.example.dev created")
+    # kubectl waits with a WatchList (sendInitialEvents, then the initial-events-end bookmark).
+    assert kubectl.ok("wait", "--for", "condition=established", "--timeout=10s",
+                      "crd/widgets.example.dev").strip() == (
+        "customresourcedefinition.apiextensions.k8s.io/widgets.example.dev condition met")
+    out = kubectl.ok("api-resources", "--api-group=example.dev", "--no-headers")
+    assert out.split() == ["widgets", "wd", "example.dev/v1alpha1", "true", "Widget"]
+    path = tmp_path / "w1.yaml"
+    path.write_text(yaml.safe_dump(widget("w1", replicas=2)))
+    assert kubectl.ok("apply", "-f", str(path)).strip() == "widget.example.dev/w1 created"
+    for name in ("widgets", "widget", "wd", "widgets.example.dev", "example"):  # + category
+        assert kubectl.ok("get", name, "-o", "name").split() == ["widget.example.dev/w1"]
+    crd_obj = server.get("CustomResourceDefinition", "widgets.example.dev", namespace="")
+    assert crd_obj["status"]["acceptedNames"]["shortNames"] == ["wd"]
+    assert crd_obj["status"]["storedVersions"] == ["v1alpha1"]
+
+
+def test_custom_resources_are_pruned_and_defaulted(widgets: FakeKubeAPIServer,
+                                                   kubectl: Kubectl) -> None:
+    body = widget("w1", unknown=1, extra={"kept": {"any": ["thing"]}}, note=None,
+                  stages=[{"name": "a", "bogus": True}])
+    body["metadata"]["bogus"] = "dropped"
+    body["topLevel"] = "dropped"
+    status, created = call(widgets, "POST", WIDGETS, body)
+    assert status == 201
+    assert created["spec"] == {
+        "target": {"name": "web", "kind": "Deployment"},        # defaults, nested too
+        "minReplicas": 1, "window": "60s",
+        "extra": {"kept": {"any": ["thing"]}},                   # preserve-unknown-fields
+        "note": None,                                            # nullable
+        "stages": [{"name": "a", "weight": 5}]}                  # defaults in list items
+    assert "topLevel" not in created and "bogus" not in created["metadata"]
+    out = yaml.safe_load(kubectl.ok("get", "widget", "w1", "-o", "yaml"))
+    assert out["spec"] == created["spec"]
+
+
+@pytest.mark.parametrize("spec, message", [
+    pytest.param({"minReplicas": -1}, "spec.minReplicas: Invalid value: -1: spec.minReplicas "
+                 "in body should be greater than or equal to 0", id="minimum"),
+    pytest.param({"maxReplicas": 1001}, "spec.maxReplicas: Invalid value: 1001: "
+                 "spec.maxReplicas in body should be less than or equal to 1000", id="maximum"),
+    pytest.param({"ratio": 0}, "spec.ratio: Invalid value: 0: spec.ratio in body should be "
+                 "greater than 0", id="exclusive-minimum"),
+    pytest.param({"minReplicas": "2"}, 'spec.minReplicas: Invalid value: "string": '
+                 'spec.minReplicas in body must be of type integer: "string"', id="type"),
+    pytest.param({"threshold": True}, 'spec.threshold: Invalid value: "boolean": '
+                 'spec.threshold in body must be of type integer,string: "boolean"',
+                 id="int-or-string"),
+    pytest.param({"target": {"name": "web", "kind": "Job"}}, 'spec.target.kind: Unsupported '
+                 'value: "Job": supported values: "Deployment", "StatefulSet"', id="enum"),
+    pytest.param({"target": {"name": ""}}, 'spec.target.name: Invalid value: "": '
+                 'spec.target.name in body should be at least 1 chars long', id="min-length"),
+    pytest.param({"target": {"name": "w" * 64}}, "spec.target.name: Too long: may not be more "
+                 "than 63 bytes", id="max-length"),
+    pytest.param({"target": {"name": "Web"}}, 'spec.target.name: Invalid value: "Web": '
+                 "spec.target.name in body should match '^[a-z0-9]([-a-z0-9]*[a-z0-9])?$'",
+                 id="pattern"),
+    pytest.param({"target": {}}, "spec.target.name: Required value", id="required"),
+    pytest.param({"tags": ["a", "b", "c", "d"]}, "spec.tags: Too many: 4: must have at most 3 "
+                 "items", id="max-items"),
+    pytest.param({"stages": []}, "spec.stages: Invalid value: 0: spec.stages in body should "
+                 "have at least 1 items", id="min-items"),
+    pytest.param({"stages": [{"name": "a", "weight": 7}]}, "spec.stages[0].weight: Invalid "
+                 "value: 7: spec.stages[0].weight in body should be a multiple of 5",
+                 id="multiple-of"),
+    pytest.param({"labels": {"a": 1}}, 'spec.labels.a: Invalid value: "integer": '
+                 'spec.labels.a in body must be of type string: "integer"',
+                 id="additional-properties"),
+    pytest.param({"window": "soon"}, 'spec.window: Invalid value: "soon": spec.window in body '
+                 'must be of type duration: "soon"', id="format"),
+    pytest.param({"replicas": 2**31}, '<nil>: Invalid value: "": Checked value must be of type '
+                 "integer with format int32 in spec.replicas", id="int32"),
+])
+def test_custom_resource_validation(widgets: FakeKubeAPIServer, spec: dict[str, Any],
+                                    message: str) -> None:
+    body = widget("w1")
+    body["spec"].update(spec)
+    status, reply = call(widgets, "POST", WIDGETS, body)
+    assert (status, reply["reason"]) == (422, "Invalid")
+    assert reply["message"] == f'Widget.example.dev "w1" is invalid: {message}'
+    [cause] = reply["details"]["causes"]
+    assert f"{cause['field']}: {cause['message']}" == message
+
+
+def test_kubectl_reports_every_schema_error(widgets: FakeKubeAPIServer, kubectl: Kubectl) -> None:
+    bad = widget("bad", minReplicas=-1)
+    del bad["spec"]["target"]
+    result = kubectl("apply", "-f", "-", stdin=json.dumps(bad))
+    assert result.returncode != 0
+    assert result.stderr.splitlines() == [
+        'The Widget "bad" is invalid: ',
+        "* spec.target: Required value",
+        ("* spec.minReplicas: Invalid value: -1: spec.minReplicas in body should be greater "
+         "than or equal to 0")]
+    assert widgets.get("Widget", "bad") is None
+
+
+def test_status_subresource_splits_spec_and_status(widgets: FakeKubeAPIServer,
+                                                   kubectl: Kubectl) -> None:
+    body = widget("w1", replicas=1)
+    body["status"] = {"desiredReplicas": 9}
+    _, created = call(widgets, "POST", WIDGETS, body)
+    assert "status" not in created                        # a create cannot set status
+    assert created["metadata"]["generation"] == 1
+    # The main resource ignores status; a spec change bumps the generation.
+    _, updated = call(widgets, "PATCH", f"{WIDGETS}/w1", {"spec": {"replicas": 2},
+                                                          "status": {"desiredReplicas": 9}},
+                      "application/merge-patch+json")
+    assert (updated["spec"]["replicas"], updated.get("status")) == (2, None)
+    assert updated["metadata"]["generation"] == 2
+    # /status changes only status, and not the generation.
+    kubectl.ok("patch", "widget", "w1", "--subresource=status", "--type=merge", "-p",
+               json.dumps({"spec": {"replicas": 7}, "status": {
+                   "desiredReplicas": 3, "conditions": [{"type": "Ready", "status": "True"}]}}))
+    obj = widgets.get("Widget", "w1")
+    assert (obj["spec"]["replicas"], obj["status"]["desiredReplicas"]) == (2, 3)
+    assert obj["metadata"]["generation"] == 2
+    # Labels are metadata: no generation bump either.
+    kubectl.ok("label", "widget", "w1", "team=a")
+    assert widgets.get("Widget", "w1")["metadata"]["generation"] == 2
+    # The status is validated too.
+    status, reply = call(widgets, "PATCH", f"{WIDGETS}/w1/status",
+                         {"status": {"conditions": [{"type": "Ready", "status": "Yes"}]}},
+                         "application/merge-patch+json")
+    assert status == 422 and 'status.conditions[0].status: Unsupported value: "Yes"' in (
+        reply["message"])
+
+
+def test_printer_columns_in_kubectl_get(widgets: FakeKubeAPIServer, kubectl: Kubectl) -> None:
+    widgets.create(widget("w1", window="30s"))
+    widgets.create(widget("w2"))
+    call(widgets, "PATCH", f"{WIDGETS}/w1/status", {"status": {
+        "desiredReplicas": 3, "conditions": [{"type": "Synced", "status": "False"},
+                                             {"type": "Ready", "status": "True"}]}},
+         "application/merge-patch+json")
+    rows = table(kubectl.ok("get", "widgets"))
+    assert rows[0] == ["NAME", "TARGET", "DESIRED", "READY", "AGE"]
+    assert rows[1][:4] == ["w1", "web", "3", "True"] and rows[1][4].endswith("s")
+    assert rows[2][:4] == ["w2", "web", "", ""]                 # no status yet: empty cells
+    wide = table(kubectl.ok("get", "wd", "-o", "wide"))
+    assert wide[0] == ["NAME", "TARGET", "DESIRED", "READY", "WINDOW", "AGE"]
+    assert [row[4] for row in wide[1:]] == ["30s", "60s"]
+    [req] = widgets.requests_to("GET", r"/widgets$")[-1:]
+    assert "as=Table" in req.headers["accept"]
+
+
+def test_table_conversion_over_http(widgets: FakeKubeAPIServer) -> None:
+    widgets.create(widget("w1"))
+    req = urllib.request.Request(widgets.url + WIDGETS + "/w1", headers={
+        "Accept": "application/json;as=Table;v=v1;g=meta.k8s.io, application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        table = json.loads(resp.read())
+    assert (table["kind"], table["apiVersion"]) == ("Table", "meta.k8s.io/v1")
+    assert [c["name"] for c in table["columnDefinitions"]] == [
+        "Name", "Target", "Desired", "Ready", "Window", "Age"]
+    [row] = table["rows"]
+    assert row["cells"][:5] == ["w1", "web", None, None, "60s"]
+    assert row["object"]["kind"] == "PartialObjectMetadata"
+    # Built-in kinds answer plain JSON.
+    req = urllib.request.Request(widgets.url + "/apis/apps/v1/namespaces/default/deployments",
+                                 headers={"Accept": "application/json;as=Table;v=v1;"
+                                                    "g=meta.k8s.io, application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert json.loads(resp.read())["kind"] == "DeploymentList"
+
+
+def test_describe_lists_the_objects_events(widgets: FakeKubeAPIServer, kubectl: Kubectl) -> None:
+    created = widgets.create(widget("w1"))
+    for name, uid in (("w1", created["metadata"]["uid"]), ("w2", "other")):
+        widgets.create({"apiVersion": "v1", "kind": "Event",
+                        "metadata": {"name": f"{name}.1", "namespace": "default"},
+                        "type": "Normal", "reason": f"Scaled{name}", "message": "to 3",
+                        "source": {"component": "widget-controller"},
+                        "involvedObject": {"apiVersion": "example.dev/v1alpha1",
+                                           "kind": "Widget", "name": name,
+                                           "namespace": "default", "uid": uid}})
+    out = kubectl.ok("describe", "widget", "w1")
+    assert "Kind:         Widget" in out and "Target:" in out
+    assert "Scaledw1" in out and "Scaledw2" not in out
+    [events] = widgets.requests_to("GET", r"/api/v1/namespaces/default/events$")
+    assert "involvedObject.name=w1" in events.query["fieldSelector"]
+
+
+def test_apply_custom_resource_twice_uses_a_merge_patch(widgets: FakeKubeAPIServer,
+                                                        kubectl: Kubectl,
+                                                        tmp_path: Path) -> None:
+    path = tmp_path / "w1.json"
+    path.write_text(json.dumps(widget("w1", replicas=1, tags=["a"])))
+    kubectl.ok("apply", "-f", str(path))
+    path.write_text(json.dumps(widget("w1", replicas=3)))            # tags removed
+    assert kubectl.ok("apply", "-f", str(path)).strip() == "widget.example.dev/w1 configured"
+    obj = widgets.get("Widget", "w1")
+    assert obj["spec"]["replicas"] == 3 and "tags" not in obj["spec"]
+    assert "kubectl.kubernetes.io/last-applied-configuration" in obj["metadata"]["annotations"]
+    [patch] = widgets.requests_to("PATCH", r"/widgets/w1$")
+    assert patch.headers["content-type"] == "application/merge-patch+json"
+
+
+def test_custom_resource_scale_subresource(widgets: FakeKubeAPIServer, kubectl: Kubectl) -> None:
+    widgets.create(widget("w1", replicas=1))
+    call(widgets, "PATCH", f"{WIDGETS}/w1/status", {"status": {"replicas": 1,
+                                                               "selector": "app=web"}},
+         "application/merge-patch+json")
+    assert kubectl.ok("scale", "widget", "w1", "--replicas=4").strip() == (
+        "widget.example.dev/w1 scaled")
+    _, scale = call(widgets, "GET", f"{WIDGETS}/w1/scale")
+    assert scale["spec"] == {"replicas": 4}
+    assert scale["status"] == {"replicas": 1, "selector": "app=web"}   # no controller
+
+
+def test_kubectl_get_watch_prints_rows(widgets: FakeKubeAPIServer, kubectl: Kubectl) -> None:
+    widgets.create(widget("w1"))
+    proc = subprocess.Popen(kubectl.argv("get", "widgets", "--watch"), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=kubectl.env)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")),
+                              daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not widgets.open_watches():
+            assert time.monotonic() < deadline, "kubectl never started watching"
+            time.sleep(0.02)
+        call(widgets, "PATCH", f"{WIDGETS}/w1/status", {"status": {"desiredReplicas": 5}},
+             "application/merge-patch+json")
+        while len(lines) < 3:
+            assert time.monotonic() < deadline, f"no update seen: {lines}"
+            time.sleep(0.02)
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=TIMEOUT)
+    rows = table("".join(lines))
+    assert rows[0] == ["NAME", "TARGET", "DESIRED", "READY", "AGE"]
+    assert rows[1][:3] == ["w1", "web", ""]
+    assert rows[2][:3] == ["w1", "web", "5"]
+
+
+def test_python_client_custom_objects(widgets: FakeKubeAPIServer) -> None:
+    from kubernetes import client, watch
+
+    api = client.CustomObjectsApi(client.ApiClient(client.Configuration(host=widgets.url)))
+    args = ("example.dev", "v1alpha1", "default", "widgets")
+    api.create_namespaced_custom_object(*args, widget("w1"))
+    listed = api.list_namespaced_custom_object(*args)
+    assert [w["spec"]["minReplicas"] for w in listed["items"]] == [1]
+    stream = watch.Watch().stream(api.list_namespaced_custom_object, *args,
+                                  resource_version=listed["metadata"]["resourceVersion"],
+                                  timeout_seconds=5)
+    api.patch_namespaced_custom_object_status(*args, "w1", {"status": {"desiredReplicas": 2}})
+    event = next(stream)
+    assert (event["type"], event["object"]["status"]) == ("MODIFIED", {"desiredReplicas": 2})
+    with pytest.raises(client.ApiException) as err:
+        api.patch_namespaced_custom_object(*args, "w1", {"spec": {"minReplicas": -5}})
+    assert err.value.status == 422
+    assert json.loads(err.value.body)["details"]["causes"][0]["field"] == "spec.minReplicas"
+
+
+def test_crd_update_changes_columns_and_keeps_objects(widgets: FakeKubeAPIServer,
+                                                     kubectl: Kubectl) -> None:
+    widgets.create(widget("w1", minReplicas=2))
+    crd = yaml.safe_load((FIXTURES / "widgets-crd.yaml").read_text())
+    crd["spec"]["versions"][0]["additionalPrinterColumns"] = [
+        {"name": "Min", "type": "integer", "jsonPath": ".spec.minReplicas"}]
+    kubectl.ok("apply", "-f", "-", stdin=json.dumps(crd))
+    assert table(kubectl.ok("get", "widgets")) == [["NAME", "MIN"], ["w1", "2"]]
+
+
+def test_deleting_a_crd_deletes_its_kind_and_objects(widgets: FakeKubeAPIServer,
+                                                     kubectl: Kubectl) -> None:
+    widgets.create(widget("w1"))
+    kubectl.ok("get", "widgets")            # discovery now cached by kubectl
+    kubectl.ok("delete", "crd", "widgets.example.dev")
+    with pytest.raises(KeyError):
+        widgets.kind("Widget")
+    status, _ = call(widgets, "GET", WIDGETS)
+    assert status == 404
+    result = kubectl("get", "widgets")      # from kubectl's cached discovery, then 404
+    assert result.returncode != 0
+    assert ('Error from server (NotFound): Unable to list "example.dev/v1alpha1, '
+            'Resource=widgets": the server could not find the requested resource'
+            ) in result.stderr
+    # Installed again, the kind starts empty: the objects went with it.
+    widgets.create(yaml.safe_load((FIXTURES / "widgets-crd.yaml").read_text()))
+    assert widgets.list("Widget") == []
+
+
+@pytest.mark.parametrize("change, message", [
+    pytest.param({"metadata": {"name": "gadgets.example.dev"}},
+                 'metadata.name: Invalid value: "gadgets.example.dev": must be '
+                 'spec.names.plural+"."+spec.group', id="name"),
+    pytest.param({"spec": {"scope": "Global"}}, 'spec.scope: Unsupported value: "Global": '
+                 'supported values: "Cluster", "Namespaced"', id="scope"),
+])
+def test_crd_validation(server: FakeKubeAPIServer, change: dict[str, Any], message: str) -> None:
+    crd = yaml.safe_load((FIXTURES / "widgets-crd.yaml").read_text())
+    for key, value in change.items():
+        crd[key].update(value)
+    status, reply = call(server, "POST", "/apis/apiextensions.k8s.io/v1/"
+                                         "customresourcedefinitions", crd)
+    assert status == 422 and reply["message"].endswith(f"is invalid: {message}")
 
 
 # --------------------------------------------------------------------------------------

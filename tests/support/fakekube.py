@@ -12,6 +12,18 @@ implements what scaler touches, the way Kubernetes does it:
   (autoscaling/v1 Scale) and ``status`` subresources; argoproj.io/v1alpha1 rollouts, a custom
   resource whose scale subresource maps to its spec.replicas / status;
   coordination.k8s.io/v1 leases;
+* apiextensions.k8s.io/v1 customresourcedefinitions: creating one serves its kind at once
+  (discovery, short names, categories) and marks it Established; its objects are pruned to
+  the structural schema, defaulted and validated as the apiextensions-apiserver does it,
+  with kube-openapi's messages (``spec.minReplicas: Invalid value: -1: spec.minReplicas in
+  body should be greater than or equal to 0``): type, required, properties,
+  additionalProperties, items, enum, minimum/maximum (exclusive too), multipleOf,
+  minLength/maxLength, pattern, minItems/maxItems, format (date-time, date, duration,
+  uuid, ipv4, ipv6, byte; the int32 range), nullable, x-kubernetes-int-or-string and
+  x-kubernetes-preserve-unknown-fields. Status and scale subresources as declared (a create
+  or a main-resource write cannot set status; /status writes only status; the generation
+  counts changes of anything but metadata and status); the printer columns served as a
+  meta.k8s.io Table, so ``kubectl get`` (and ``get -w``) prints them;
 * defaulting and validation of those kinds as the real server words it (422 with one cause
   per field, e.g. ``endpoints[0].addresses[0]: Invalid value: "127.0.0.1": may not be in
   the loopback range (127.0.0.0/8, ::1/128)``), 400 for a value of the wrong JSON type;
@@ -21,6 +33,8 @@ implements what scaler touches, the way Kubernetes does it:
 * one global resourceVersion bumped on every write (a no-op write is not a write);
   409 Conflict on a stale resourceVersion, 409 AlreadyExists, 404 NotFound, 422 Invalid,
   and 410 Expired (as an ERROR watch event) for a compacted watch, all as ``kind: Status``;
+* WatchList (sendInitialEvents=true: the current objects, then a BOOKMARK annotated
+  ``k8s.io/initial-events-end``), which kubectl 1.37's ``wait`` and informers use;
 * a controller that makes status.replicas follow spec.replicas at once and readyReplicas
   after ``ready_delay`` seconds (``None`` = only when the test calls :meth:`set_ready`),
   each as its own write, so a client's resourceVersion goes stale just as in a cluster;
@@ -36,7 +50,15 @@ Known differences from a real API server, none of which scaler relies on:
   protobuf are refused (415);
 * validation covers the fields listed in _VALIDATORS, not every rule (e.g. a pod's spec
   stays mutable); no controller creates pods or EndpointSlices: tests write them;
-* no Table conversion, so ``kubectl get`` prints only NAME and AGE (use ``-o``);
+* only custom resources get a Table: ``kubectl get`` of a built-in kind prints NAME and
+  AGE (use ``-o``);
+* custom resources: CEL ``x-kubernetes-validations``, allOf/anyOf/oneOf/not,
+  min/maxProperties, x-kubernetes-list-type/map-keys and embedded resources' metadata are
+  not checked; there is no validation ratcheting; a CRD may serve one version only (no
+  conversion); deleting a CRD removes its objects at once (no Terminating phase). Several
+  schema errors come in the object's key order (the real order follows Go's map
+  iteration). The int32-range message follows kube-openapi's code (a plain error the server
+  shows at ``<nil>``), as do the others; none was checked against a live server;
 * no authentication or RBAC (kubectl does not even send a bearer token over plain HTTP);
   403 and 401 come only from :meth:`FakeKubeAPIServer.inject`.
 
@@ -100,7 +122,22 @@ Obj = dict[str, Any]
 
 
 @dataclass(frozen=True)
+class CustomResource:
+    """What a CustomResourceDefinition adds to the version it serves."""
+
+    crd: str                     # the CRD's name, <plural>.<group>
+    singular: str
+    list_kind: str
+    schema: Obj                  # the version's openAPIV3Schema (structural)
+    columns: tuple[Obj, ...]     # additionalPrinterColumns
+    scale: Obj | None = None     # the scale subresource's specReplicasPath etc.
+
+
+@dataclass(frozen=True, eq=False)
 class ResourceType:
+    """One REST resource. Two are equal when they name the same group/version/plural, so a
+    CustomResourceDefinition updated in place (new columns, schema) still finds its objects."""
+
     group: str                   # "" is the core ("legacy") group under /api
     version: str
     plural: str
@@ -109,10 +146,21 @@ class ResourceType:
     short_names: tuple[str, ...] = ()
     scale: bool = False          # has a scale subresource (autoscaling/v1 Scale)
     status: bool = False         # has a status subresource (PUT/PATCH on it change only status)
-    custom: bool = False         # served from a CRD: no strategic merge patch
+    custom: bool = False         # a custom resource: no strategic merge patch
     generation: bool = False     # metadata.generation counts spec changes
     categories: tuple[str, ...] = ()   # e.g. "all": what `kubectl get all` lists
     fields: tuple[str, ...] = ()       # field selectors beyond metadata.name/namespace
+    crd: CustomResource | None = None  # set when served from a CustomResourceDefinition
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ResourceType) and self.identity == other.identity
+
+    def __hash__(self) -> int:
+        return hash(self.identity)
+
+    @property
+    def identity(self) -> tuple[str, str, str]:
+        return self.group, self.version, self.plural
 
     @property
     def api_version(self) -> str:
@@ -129,7 +177,12 @@ class ResourceType:
 
     @property
     def singular(self) -> str:
-        return self.kind.lower()
+        return self.crd.singular if self.crd else self.kind.lower()
+
+    @property
+    def controlled(self) -> bool:
+        """Whether the fake's workload controller keeps its status (CRDs have none)."""
+        return self.scale and self.crd is None
 
 
 _WORKLOAD = {"scale": True, "status": True, "generation": True, "categories": ("all",)}
@@ -160,18 +213,106 @@ RESOURCES: tuple[ResourceType, ...] = (
                  custom=True, **_WORKLOAD),
     ResourceType("coordination.k8s.io", "v1", "leases", "Lease"),
 )
-_BY_PATH = {(rt.prefix, rt.plural): rt for rt in RESOURCES}
 _NAMESPACES = RESOURCES[0]
-_GROUP_VERSIONS: dict[str, list[ResourceType]] = {}
-for _rt in RESOURCES:
-    _GROUP_VERSIONS.setdefault(_rt.prefix, []).append(_rt)
+_CRDS = ResourceType("apiextensions.k8s.io", "v1", "customresourcedefinitions",
+                     "CustomResourceDefinition", namespaced=False, short_names=("crd", "crds"),
+                     status=True, categories=("api-extensions",))
 
 
-def resource_for_kind(kind: str, api_version: str | None = None) -> ResourceType:
-    for rt in RESOURCES:
-        if rt.kind == kind and (api_version is None or rt.api_version == api_version):
-            return rt
-    raise KeyError(f"the fake serves no kind {kind!r} ({api_version or 'any version'})")
+class Catalogue:
+    """The resource types one server serves: the built-in ones plus those its
+    CustomResourceDefinitions add (so discovery changes as CRDs come and go)."""
+
+    def __init__(self) -> None:
+        self.types: tuple[ResourceType, ...] = (*RESOURCES, _CRDS)
+        self._index()
+
+    def _index(self) -> None:
+        # Readers never lock: they see either the old or the new index, both complete.
+        by_path = {(rt.prefix, rt.plural): rt for rt in self.types}
+        group_versions: dict[str, list[ResourceType]] = {}
+        for rt in self.types:
+            group_versions.setdefault(rt.prefix, []).append(rt)
+        self.by_path, self.group_versions = by_path, group_versions
+
+    def install(self, served: list[ResourceType], crd: str) -> None:
+        """Serve (or re-serve, changed) the resource types of CRD ``crd``."""
+        kept = tuple(rt for rt in self.types if not (rt.crd and rt.crd.crd == crd))
+        self.types = (*kept, *served)
+        self._index()
+
+    def uninstall(self, crd: str) -> list[ResourceType]:
+        gone = [rt for rt in self.types if rt.crd and rt.crd.crd == crd]
+        self.types = tuple(rt for rt in self.types if rt not in gone)
+        self._index()
+        return gone
+
+    def current(self, rt: ResourceType) -> ResourceType:
+        """The type as served now (a CRD update may have replaced its columns or schema)."""
+        return self.by_path.get((rt.prefix, rt.plural), rt)
+
+    def for_kind(self, kind: str, api_version: str | None = None) -> ResourceType:
+        for rt in self.types:
+            if rt.kind == kind and (api_version is None or rt.api_version == api_version):
+                return rt
+        raise KeyError(f"the fake serves no kind {kind!r} ({api_version or 'any version'})")
+
+    def parse_path(self, path: str) -> tuple[ResourceType, str | None, str, str] | None:
+        """/api/v1/... or /apis/G/V/... → (type, namespace or None, name, subresource)."""
+        m = re.match(r"^(/api/v1|/apis/[^/]+/[^/]+)/(.+)$", path)
+        if not m or m.group(1) not in self.group_versions:
+            return None
+        prefix, parts = m.group(1), m.group(2).strip("/").split("/")
+        if parts[0] == "namespaces" and len(parts) >= 3:
+            rt = self.by_path.get((prefix, parts[2]))
+            if rt is None or not rt.namespaced or len(parts) > 5:
+                return None
+            parts += ["", ""]
+            return rt, parts[1], parts[3], parts[4]
+        rt = self.by_path.get((prefix, parts[0]))
+        if rt is None or len(parts) > 3 or (rt.namespaced and len(parts) > 1):
+            return None
+        ns = "" if not rt.namespaced else None
+        return rt, ns, (parts[1] if len(parts) > 1 else ""), (parts[2] if len(parts) > 2 else "")
+
+    # ---- discovery documents
+
+    def resource_list(self, prefix: str) -> Obj:
+        rts = self.group_versions[prefix]
+        return {"kind": "APIResourceList", "apiVersion": "v1",
+                "groupVersion": rts[0].api_version,
+                "resources": [r for rt in rts for r in _api_resource(rt)]}
+
+    def group_list(self) -> Obj:
+        groups: dict[str, Obj] = {}
+        for rt in self.types:
+            if rt.group:
+                gv = {"groupVersion": rt.api_version, "version": rt.version}
+                groups.setdefault(rt.group, {"name": rt.group, "versions": [gv],
+                                             "preferredVersion": gv})
+        return {"kind": "APIGroupList", "apiVersion": "v1", "groups": list(groups.values())}
+
+    def openapi_v3_root(self) -> Obj:
+        """kubectl create/apply download /openapi/v3 to decide how to validate (gotcha 4)."""
+        return {"paths": {prefix.lstrip("/"): {"serverRelativeURL": f"/openapi/v3{prefix}?hash=0"}
+                          for prefix in self.group_versions}}
+
+    def openapi_v3_group(self, prefix: str) -> Obj:
+        """A group/version document with no schemas, whose PATCH operations declare the
+        ``fieldValidation`` query parameter. kubectl then leaves validation to the server
+        (its QueryParamVerifierV3) instead of validating client-side against schemas."""
+        paths: Obj = {}
+        for rt in self.group_versions[prefix]:
+            scope = f"{prefix}/namespaces/{{namespace}}" if rt.namespaced else prefix
+            paths[f"{scope}/{rt.plural}/{{name}}"] = {"patch": {
+                "x-kubernetes-group-version-kind": {"group": rt.group, "version": rt.version,
+                                                    "kind": rt.kind},
+                "parameters": [{"name": "fieldValidation", "in": "query",
+                                "schema": {"type": "string", "uniqueItems": True}}],
+                "responses": {"200": {"description": "OK"}},
+            }}
+        return {"openapi": "3.0.0", "info": {"title": "Kubernetes (fake)", "version": "v1.37.0"},
+                "paths": paths, "components": {"schemas": {}}}
 
 
 # --------------------------------------------------------------------------------------
@@ -642,6 +783,7 @@ _Event = tuple[int, ResourceType, str, Obj, Obj | None]   # (rv, type, ADDED...,
 class _Watcher:
     rt: ResourceType
     matches: Callable[[Obj], bool]
+    bookmarks: bool = False      # the client sent allowWatchBookmarks=true
     events: queue.Queue[Obj | None] = field(default_factory=queue.Queue)
 
 
@@ -672,6 +814,7 @@ def _watch_event(etype: str, obj: Obj, old: Obj | None,
 class Store:
     def __init__(self, *, ready_delay: float | None, history_limit: int) -> None:
         self.lock = threading.RLock()
+        self.catalogue = Catalogue()
         self.objects: dict[_Key, Obj] = {}
         self.rv = 1
         self.history: deque[_Event] = deque(maxlen=history_limit)
@@ -701,7 +844,7 @@ class Store:
         with self.lock:
             items = [copy.deepcopy(o) for (t, n, _), o in sorted(
                 self.objects.items(), key=lambda kv: (kv[0][1], kv[0][2]))
-                if t is rt and (ns is None or n == ns) and matches(o)]
+                if t == rt and (ns is None or n == ns) and matches(o)]
             return items, self.rv
 
     # ---- writes (every one bumps the global resourceVersion)
@@ -719,7 +862,7 @@ class Store:
         snapshot = copy.deepcopy(obj)
         self.history.append((self.rv, rt, etype, snapshot, old))
         for w in self.watchers:
-            if w.rt is rt:
+            if w.rt == rt:
                 event = _watch_event(etype, snapshot, old, w.matches)
                 if event is not None:
                     w.events.put(copy.deepcopy(event))
@@ -744,23 +887,31 @@ class Store:
             meta.pop("namespace", None)
         obj["apiVersion"], obj["kind"] = rt.api_version, rt.kind
         with self.lock:
-            self._default(rt, obj, None)
+            rt = self.catalogue.current(rt)
+            if (rt.crd is not None or rt == _CRDS) and rt.status:
+                # The status of a kind with a status subresource is the controller's: a
+                # create cannot set it (the custom resource strategy's PrepareForCreate).
+                obj.pop("status", None)
+            obj = self._default(rt, obj, None)
             _validate(rt, obj)
             if rt.namespaced and (_NAMESPACES, "", ns) not in self.objects:
                 raise not_found(_NAMESPACES, ns)
             if (rt, ns if rt.namespaced else "", name) in self.objects:
                 raise already_exists(rt, name)
+            meta = obj["metadata"]
             meta.update(uid=str(uuid.uuid4()), creationTimestamp=now_rfc3339())
             meta.pop("deletionTimestamp", None)
             if rt.generation:
                 meta["generation"] = 1
-            if rt is _NAMESPACES:
+            if rt == _NAMESPACES:
                 obj["status"] = {"phase": "Active"}
-            if rt.status:
+            if rt.status and rt.crd is None and rt != _CRDS:
                 obj.setdefault("status", {})
             if rt.scale and not rt.custom:
                 obj.setdefault("spec", {}).setdefault("replicas", 1)   # apps/v1 defaulting
             created = self._commit(rt, "ADDED", obj, None)
+            if rt == _CRDS:
+                return self._establish(created)
             self._reconcile(rt, created)
             return created
 
@@ -780,6 +931,7 @@ class Store:
             return self._replace(rt, old, new, subresource=subresource)
 
     def _replace(self, rt: ResourceType, old: Obj, new: Obj, *, subresource: str = "") -> Obj:
+        rt = self.catalogue.current(rt)
         meta = new.setdefault("metadata", {})
         for kept in ("name", "namespace", "uid", "creationTimestamp", "generation"):
             if kept in old["metadata"]:
@@ -787,14 +939,16 @@ class Store:
             else:
                 meta.pop(kept, None)
         new["apiVersion"], new["kind"] = rt.api_version, rt.kind
-        self._default(rt, new, old)
+        new = self._default(rt, new, old)
         _validate(rt, new, old)
-        meta["resourceVersion"] = old["metadata"]["resourceVersion"]
+        new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
         if new == old:
             return copy.deepcopy(old)   # a no-op update is not a write: no new resourceVersion
-        if rt.generation and new.get("spec") != old.get("spec"):
-            meta["generation"] = old["metadata"].get("generation", 0) + 1
+        if rt.generation and _generation_changes(rt, old, new):
+            new["metadata"]["generation"] = old["metadata"].get("generation", 0) + 1
         updated = self._commit(rt, "MODIFIED", new, old)
+        if rt == _CRDS:
+            self.catalogue.install(crd_types(updated), updated["metadata"]["name"])
         if subresource != "status":   # whoever writes status directly plays the controller
             self._reconcile(rt, updated)
         return updated
@@ -827,20 +981,49 @@ class Store:
                 raise ApiError(409, "Precondition failed: ResourceVersion in precondition: "
                                     f"{pre['resourceVersion']}, ResourceVersion in object meta: "
                                     f"{current}")
-            if rt is _NAMESPACES:
+            if rt == _NAMESPACES:
                 for key in [k for k in self.objects if k[0].namespaced and k[1] == name]:
                     self._drop(key)
+            if rt == _CRDS:
+                self._remove_crd(name)
             self._drop((rt, ns, name))
             return old
 
-    def _default(self, rt: ResourceType, obj: Obj, old: Obj | None) -> None:
-        """Fill in what the real server's defaulting (and allocation) would."""
-        if rt.kind == "Service":
+    def _default(self, rt: ResourceType, obj: Obj, old: Obj | None) -> Obj:
+        """Fill in what the real server's defaulting (and allocation) would; custom
+        resources are first pruned to their schema."""
+        if rt.crd is not None:
+            obj = prune(obj, rt.crd.schema, root=True)
+            apply_defaults(obj, rt.crd.schema)
+        elif rt == _CRDS:
+            _default_crd(obj)
+        elif rt.kind == "Service":
             _default_service(obj, old, self._allocate_cluster_ip)
         elif rt.kind == "EndpointSlice":
             _default_endpoint_slice(obj)
         elif rt.kind == "Pod":
             _default_pod(obj, old)
+        return obj
+
+    # ---- CustomResourceDefinitions: serving their kinds
+
+    def _establish(self, crd: Obj) -> Obj:
+        """Serve a new CRD's kind, then mark it Established (a write of its own, as the
+        real CRD controllers make it: clients wait for the condition)."""
+        self.catalogue.install(crd_types(crd), crd["metadata"]["name"])
+        established = copy.deepcopy(crd)
+        established["status"] = crd_status(crd)
+        return self._commit(_CRDS, "MODIFIED", established, crd)
+
+    def _remove_crd(self, name: str) -> None:
+        """Deleting a CRD deletes its objects and stops serving its kind, ending the
+        watches on it (the real server does so after a Terminating phase)."""
+        gone = self.catalogue.uninstall(name)
+        for key in [k for k in self.objects if k[0] in gone]:
+            self._drop(key)
+        for watcher in [w for w in self.watchers if w.rt in gone]:
+            watcher.events.put(None)
+            self.watchers.remove(watcher)
 
     def _allocate_cluster_ip(self) -> str:
         self._cluster_ips += 1
@@ -873,7 +1056,7 @@ class Store:
             if replicas == scale["spec"].get("replicas", 0):
                 return scale   # an unchanged scale is not a write
             new = copy.deepcopy(parent)
-            new.setdefault("spec", {})["replicas"] = replicas
+            _set_path(new, _scale_paths(rt)[0], replicas)
             return to_scale(rt, self._replace(rt, parent, new))
 
     # ---- the controller: status follows spec, readiness after ready_delay
@@ -881,7 +1064,7 @@ class Store:
     def _reconcile(self, rt: ResourceType, obj: Obj) -> None:
         """After a write to a workload, bring its status in line (as a separate write, like a
         real controller: the writer's resourceVersion is stale once this lands)."""
-        if not rt.scale:
+        if not rt.controlled:
             return
         key = (rt, obj["metadata"]["namespace"], obj["metadata"]["name"])
         want = (obj.get("spec") or {}).get("replicas", 1)
@@ -969,20 +1152,26 @@ class Store:
     # ---- watch
 
     def watch(self, rt: ResourceType, ns: str | None, matches: Callable[[Obj], bool],
-              since: str) -> tuple[_Watcher | None, list[Obj]]:
+              since: str, *, initial: bool | None = None,
+              bookmarks: bool = False) -> tuple[_Watcher | None, list[Obj]]:
         """Register a watcher; return it with the events it must see first.
 
-        A resourceVersion older than the kept history gets no watcher, only an ERROR event
-        (410 Expired) in a 200 stream, as the real watch cache answers; clients relist."""
+        ``since`` "" or "0" (or ``initial`` true, a WatchList) starts with a synthetic
+        ADDED per object; a WatchList then marks the end of those with a BOOKMARK annotated
+        ``k8s.io/initial-events-end``. A resourceVersion older than the kept history gets
+        no watcher, only an ERROR event (410 Expired) in a 200 stream, as the real watch
+        cache answers; clients relist."""
         scoped = (lambda o: (ns is None or o["metadata"].get("namespace", "") == ns)
                   and matches(o))
         with self.lock:
-            watcher = _Watcher(rt, scoped)
+            watcher = _Watcher(rt, scoped, bookmarks)
             backlog: list[Obj] = []
-            if since in ("", "0"):
+            if initial or (initial is None and since in ("", "0")):
                 items, _ = self.list(rt, ns, matches)
                 backlog = [{"type": "ADDED", "object": o} for o in items]
-            else:
+                if initial:
+                    backlog.append(self._bookmark(rt, {"k8s.io/initial-events-end": "true"}))
+            elif since not in ("", "0"):
                 try:
                     start = int(since)
                 except ValueError:
@@ -992,12 +1181,28 @@ class Store:
                                          f"({self.compacted_rv + 1})", reason="Expired")
                     return None, [{"type": "ERROR", "object": gone.status()}]
                 for rv, t, etype, obj, old in self.history:
-                    if rv > start and t is rt:
+                    if rv > start and t == rt:
                         event = _watch_event(etype, obj, old, scoped)
                         if event is not None:
                             backlog.append(copy.deepcopy(event))
             self.watchers.append(watcher)
             return watcher, backlog
+
+    def _bookmark(self, rt: ResourceType, annotations: dict[str, str] | None = None) -> Obj:
+        """A BOOKMARK event: only the current resourceVersion, in an object of the kind."""
+        meta: Obj = {"resourceVersion": str(self.rv)}
+        if annotations:
+            meta["annotations"] = annotations
+        return {"type": "BOOKMARK",
+                "object": {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": meta}}
+
+    def bookmark(self, watcher: _Watcher | None = None) -> None:
+        """Queue a BOOKMARK for ``watcher`` (or every watcher that asked for bookmarks), in
+        order with the events already queued."""
+        with self.lock:
+            for w in [watcher] if watcher else self.watchers:
+                if w.bookmarks:
+                    w.events.put(self._bookmark(w.rt))
 
     def unwatch(self, watcher: _Watcher) -> None:
         with self.lock:
@@ -1012,10 +1217,23 @@ def _split_status(rt: ResourceType, old: Obj, new: Obj, subresource: str) -> Obj
         return new
     if subresource == "status":
         status, new = new.get("status"), copy.deepcopy(old)
-        new["status"] = status
     else:
-        new["status"] = old.get("status", {})
+        status = old.get("status")
+    if status is None:
+        new.pop("status", None)
+    else:
+        new["status"] = status
     return new
+
+
+def _generation_changes(rt: ResourceType, old: Obj, new: Obj) -> bool:
+    """Built-in kinds count spec changes; a custom resource counts a change of anything but
+    metadata (and status, when it has a status subresource)."""
+    if rt.crd is None and rt != _CRDS:
+        return new.get("spec") != old.get("spec")
+    ignored = {"metadata", "status"} if rt.status else {"metadata"}
+    return ({k: v for k, v in new.items() if k not in ignored}
+            != {k: v for k, v in old.items() if k not in ignored})
 
 
 # --------------------------------------------------------------------------------------
@@ -1219,8 +1437,13 @@ _VALIDATORS: dict[str, Callable[[Obj, Obj | None], list[FieldError]]] = {
 
 def _validate(rt: ResourceType, obj: Obj, old: Obj | None = None) -> None:
     """422 Invalid, with every field error of the object at once, like the real server."""
-    check = _VALIDATORS.get(rt.kind)
-    errors = check(obj, old) if check else []
+    if rt.crd is not None:
+        errors = validate_schema(obj, rt.crd.schema)
+    elif rt == _CRDS:
+        errors = _validate_crd(obj, old)
+    else:
+        check = _VALIDATORS.get(rt.kind)
+        errors = check(obj, old) if check else []
     if errors:
         raise invalid_fields(rt.kind, rt.group, obj["metadata"]["name"], errors)
 
@@ -1271,19 +1494,549 @@ def _default_pod(obj: Obj, old: Obj | None) -> None:
         obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
 
 
+# --------------------------------------------------------------------------------------
+# Custom resources: what the apiextensions-apiserver does with a structural schema on every
+# write (prune unknown fields, apply defaults, validate with kube-openapi's messages), and
+# the CustomResourceDefinitions that register them.
+
+_OBJECT_META = ("name", "generateName", "namespace", "uid", "resourceVersion", "generation",
+                "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
+                "labels", "annotations", "ownerReferences", "finalizers", "managedFields")
+
+
+def _schema_types(schema: Obj) -> list[str]:
+    if schema.get("x-kubernetes-int-or-string"):
+        return ["integer", "string"]
+    return [schema["type"]] if schema.get("type") else []
+
+
+def _value_schema(schema: Obj, key: str) -> Obj | None:
+    """The schema of property ``key`` of an object: a declared property, else the schema
+    of additionalProperties (a map), else none (an unknown field)."""
+    props = schema.get("properties") or {}
+    if key in props:
+        return props[key]
+    extra = schema.get("additionalProperties")
+    return extra if isinstance(extra, dict) else None
+
+
+def prune(value: Any, schema: Obj, *, root: bool = False) -> Any:
+    """Drop what the schema does not declare, as the server does before storing a custom
+    resource: unknown fields (kept under x-kubernetes-preserve-unknown-fields), unknown
+    metadata fields, and nulls in non-nullable fields that have no default."""
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        return [prune(item, schema["items"]) for item in value]
+    if not isinstance(value, dict):
+        return value
+    embedded = root or schema.get("x-kubernetes-embedded-resource", False)
+    keep_unknown = (schema.get("x-kubernetes-preserve-unknown-fields", False)
+                    or schema.get("additionalProperties") is True)
+    out: Obj = {}
+    for key, item in value.items():
+        sub = _value_schema(schema, key)
+        if embedded and key in ("apiVersion", "kind"):
+            out[key] = item
+        elif embedded and key == "metadata" and isinstance(item, dict):
+            out[key] = {k: v for k, v in item.items() if k in _OBJECT_META}
+        elif sub is not None:
+            if item is None and not sub.get("nullable") and "default" not in sub:
+                continue
+            out[key] = prune(item, sub)
+        elif keep_unknown:
+            out[key] = item
+    return out
+
+
+def apply_defaults(value: Any, schema: Obj) -> None:
+    """Fill in schema defaults where a field is missing (or null and not nullable), then
+    descend, so defaults inside a defaulted object apply too."""
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for item in value:
+            apply_defaults(item, schema["items"])
+        return
+    if not isinstance(value, dict):
+        return
+    for key, sub in (schema.get("properties") or {}).items():
+        if "default" in sub and (key not in value
+                                 or (value[key] is None and not sub.get("nullable"))):
+            value[key] = copy.deepcopy(sub["default"])
+    for key, item in value.items():
+        sub = _value_schema(schema, key)
+        if sub is not None and key != "metadata":
+            apply_defaults(item, sub)
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        # Beyond int64 the server's JSON decoder yields a float64.
+        return "integer" if -2**63 <= value < 2**63 else "number"
+    if isinstance(value, float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def _go_number(value: float) -> str:
+    """A bound as Go's %v prints a float64 (10, 0.5, 1e+21)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
+        return str(int(value))
+    if isinstance(value, float) and abs(value) >= 1e21:
+        mantissa, exponent = f"{value:e}".split("e")
+        return f"{mantissa.rstrip('0').rstrip('.')}e+{int(exponent):02d}"
+    return str(value)
+
+
+_FORMATS: dict[str, Callable[[str], bool]] = {}
+
+
+def _format(name: str) -> Callable[[Callable[[str], bool]], Callable[[str], bool]]:
+    def register(check: Callable[[str], bool]) -> Callable[[str], bool]:
+        _FORMATS[name] = check
+        return check
+    return register
+
+
+@_format("date-time")
+def _is_date_time(text: str) -> bool:
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:
+        return False
+    return "T" in text or " " in text
+
+
+@_format("date")
+def _is_date(text: str) -> bool:
+    return bool(re.fullmatch(r"\d{4}-\d{2}-\d{2}", text)) and _is_date_time(text + "T00:00:00Z")
+
+
+@_format("uuid")
+def _is_uuid(text: str) -> bool:
+    return bool(re.fullmatch(r"[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}", text))
+
+
+@_format("ipv4")
+def _is_ipv4(text: str) -> bool:
+    try:
+        return ipaddress.ip_address(text).version == 4
+    except ValueError:
+        return False
+
+
+@_format("ipv6")
+def _is_ipv6(text: str) -> bool:
+    try:
+        return ipaddress.ip_address(text).version == 6
+    except ValueError:
+        return False
+
+
+@_format("byte")
+def _is_base64(text: str) -> bool:
+    try:
+        base64.b64decode(text, validate=True)
+    except ValueError:
+        return False
+    return True
+
+
+@_format("duration")
+def _is_duration(text: str) -> bool:
+    units = r"([0-9]+(\.[0-9]*)?(ns|us|µs|ms|s|m|h|d|w))+"
+    return bool(re.fullmatch(units, text.replace(" ", "")))
+
+
+def validate_schema(value: Any, schema: Obj, path: str = "") -> list[FieldError]:
+    """kube-openapi's schema validation, as the server reports it for a custom resource:
+    each failure becomes a field error named by its path, e.g. ``spec.minReplicas:
+    Invalid value: -1: spec.minReplicas in body should be greater than or equal to 0``."""
+    name = path or "."
+    types = _schema_types(schema)
+    actual = _json_type(value)
+    if value is None and (schema.get("nullable") or not types):
+        return []
+    if types and actual not in types and not (
+            actual == "number" and "integer" in types and float(value).is_integer()
+            and abs(value) <= 2**53) and not (actual == "integer" and "number" in types):
+        return [FieldError("type", path, actual,
+                           f'{name} in body must be of type {",".join(types)}: "{actual}"')]
+    errors: list[FieldError] = []
+    if isinstance(value, str):
+        errors += _validate_string(value, schema, path)
+    elif actual in ("integer", "number"):
+        errors += _validate_number(value, schema, path, types)
+    elif isinstance(value, list):
+        items = schema.get("items")
+        if isinstance(items, dict):
+            for i, item in enumerate(value):
+                errors += validate_schema(item, items, f"{path}[{i}]")
+        if "minItems" in schema and len(value) < schema["minItems"]:
+            errors.append(FieldError("invalid", path, len(value), f"{name} in body should "
+                                     f"have at least {schema['minItems']} items"))
+        if "maxItems" in schema and len(value) > schema["maxItems"]:
+            limit = schema["maxItems"]
+            errors.append(FieldError("too_many", path, len(value),
+                                     f"must have at most {limit} item{'s' if limit != 1 else ''}"))
+    if "enum" in schema and value not in schema["enum"]:
+        allowed = [v if isinstance(v, str) else json.dumps(v) for v in schema["enum"]]
+        errors.append(FieldError("unsupported", path, value, supported(allowed)))
+    if isinstance(value, dict):
+        for key in schema.get("required") or []:
+            if key not in value:
+                errors.append(FieldError("required", f"{path}.{key}" if path else key))
+        for key, item in value.items():
+            sub = _value_schema(schema, key)
+            if sub is not None and not (key == "metadata" and not path):
+                errors += validate_schema(item, sub, f"{path}.{key}" if path else key)
+    return errors
+
+
+def _validate_string(value: str, schema: Obj, path: str) -> list[FieldError]:
+    # kube-openapi's string validator stops at its first failure: length, then pattern.
+    if "maxLength" in schema and len(value) > schema["maxLength"]:
+        limit = schema["maxLength"]
+        return [FieldError("too_long", path,
+                           detail=f"may not be more than {limit} byte{'s' if limit != 1 else ''}")]
+    if "minLength" in schema and len(value) < schema["minLength"]:
+        return [FieldError("invalid", path, value, f"{path} in body should be at least "
+                                                   f"{schema['minLength']} chars long")]
+    if "pattern" in schema and not re.search(schema["pattern"], value):
+        return [FieldError("invalid", path, value,
+                           f"{path} in body should match '{schema['pattern']}'")]
+    check = _FORMATS.get(schema.get("format", ""))
+    if check and not check(value):
+        return [FieldError("type", path, value,
+                           f'{path} in body must be of type {schema["format"]}: "{value}"')]
+    return []
+
+
+def _validate_number(value: float, schema: Obj, path: str,
+                     types: list[str]) -> list[FieldError]:
+    errors: list[FieldError] = []
+    if schema.get("format") == "int32" and "integer" in types and not (
+            -2**31 <= value < 2**31):
+        # kube-openapi reports the format range as a plain error, without a field: the
+        # server shows it at path "<nil>".
+        errors.append(FieldError("invalid", "<nil>", "", f"Checked value must be of type "
+                                                         f"integer with format int32 in {path}"))
+    if "multipleOf" in schema and value % schema["multipleOf"]:
+        errors.append(FieldError("invalid", path, value, f"{path} in body should be a multiple "
+                                                         f"of {_go_number(schema['multipleOf'])}"))
+    if "minimum" in schema:
+        low, exclusive = schema["minimum"], schema.get("exclusiveMinimum", False)
+        if value < low or (exclusive and value == low):
+            than = "greater than" if exclusive else "greater than or equal to"
+            errors.append(FieldError("invalid", path, value,
+                                     f"{path} in body should be {than} {_go_number(low)}"))
+    if "maximum" in schema:
+        high, exclusive = schema["maximum"], schema.get("exclusiveMaximum", False)
+        if value > high or (exclusive and value == high):
+            than = "less than" if exclusive else "less than or equal to"
+            errors.append(FieldError("invalid", path, value,
+                                     f"{path} in body should be {than} {_go_number(high)}"))
+    return errors
+
+
+# ---- CustomResourceDefinitions
+
+_COLUMN_TYPES = ("boolean", "date", "integer", "number", "string")
+_AGE_COLUMN = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+
+
+def _default_crd(crd: Obj) -> None:
+    spec = crd.setdefault("spec", {})
+    names = spec.setdefault("names", {})
+    if names.get("kind"):
+        names.setdefault("singular", names["kind"].lower())
+        names.setdefault("listKind", names["kind"] + "List")
+    spec.setdefault("conversion", {"strategy": "None"})
+
+
+def _validate_crd(crd: Obj, old: Obj | None) -> list[FieldError]:
+    spec = crd.get("spec") or {}
+    names = spec.get("names") or {}
+    errors: list[FieldError] = []
+    group, plural = spec.get("group") or "", names.get("plural") or ""
+    if crd["metadata"]["name"] != f"{plural}.{group}":
+        errors.append(FieldError("invalid", "metadata.name", crd["metadata"]["name"],
+                                 'must be spec.names.plural+"."+spec.group'))
+    if not group:
+        errors.append(FieldError("required", "spec.group"))
+    elif "." not in group:
+        errors.append(FieldError("invalid", "spec.group", group,
+                                 "should be a domain with at least one dot"))
+    for key in ("plural", "kind"):
+        if not names.get(key):
+            errors.append(FieldError("required", f"spec.names.{key}"))
+    scope = spec.get("scope")
+    if scope not in ("Cluster", "Namespaced"):
+        errors.append(FieldError("required", "spec.scope") if not scope else
+                      FieldError("unsupported", "spec.scope", scope,
+                                 supported(("Cluster", "Namespaced"))))
+    elif old is not None and scope != (old.get("spec") or {}).get("scope"):
+        errors.append(FieldError("invalid", "spec.scope", scope, "field is immutable"))
+    versions = spec.get("versions") or []
+    if sum(1 for v in versions if v.get("storage")) != 1:
+        errors.append(FieldError("invalid", "spec.versions", versions,
+                                 "must have exactly one version marked as storage version"))
+    if sum(1 for v in versions if v.get("served")) > 1:
+        # A real server converts between served versions; this fake serves only one.
+        errors.append(FieldError("forbidden", "spec.versions", detail="the fake API server "
+                                 "serves one version per CustomResourceDefinition"))
+    for i, version in enumerate(versions):
+        path = f"spec.versions[{i}]"
+        schema = (version.get("schema") or {}).get("openAPIV3Schema")
+        if not schema:
+            errors.append(FieldError("required", f"{path}.schema.openAPIV3Schema",
+                                     detail="schemas are required"))
+        elif schema.get("type") != "object":
+            errors.append(FieldError("required", f"{path}.schema.openAPIV3Schema.type",
+                                     detail="must be object at the root"))
+        for j, column in enumerate(version.get("additionalPrinterColumns") or []):
+            where = f"{path}.additionalPrinterColumns[{j}]"
+            if column.get("type") not in _COLUMN_TYPES:
+                errors.append(FieldError("unsupported", f"{where}.type", column.get("type"),
+                                         supported(_COLUMN_TYPES)))
+            if not column.get("jsonPath"):
+                errors.append(FieldError("required", f"{where}.jsonPath"))
+    return errors
+
+
+def crd_types(crd: Obj) -> list[ResourceType]:
+    """The resource type a (valid) CustomResourceDefinition serves."""
+    spec, name = crd["spec"], crd["metadata"]["name"]
+    names = spec["names"]
+    served: list[ResourceType] = []
+    for version in spec["versions"]:
+        if not version.get("served"):
+            continue
+        subresources = version.get("subresources") or {}
+        info = CustomResource(
+            crd=name, singular=names["singular"], list_kind=names["listKind"],
+            schema=version["schema"]["openAPIV3Schema"],
+            columns=tuple(version.get("additionalPrinterColumns") or [_AGE_COLUMN]),
+            scale=subresources.get("scale"))
+        served.append(ResourceType(
+            spec["group"], version["name"], names["plural"], names["kind"],
+            namespaced=spec["scope"] == "Namespaced",
+            short_names=tuple(names.get("shortNames") or ()),
+            categories=tuple(names.get("categories") or ()),
+            scale="scale" in subresources, status="status" in subresources,
+            custom=True, generation=True, crd=info))
+    return served
+
+
+def crd_status(crd: Obj) -> Obj:
+    """What the CRD controllers write once the names are accepted and the API established."""
+    now = now_rfc3339()
+    return {
+        "acceptedNames": crd["spec"]["names"],
+        "conditions": [
+            {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts",
+             "message": "no conflicts found", "lastTransitionTime": now},
+            {"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
+             "message": "the initial names have been accepted", "lastTransitionTime": now},
+        ],
+        "storedVersions": [v["name"] for v in crd["spec"]["versions"] if v.get("storage")],
+    }
+
+
+# ---- printer columns: the Table a `kubectl get` asks for
+
+_JSONPATH_STEP = re.compile(
+    r"""\.(?P<field>[A-Za-z0-9_$-]+)|\[(?P<index>-?\d+)\]|\[(?P<all>\*)\]|\['(?P<quoted>[^']*)'\]"""
+    r"""|\[\?\(@\.(?P<key>[A-Za-z0-9_.-]+)\s*(?P<op>==|!=)\s*(?:"(?P<dq>[^"]*)"|'(?P<sq>[^']*)'"""
+    r"""|(?P<bare>[^)\s]*))\)\]""")
+
+
+def jsonpath(obj: Any, path: str) -> list[Any]:
+    """The JSONPath subset printer columns use: ``.a.b``, ``[0]``, ``[*]``, ``['a.b']`` and
+    filters such as ``[?(@.type=="Ready")]``. Returns every match (none: empty)."""
+    nodes, pos = [obj], 0
+    text = path.strip().removeprefix("{").removesuffix("}").strip()
+    while pos < len(text):
+        m = _JSONPATH_STEP.match(text, pos)
+        if not m:
+            raise ValueError(f"unsupported JSONPath {path!r} at {text[pos:]!r}")
+        pos = m.end()
+        found: list[Any] = []
+        for node in nodes:
+            if m.group("field") is not None or m.group("quoted") is not None:
+                key = m.group("field") if m.group("field") is not None else m.group("quoted")
+                if isinstance(node, dict) and key in node:
+                    found.append(node[key])
+            elif m.group("index") is not None:
+                i = int(m.group("index"))
+                if isinstance(node, list) and -len(node) <= i < len(node):
+                    found.append(node[i])
+            elif m.group("all"):
+                if isinstance(node, list):
+                    found += node
+                elif isinstance(node, dict):
+                    found += list(node.values())
+            else:
+                want = next(v for v in (m.group("dq"), m.group("sq"), m.group("bare"))
+                            if v is not None)
+                for item in node if isinstance(node, list) else []:
+                    got = jsonpath(item, "." + m.group("key"))
+                    shown = [_print_value(g) for g in got]
+                    if (want in shown) == (m.group("op") == "=="):
+                        found.append(item)
+        nodes = found
+    return nodes
+
+
+def _print_value(value: Any) -> str:
+    """A value as kubectl's JSONPath printer writes it."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return _go_number(value)
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"))
+    return "" if value is None else str(value)
+
+
+def human_duration(seconds: float) -> str:
+    """apimachinery's duration.HumanDuration: what the AGE column shows."""
+    s = int(seconds)
+    if s < -1:
+        return "<invalid>"
+    if s < 0:
+        return "0s"
+    if s < 120:
+        return f"{s}s"
+    minutes, hours = s // 60, s // 3600
+    if minutes < 10:
+        return f"{minutes}m{s % 60}s" if s % 60 else f"{minutes}m"
+    if minutes < 180:
+        return f"{minutes}m"
+    if hours < 8:
+        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
+    if hours < 48:
+        return f"{hours}h"
+    days = hours // 24
+    if hours < 24 * 8:
+        return f"{days}d{hours % 24}h" if hours % 24 else f"{days}d"
+    if hours < 24 * 365 * 2:
+        return f"{days}d"
+    if hours < 24 * 365 * 8:
+        return f"{days // 365}y{days % 365}d" if days % 365 else f"{days // 365}y"
+    return f"{days // 365}y"
+
+
+def _cell(column: Obj, obj: Obj) -> Any:
+    """One cell, as the CRD table convertor computes it (None prints as <none>)."""
+    try:
+        found = jsonpath(obj, column["jsonPath"])
+    except ValueError:
+        return None
+    if not found or found[0] is None:
+        return None
+    value, kind = found[0], column["type"]
+    if kind == "string":
+        return _print_value(value)
+    if kind == "integer" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return int(value)
+    if kind == "number" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if kind == "boolean" and isinstance(value, bool):
+        return value
+    if kind == "date" and isinstance(value, str):
+        try:
+            when = datetime.fromisoformat(value)
+        except ValueError:
+            return "<invalid>"
+        return human_duration((datetime.now(UTC) - when).total_seconds())
+    return None
+
+
+_NAME_DESCRIPTION = ("Name must be unique within a namespace. Is required when creating "
+                     "resources, although some resources may allow a client to request the "
+                     "generation of an appropriate name automatically. Name is primarily "
+                     "intended for creation idempotence and configuration definition. Cannot "
+                     "be updated. More info: https://kubernetes.io/docs/concepts/overview/"
+                     "working-with-objects/names#names")
+
+
+def to_table(rt: ResourceType, objects: list[Obj], list_meta: Obj, *, include: str = "",
+             headers: bool = True) -> Obj:
+    """A meta.k8s.io/v1 Table of custom resources: Name, then the printer columns."""
+    assert rt.crd is not None
+    columns = rt.crd.columns
+    table: Obj = {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": list_meta,
+                  "rows": []}
+    if headers:
+        table["columnDefinitions"] = [
+            {"name": "Name", "type": "string", "format": "name",
+             "description": _NAME_DESCRIPTION, "priority": 0},
+            *({"name": c["name"], "type": c["type"], "format": c.get("format", ""),
+               "description": c.get("description", ""), "priority": c.get("priority", 0)}
+              for c in columns)]
+    for obj in objects:
+        row: Obj = {"cells": [obj["metadata"]["name"], *(_cell(c, obj) for c in columns)]}
+        if include == "Object":
+            row["object"] = obj
+        elif include != "None":
+            row["object"] = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
+                             "metadata": obj["metadata"]}
+        table["rows"].append(row)
+    return table
+
+
+def _scale_paths(rt: ResourceType) -> tuple[str, str, str]:
+    """Where a kind keeps the Scale's spec.replicas, status.replicas and status.selector
+    ("" = the selector is spec.selector, formatted, as for apps/v1)."""
+    if rt.crd is not None and rt.crd.scale is not None:
+        scale = rt.crd.scale
+        return (scale.get("specReplicasPath", ".spec.replicas"),
+                scale.get("statusReplicasPath", ".status.replicas"),
+                scale.get("labelSelectorPath", ""))
+    if rt.custom:   # the Argo Rollout CRD's scale subresource
+        return ".spec.replicas", ".status.replicas", ".status.selector"
+    return ".spec.replicas", ".status.replicas", ""
+
+
+def _set_path(obj: Obj, path: str, value: Any) -> None:
+    node = obj
+    *parents, last = path.lstrip(".").split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = value
+
+
 def to_scale(rt: ResourceType, obj: Obj) -> Obj:
-    """The autoscaling/v1 Scale view of a workload (for a Rollout: its CRD scale paths)."""
+    """The autoscaling/v1 Scale view of a workload, or of a custom resource through its
+    CRD's scale paths."""
     meta = obj["metadata"]
-    spec, status = obj.get("spec") or {}, obj.get("status") or {}
-    selector = status.get("selector", "") if rt.custom else format_selector(spec.get("selector"))
+    spec_path, status_path, selector_path = _scale_paths(rt)
+
+    def first(path: str, default: Any) -> Any:
+        return next(iter(jsonpath(obj, path)), default)
+
+    if selector_path:
+        selector = first(selector_path, "")
+    elif rt.custom:
+        selector = ""
+    else:
+        selector = format_selector((obj.get("spec") or {}).get("selector"))
+    # A custom resource without a replicas field scales from 0; apps/v1 defaults to 1.
+    want = first(spec_path, 0 if rt.crd is not None else 1)
     return {
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
         "metadata": {k: meta[k] for k in ("name", "namespace", "uid", "resourceVersion",
                                           "creationTimestamp") if k in meta},
         # autoscaling/v1 ScaleSpec.replicas is omitempty: a Scale at zero has an empty spec.
-        "spec": {"replicas": want} if (want := spec.get("replicas", 1)) else {},
-        "status": {"replicas": status.get("replicas", 0),
+        "spec": {"replicas": want} if want else {},
+        "status": {"replicas": first(status_path, 0),
                    **({"selector": selector} if selector else {})},
     }
 
@@ -1334,67 +2087,8 @@ def _api_resource(rt: ResourceType) -> list[Obj]:
     return [main, *subs]
 
 
-def resource_list(prefix: str) -> Obj:
-    rts = _GROUP_VERSIONS[prefix]
-    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": rts[0].api_version,
-            "resources": [r for rt in rts for r in _api_resource(rt)]}
-
-
-def group_list() -> Obj:
-    groups: dict[str, Obj] = {}
-    for rt in RESOURCES:
-        if rt.group:
-            gv = {"groupVersion": rt.api_version, "version": rt.version}
-            groups.setdefault(rt.group, {"name": rt.group, "versions": [gv],
-                                         "preferredVersion": gv})
-    return {"kind": "APIGroupList", "apiVersion": "v1", "groups": list(groups.values())}
-
-
-def openapi_v3_root() -> Obj:
-    """kubectl create/apply download /openapi/v3 to decide how to validate (gotcha 4)."""
-    return {"paths": {prefix.lstrip("/"): {"serverRelativeURL": f"/openapi/v3{prefix}?hash=0"}
-                      for prefix in _GROUP_VERSIONS}}
-
-
-def openapi_v3_group(prefix: str) -> Obj:
-    """A group/version document with no schemas, whose PATCH operations declare the
-    ``fieldValidation`` query parameter. kubectl then leaves validation to the server
-    (its QueryParamVerifierV3) instead of validating client-side against schemas."""
-    paths: Obj = {}
-    for rt in _GROUP_VERSIONS[prefix]:
-        scope = f"{prefix}/namespaces/{{namespace}}" if rt.namespaced else prefix
-        paths[f"{scope}/{rt.plural}/{{name}}"] = {"patch": {
-            "x-kubernetes-group-version-kind": {"group": rt.group, "version": rt.version,
-                                                "kind": rt.kind},
-            "parameters": [{"name": "fieldValidation", "in": "query",
-                            "schema": {"type": "string", "uniqueItems": True}}],
-            "responses": {"200": {"description": "OK"}},
-        }}
-    return {"openapi": "3.0.0", "info": {"title": "Kubernetes (fake)", "version": "v1.37.0"},
-            "paths": paths, "components": {"schemas": {}}}
-
-
 # --------------------------------------------------------------------------------------
 # HTTP.
-
-
-def _parse_resource_path(path: str) -> tuple[ResourceType, str | None, str, str] | None:
-    """/api/v1/... or /apis/G/V/... → (type, namespace or None, name, subresource)."""
-    m = re.match(r"^(/api/v1|/apis/[^/]+/[^/]+)/(.+)$", path)
-    if not m or m.group(1) not in _GROUP_VERSIONS:
-        return None
-    prefix, parts = m.group(1), m.group(2).strip("/").split("/")
-    if parts[0] == "namespaces" and len(parts) >= 3:
-        rt = _BY_PATH.get((prefix, parts[2]))
-        if rt is None or not rt.namespaced or len(parts) > 5:
-            return None
-        parts += ["", ""]
-        return rt, parts[1], parts[3], parts[4]
-    rt = _BY_PATH.get((prefix, parts[0]))
-    if rt is None or len(parts) > 3 or (rt.namespaced and len(parts) > 1):
-        return None
-    ns = "" if not rt.namespaced else None
-    return rt, ns, (parts[1] if len(parts) > 1 else ""), (parts[2] if len(parts) > 2 else "")
 
 
 def _q(query: dict[str, list[str]], name: str, default: str = "") -> str:
@@ -1476,10 +2170,10 @@ class _Handler(BaseHTTPRequestHandler):
                record: RecordedRequest) -> tuple[int, Obj | str]:
         store = self.server.api.store
         if method == "GET":
-            static = _static_get(path)
+            static = _static_get(store.catalogue, path)
             if static is not None:
                 return 200, static
-        parsed = _parse_resource_path(path)
+        parsed = self.server.api.store.catalogue.parse_path(path)
         if parsed is None:
             raise ApiError(404, "the server could not find the requested resource")
         rt, ns, name, sub = parsed
@@ -1495,7 +2189,12 @@ class _Handler(BaseHTTPRequestHandler):
         if method in ("POST", "PUT") and not isinstance(body, dict):
             raise bad_request("the request body must be a JSON object")
 
+        table = method == "GET" and not sub and self._wants_table(rt)
         if not name:
+            if method == "GET" and table:
+                listed = self._list(rt, ns, query)
+                return 200, to_table(rt, listed["items"], listed["metadata"],
+                                     include=_q(query, "includeObject"))
             if method == "GET":
                 return 200, self._list(rt, ns, query)
             if method == "POST" and ns is not None:
@@ -1511,7 +2210,11 @@ class _Handler(BaseHTTPRequestHandler):
                 return 200, store.write_scale(
                     rt, ns_key, name, lambda old: apply_patch(scale_type, old, content_type, body))
         elif method == "GET":
-            return 200, store.get(rt, ns_key, name)
+            obj = store.get(rt, ns_key, name)
+            if table:
+                meta = {"resourceVersion": obj["metadata"]["resourceVersion"]}
+                return 200, to_table(rt, [obj], meta, include=_q(query, "includeObject"))
+            return 200, obj
         elif method == "PUT":
             return 200, store.update(rt, ns_key, name, body, subresource=sub)
         elif method == "PATCH":
@@ -1523,6 +2226,12 @@ class _Handler(BaseHTTPRequestHandler):
                          "status": "Success",
                          "details": {**_details(rt, name), "uid": deleted["metadata"]["uid"]}}
         raise ApiError(405, "the server does not allow this method on the requested resource")
+
+    def _wants_table(self, rt: ResourceType) -> bool:
+        """kubectl get asks for a server-side Table (Accept: ...;as=Table;...). Custom
+        resources get one with their printer columns; built-in kinds answer plain JSON,
+        and kubectl prints NAME and AGE for them."""
+        return rt.crd is not None and "as=Table" in self.headers.get("Accept", "")
 
     def _list(self, rt: ResourceType, ns: str | None, query: dict[str, list[str]]) -> Obj:
         matches = _selection(rt, query)
@@ -1547,7 +2256,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _watch(self, path: str, query: dict[str, list[str]], record: RecordedRequest) -> None:
         api = self.server.api
-        parsed = _parse_resource_path(path)
+        parsed = self.server.api.store.catalogue.parse_path(path)
         if parsed is None or parsed[3]:
             raise ApiError(404, "the server could not find the requested resource")
         rt, ns, name, _ = parsed
@@ -1556,24 +2265,59 @@ class _Handler(BaseHTTPRequestHandler):
             named = matches
             matches = lambda o: o["metadata"]["name"] == name and named(o)
         timeout = float(_q(query, "timeoutSeconds", "0") or 0) or 1800.0
-        watcher, backlog = api.store.watch(rt, ns, matches, _q(query, "resourceVersion"))
+        bookmarks = parse_bool(_q(query, "allowWatchBookmarks", "false"))
+        initial = (parse_bool(_q(query, "sendInitialEvents"))
+                   if "sendInitialEvents" in query else None)
+        if initial is not None:
+            # ValidateListOptions: a WatchList needs bookmarks and NotOlderThan.
+            errors = []
+            if _q(query, "resourceVersionMatch") != "NotOlderThan":
+                errors.append(FieldError("forbidden", "resourceVersionMatch", detail=(
+                    "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan")))
+            if not bookmarks:
+                errors.append(FieldError("forbidden", "allowWatchBookmarks", detail=(
+                    "sendInitialEvents requires setting allowWatchBookmarks to true")))
+            if errors:
+                raise invalid_fields("ListOptions", "meta.k8s.io", "", errors)
+        watcher, backlog = api.store.watch(rt, ns, matches, _q(query, "resourceVersion"),
+                                           initial=initial, bookmarks=bookmarks)
         record.status = 200
+        table = self._wants_table(rt)
+        headers = [True]    # a Table stream names its columns in its first event only
+
+        def send(event: Obj) -> None:
+            if table and event["type"] not in ("ERROR", "BOOKMARK"):
+                obj = event["object"]
+                meta = {"resourceVersion": obj["metadata"].get("resourceVersion", "")}
+                event = {"type": event["type"], "object": to_table(
+                    rt, [obj], meta, include=_q(query, "includeObject"), headers=headers[0])}
+                headers[0] = False
+            self._chunk(event)
+
         try:
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
             for event in backlog:
-                self._chunk(event)
+                send(event)
             deadline = time.monotonic() + timeout
+            interval = api.bookmark_interval
+            next_bookmark = time.monotonic() + interval
             while watcher and (remaining := deadline - time.monotonic()) > 0:
                 try:
-                    event = watcher.events.get(timeout=remaining)
+                    event = watcher.events.get(
+                        timeout=min(remaining, max(0.0, next_bookmark - time.monotonic())))
                 except queue.Empty:
-                    break
+                    if time.monotonic() >= deadline:
+                        break
+                    # Idle long enough: tell a client that asked where the stream is.
+                    api.store.bookmark(watcher)
+                    next_bookmark = time.monotonic() + interval
+                    continue
                 if event is None:   # the server is stopping
                     break
-                self._chunk(event)
+                send(event)
             self.wfile.write(b"0\r\n\r\n")
         except (BrokenPipeError, ConnectionResetError):
             pass
@@ -1618,7 +2362,7 @@ def _json_body(raw: bytes) -> Any:
         raise bad_request(f"the request body is not valid JSON: {exc}") from None
 
 
-def _static_get(path: str) -> Obj | str | None:
+def _static_get(catalogue: Catalogue, path: str) -> Obj | str | None:
     if path == "/version":
         return KUBE_VERSION
     if path == "/api":
@@ -1627,19 +2371,19 @@ def _static_get(path: str) -> Obj | str | None:
     if path == "/apis":
         # Aggregated discovery is requested via Accept; answering with plain JSON makes the
         # client fall back to these legacy documents.
-        return group_list()
-    if path in _GROUP_VERSIONS:
+        return catalogue.group_list()
+    if path in catalogue.group_versions:
         # Every advertised group/version lists at least one resource (gotcha 5).
-        return resource_list(path)
+        return catalogue.resource_list(path)
     m = re.match(r"^/apis/([^/]+)/?$", path)
     if m:
-        for group in group_list()["groups"]:
+        for group in catalogue.group_list()["groups"]:
             if group["name"] == m.group(1):
                 return {"kind": "APIGroup", "apiVersion": "v1", **group}
     if path == "/openapi/v3":
-        return openapi_v3_root()
-    if path.startswith("/openapi/v3/") and path[len("/openapi/v3"):] in _GROUP_VERSIONS:
-        return openapi_v3_group(path[len("/openapi/v3"):])
+        return catalogue.openapi_v3_root()
+    if path.startswith("/openapi/v3/") and path[len("/openapi/v3"):] in catalogue.group_versions:
+        return catalogue.openapi_v3_group(path[len("/openapi/v3"):])
     if path in ("/healthz", "/readyz", "/livez"):
         return "ok"
     return None
@@ -1659,8 +2403,11 @@ class FakeKubeAPIServer:
     """The fake API server. Start with ``with`` or :meth:`start`; always :meth:`stop`."""
 
     def __init__(self, *, ready_delay: float | None = 0.0, port: int = 0,
-                 history_limit: int = 10_000) -> None:
+                 history_limit: int = 10_000, bookmark_interval: float = 60.0) -> None:
         self.store = Store(ready_delay=ready_delay, history_limit=history_limit)
+        # How long a watch that allows bookmarks stays idle before it gets one (the real
+        # server sends them about once a minute).
+        self.bookmark_interval = bookmark_interval
         self._httpd = _HTTPServer(("127.0.0.1", port), _Handler)
         self._httpd.api = self
         self._httpd.connections = set()
@@ -1722,28 +2469,32 @@ class FakeKubeAPIServer:
 
     def set_ready(self, kind: str, name: str, ready: int, namespace: str = "default") -> None:
         """Set status.readyReplicas of a workload now (the rest stay not-ready until then)."""
-        self.store.set_ready(resource_for_kind(kind), namespace, name, ready)
+        self.store.set_ready(self.kind(kind), namespace, name, ready)
 
     # ---- seeding and inspecting state (no HTTP; same rules as the API)
 
+    def kind(self, kind: str, api_version: str | None = None) -> ResourceType:
+        """The resource type serving ``kind`` (built in, or added by a CRD)."""
+        return self.store.catalogue.for_kind(kind, api_version)
+
     def create(self, obj: Obj) -> Obj:
-        rt = resource_for_kind(obj["kind"], obj.get("apiVersion"))
+        rt = self.kind(obj["kind"], obj.get("apiVersion"))
         ns = (obj.get("metadata") or {}).get("namespace", "default") if rt.namespaced else ""
         return self.store.create(rt, ns, obj)
 
     def get(self, kind: str, name: str, namespace: str = "default") -> Obj | None:
-        rt = resource_for_kind(kind)
+        rt = self.kind(kind)
         try:
             return self.store.get(rt, namespace if rt.namespaced else "", name)
         except ApiError:
             return None
 
     def list(self, kind: str, namespace: str | None = None) -> list[Obj]:
-        return self.store.list(resource_for_kind(kind), namespace, lambda o: True)[0]
+        return self.store.list(self.kind(kind), namespace, lambda o: True)[0]
 
     def patch(self, kind: str, name: str, patch: Obj, namespace: str = "default") -> Obj:
         """A merge patch from the test (e.g. someone else changing the object)."""
-        return self.store.patch(resource_for_kind(kind), namespace, name, _MERGE, patch)
+        return self.store.patch(self.kind(kind), namespace, name, _MERGE, patch)
 
     @property
     def resource_version(self) -> int:
