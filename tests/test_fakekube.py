@@ -26,6 +26,7 @@ from support.fakekube import (
     FakeKubeAPIServer,
     deployment,
     endpoint_slice,
+    field_owners,
     format_selector,
     label_selector,
     parse_bool,
@@ -1179,6 +1180,109 @@ def test_throttle_carries_retry_after(server: FakeKubeAPIServer) -> None:
         assert json.loads(err.value.read())["details"]["retryAfterSeconds"] == 3
     server.clear_faults()
     assert call(server, "GET", "/apis/apps/v1/namespaces/default/deployments/web/scale")[0] == 200
+
+
+# --------------------------------------------------------------------------------------
+# managedFields and the writers in the request record
+
+
+def test_managed_fields_name_each_writer(server: FakeKubeAPIServer, kubectl: Kubectl,
+                                         tmp_path: Path) -> None:
+    path = tmp_path / "api.json"
+    path.write_text(json.dumps(deployment("api", replicas=2)))
+    kubectl.ok("apply", "-f", str(path))
+    obj = server.get("Deployment", "api")
+    assert field_owners(obj, "spec.replicas") == ["kubectl-client-side-apply"]
+    assert field_owners(obj, "status.replicas") == ["kube-controller-manager"]
+    kubectl.ok("scale", "deploy", "api", "--replicas=3")
+    kubectl.ok("label", "deploy", "api", "team=a")
+    obj = server.get("Deployment", "api")
+    # kubectl scale names no fieldManager: the server takes the User-Agent's "kubectl".
+    assert field_owners(obj, "spec.replicas") == ["kubectl"]
+    assert field_owners(obj, "metadata.labels.team") == ["kubectl-label"]
+    entries = {(e["manager"], e.get("subresource", "")): e
+               for e in obj["metadata"]["managedFields"]}
+    assert set(entries) == {("kubectl-client-side-apply", ""), ("kube-controller-manager",
+                                                                 "status"),
+                            ("kubectl", "scale"), ("kubectl-label", "")}
+    assert all(e["operation"] == "Update" and e["apiVersion"] == "apps/v1" and e["time"]
+               for e in entries.values())
+    # The applier still owns the container it declared, element by merge key.
+    applied = entries[("kubectl-client-side-apply", "")]["fieldsV1"]
+    assert applied["f:spec"]["f:template"]["f:spec"]["f:containers"] == {
+        'k:{"name":"api"}': {".": {}, "f:image": {}, "f:name": {}}}
+    assert "f:replicas" not in applied["f:spec"]
+
+
+def test_after_a_conflict_managed_fields_name_the_other_writer(
+        server: FakeKubeAPIServer) -> None:
+    from kubernetes import client
+
+    mine = client.AppsV1Api(client.ApiClient(client.Configuration(host=server.url)))
+    scale = mine.read_namespaced_deployment_scale("web", "default")
+    status, _ = call(server, "PATCH", "/apis/apps/v1/namespaces/default/deployments/web/scale"
+                                      "?fieldManager=other-scaler",
+                     {"spec": {"replicas": 5}}, "application/merge-patch+json")
+    assert status == 200
+    scale.spec.replicas = 3
+    with pytest.raises(client.ApiException) as err:
+        mine.replace_namespaced_deployment_scale("web", "default", scale)
+    assert err.value.status == 409
+    current = mine.read_namespaced_deployment("web", "default")
+    [entry] = [e for e in current.metadata.managed_fields if e.manager == "other-scaler"]
+    assert (entry.operation, entry.subresource) == ("Update", "scale")
+    assert "f:replicas" in entry.fields_v1["f:spec"]
+    # Without a fieldManager, the Python client is known by its User-Agent.
+    mine.patch_namespaced_deployment_scale("web", "default", {"spec": {"replicas": 4}})
+    obj = server.get("Deployment", "web")
+    assert field_owners(obj, "spec.replicas") == ["OpenAPI-Generator"]
+
+
+def test_managed_fields_reset_with_an_empty_list(server: FakeKubeAPIServer) -> None:
+    path = "/apis/apps/v1/namespaces/default/deployments/web?fieldManager=resetter"
+    status, obj = call(server, "PATCH", path, {"metadata": {"managedFields": [],
+                                                            "labels": {"x": "1"}}},
+                       "application/merge-patch+json")
+    assert status == 200
+    assert [e["manager"] for e in obj["metadata"]["managedFields"]] == ["resetter"]
+    # Sending back the entries read earlier changes nothing about them.
+    again = server.get("Deployment", "web")
+    again["metadata"]["labels"]["y"] = "2"
+    status, obj = call(server, "PUT", path.replace("resetter", "putter"), again)
+    assert status == 200
+    assert field_owners(obj, "metadata.labels.y") == ["putter"]
+    assert field_owners(obj, "metadata.labels.x") == ["resetter"]
+
+
+def test_request_record_names_writers_and_times(server: FakeKubeAPIServer,
+                                                kubectl: Kubectl) -> None:
+    # Two writers of one Deployment, each holding the lease while it writes: the record
+    # lets a test check that no write came from a client that did not hold the lease.
+    leases = "/apis/coordination.k8s.io/v1/namespaces/default/leases"
+    web = "/apis/apps/v1/namespaces/default/deployments/web"
+    _, lease = call(server, "POST", f"{leases}?fieldManager=a",
+                    {"metadata": {"name": "scaler"}, "spec": {"holderIdentity": "a"}})
+    call(server, "PATCH", f"{web}?fieldManager=a", {"metadata": {"labels": {"by": "a"}}},
+         "application/merge-patch+json")
+    lease["spec"]["holderIdentity"] = "b"
+    assert call(server, "PUT", f"{leases}/scaler?fieldManager=b", lease)[0] == 200
+    call(server, "PATCH", f"{web}?fieldManager=b", {"metadata": {"labels": {"by": "b"}}},
+         "application/merge-patch+json")
+    kubectl.ok("get", "deploy", "web")                    # reads are not writes
+    holders = [(r.received, r.body["spec"]["holderIdentity"])
+               for r in server.writes("Lease", "scaler")]
+    writes = server.writes("Deployment", "web")
+    assert [w.field_manager for w in writes] == ["a", "b"]
+    for write in writes:
+        holder = [h for t, h in holders if t <= write.received][-1]
+        assert write.field_manager == holder
+        assert write.received <= write.answered
+        assert (write.resource, write.namespace, write.name) == ("deployments.apps", "default",
+                                                                 "web")
+    [get] = server.requests_to("GET", r"/deployments/web$")
+    assert get.user_agent.startswith("kubectl/v1.37") and get.field_manager == ""
+    created = server.writes("Lease")[0]
+    assert (created.method, created.name, created.status) == ("POST", "scaler", 201)
 
 
 # --------------------------------------------------------------------------------------

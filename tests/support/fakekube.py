@@ -38,7 +38,19 @@ implements what scaler touches, the way Kubernetes does it:
 * a controller that makes status.replicas follow spec.replicas at once and readyReplicas
   after ``ready_delay`` seconds (``None`` = only when the test calls :meth:`set_ready`),
   each as its own write, so a client's resourceVersion goes stale just as in a cluster;
-* fault injection (:meth:`FakeKubeAPIServer.inject`) and a record of every request.
+* managedFields: every create, update and patch records an "Update" entry for its field
+  manager (the ``fieldManager`` parameter, else the User-Agent before its first "/", e.g.
+  "kubectl" or the Python client's "OpenAPI-Generator"), with the time, the subresource
+  (status, scale) and the fields it owns (fieldsV1); a write takes over the fields it
+  changed from the other managers, so after a 409 a client can name the other writer
+  (:func:`field_owners`). The fake controller writes as "kube-controller-manager", test
+  seeds (:meth:`FakeKubeAPIServer.create`/``patch``) as "test";
+* fault injection (:meth:`FakeKubeAPIServer.inject`): a status (with ``retry_after``: a
+  Retry-After header and details.retryAfterSeconds, which client-go obeys for 429 and
+  5xx) and/or a delay, for the next N matching requests;
+* a record of every request (:class:`RecordedRequest`: method, path, query, headers,
+  body, status, User-Agent, field manager, wall-clock received/answered times and the
+  object addressed), with :meth:`FakeKubeAPIServer.writes` to list one object's writers.
 
 Known differences from a real API server, none of which scaler relies on:
 
@@ -47,7 +59,11 @@ Known differences from a real API server, none of which scaler relies on:
 * strategic merge patch knows the merge keys of the lists these kinds really patch
   (containers, env, ports, volumes, ownerReferences, conditions...; see _MERGE_KEYS); any
   other list is replaced whole. Server-side apply (application/apply-patch+yaml) and
-  protobuf are refused (415);
+  protobuf are refused (415), so there are no "Apply" managedFields entries and no
+  field-manager conflicts;
+* fieldsV1 approximates structured-merge-diff: list elements are keyed by the same merge
+  keys and marked "."; maps (labels...) are not marked "." and atomic structs (a label
+  selector) are tracked field by field;
 * validation covers the fields listed in _VALIDATORS, not every rule (e.g. a pod's spec
   stays mutable); no controller creates pods or EndpointSlices: tests write them;
 * only custom resources get a Table: ``kubectl get`` of a built-in kind prints NAME and
@@ -741,6 +757,133 @@ def json_patch(target: Obj, ops: Any) -> Obj:
 
 
 # --------------------------------------------------------------------------------------
+# managedFields: who wrote which field (the record a client reads to name the other writer
+# after a 409). Every write is an "Update" by its field manager; it takes the fields it
+# changed from everyone else, as the real server's field manager does.
+
+_UNTRACKED_META = ("name", "namespace", "uid", "resourceVersion", "generation",
+                   "creationTimestamp", "deletionTimestamp", "managedFields", "generateName",
+                   "selfLink")
+_ELEMENT = object()    # the marker of a list element's own membership ("." in fieldsV1)
+
+
+def _leaves(rt: ResourceType, value: Any, path: tuple[str, ...] = (),
+            where: str = "") -> dict[tuple[str, ...], Any]:
+    """The fields of an object as fieldsV1 paths (f:name, k:{"key":value}, v:value), each
+    with its value. Lists merged by key (or as a set) have per-element paths; any other
+    list is atomic, one field."""
+    if isinstance(value, dict) and value:
+        out: dict[tuple[str, ...], Any] = {}
+        for key, item in value.items():
+            if not path and key in ("apiVersion", "kind"):
+                continue
+            if path == ("f:metadata",) and key in _UNTRACKED_META:
+                continue
+            out.update(_leaves(rt, item, (*path, f"f:{key}"), f"{where}.{key}".lstrip(".")))
+        return out
+    merge_key = _MERGE_KEYS.get(rt.kind, _COMMON_KEYS).get(where) if rt.crd is None else None
+    if isinstance(value, list) and merge_key is not None:
+        out = {}
+        for item in value:
+            if merge_key == "":
+                out[(*path, "v:" + json.dumps(item, separators=(",", ":")))] = item
+            elif isinstance(item, dict) and merge_key in item:
+                element = (*path, "k:" + json.dumps({merge_key: item[merge_key]},
+                                                    separators=(",", ":")))
+                out[element] = _ELEMENT
+                out.update(_leaves(rt, item, element, where))
+        return out
+    return {path: value}
+
+
+def _fields_v1(paths: set[tuple[str, ...]]) -> Obj:
+    """A set of field paths as the fieldsV1 tree ("." marks a member with members below)."""
+    tree: Obj = {}
+    for path in paths:
+        node = tree
+        for part in path:
+            node = node.setdefault(part, {})
+
+    def finish(node: Obj, path: tuple[str, ...]) -> Obj:
+        out: Obj = {".": {}} if node and path in paths else {}
+        for part in sorted(node):
+            out[part] = finish(node[part], (*path, part))
+        return out
+
+    return finish(tree, ())
+
+
+def _paths_of(fields: Obj, path: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    out: set[tuple[str, ...]] = set()
+    for part, child in fields.items():
+        if part == ".":
+            out.add(path)
+        elif not child:
+            out.add((*path, part))
+        else:
+            out |= _paths_of(child, (*path, part))
+    return out
+
+
+def _set_managed(obj: Obj, entries: list[Obj] | None) -> None:
+    if entries:
+        obj["metadata"]["managedFields"] = copy.deepcopy(entries)
+    else:
+        obj["metadata"].pop("managedFields", None)
+
+
+def _manage(rt: ResourceType, old: Obj | None, new: Obj, manager: str, subresource: str) -> None:
+    """Record ``manager``'s Update in new.metadata.managedFields: it now owns the fields
+    it changed (taken from any other manager), and nobody owns the fields it removed."""
+    before = _leaves(rt, old) if old is not None else {}
+    after = _leaves(rt, new)
+    changed = {p for p, v in after.items() if p not in before or before[p] != v}
+    removed = set(before) - set(after)
+    entries = copy.deepcopy((old or {}).get("metadata", {}).get("managedFields") or [])
+    api_version = rt.api_version
+    mine = None
+    kept: list[Obj] = []
+    for entry in entries:
+        owned = _paths_of(entry.get("fieldsV1") or {}) - removed
+        is_mine = (entry["manager"] == manager and entry.get("operation") == "Update"
+                   and entry.get("subresource", "") == subresource)
+        if is_mine:
+            mine = entry
+            owned |= changed
+        else:
+            owned -= changed
+        owned &= set(after)
+        if owned or is_mine:
+            entry["fieldsV1"] = _fields_v1(owned)
+            kept.append(entry)
+    if mine is None and changed:
+        mine = {"manager": manager, "operation": "Update", "apiVersion": api_version,
+                "fieldsType": "FieldsV1", "fieldsV1": _fields_v1(changed)}
+        if subresource:
+            mine["subresource"] = subresource
+        kept.append(mine)
+    if mine is not None:
+        mine["time"] = now_rfc3339()
+        mine["apiVersion"] = api_version
+        if not mine["fieldsV1"]:
+            kept.remove(mine)
+    _set_managed(new, [_ordered_entry(e) for e in kept])
+
+
+def field_owners(obj: Obj, path: str) -> list[str]:
+    """The managers whose managedFields own ``path`` (e.g. "spec.replicas") of ``obj``."""
+    want = tuple(f"f:{part}" for part in path.split("."))
+    return [entry["manager"] for entry in obj["metadata"].get("managedFields") or []
+            if any(p[:len(want)] == want for p in _paths_of(entry.get("fieldsV1") or {}))]
+
+
+def _ordered_entry(entry: Obj) -> Obj:
+    order = ("manager", "operation", "apiVersion", "time", "fieldsType", "fieldsV1",
+             "subresource")
+    return {k: entry[k] for k in order if k in entry}
+
+
+# --------------------------------------------------------------------------------------
 # Faults and the request record.
 
 
@@ -764,12 +907,49 @@ class Fault:
 
 @dataclass
 class RecordedRequest:
+    """One request as the server saw it, and who sent it.
+
+    ``field_manager`` is the writer the server attributes a write (POST, PUT, PATCH,
+    DELETE) to, as for managedFields: the ``fieldManager`` query parameter, else the
+    User-Agent up to its first "/" (the Python client's "OpenAPI-Generator"); "" for a
+    read. ``received``/``answered`` are wall-clock times (time.time()), comparable with
+    a Lease's renewTime; ``resource``/``namespace``/``name``/``subresource`` name the
+    object a request addressed (a create's name comes from the object created)."""
+
     method: str
     path: str
     query: dict[str, str]
     headers: dict[str, str]      # lower-cased names
     body: Any                    # parsed JSON, raw text if not JSON, None if empty
     status: int = 0              # filled in once answered
+    user_agent: str = ""
+    field_manager: str = ""
+    received: float = 0.0
+    answered: float = 0.0        # 0 until answered (a watch: when its stream ended)
+    resource: str = ""           # e.g. "deployments.apps", "leases.coordination.k8s.io"
+    namespace: str = ""
+    name: str = ""
+    subresource: str = ""
+
+    @property
+    def is_write(self) -> bool:
+        return self.method in ("POST", "PUT", "PATCH", "DELETE")
+
+    @property
+    def succeeded(self) -> bool:
+        return 200 <= self.status < 300
+
+
+_WRITES = ("POST", "PUT", "PATCH", "DELETE")
+
+
+def manager_of(query: dict[str, list[str]], user_agent: str) -> str:
+    """The field manager of a write: fieldManager, else the User-Agent before its first
+    "/" (the real server's managerOrUserAgent)."""
+    manager = _q(query, "fieldManager")
+    if manager:
+        return manager
+    return "".join(ch for ch in user_agent.split("/")[0] if ch.isprintable())[:128]
 
 
 # --------------------------------------------------------------------------------------
@@ -868,7 +1048,7 @@ class Store:
                     w.events.put(copy.deepcopy(event))
         return copy.deepcopy(obj)
 
-    def create(self, rt: ResourceType, ns: str, body: Obj) -> Obj:
+    def create(self, rt: ResourceType, ns: str, body: Obj, *, manager: str = "") -> Obj:
         obj = copy.deepcopy(body)
         meta = obj.setdefault("metadata", {})
         if not meta.get("name") and meta.get("generateName"):
@@ -909,6 +1089,7 @@ class Store:
                 obj.setdefault("status", {})
             if rt.scale and not rt.custom:
                 obj.setdefault("spec", {}).setdefault("replicas", 1)   # apps/v1 defaulting
+            _manage(rt, None, obj, manager, "")
             created = self._commit(rt, "ADDED", obj, None)
             if rt == _CRDS:
                 return self._establish(created)
@@ -916,7 +1097,7 @@ class Store:
             return created
 
     def update(self, rt: ResourceType, ns: str, name: str, body: Obj, *,
-               subresource: str = "") -> Obj:
+               subresource: str = "", manager: str = "") -> Obj:
         """PUT semantics: a resourceVersion in the body is a precondition (409 if stale)."""
         with self.lock:
             old = self.get(rt, ns, name)
@@ -928,9 +1109,10 @@ class Store:
             if rv and rv != old["metadata"]["resourceVersion"]:
                 raise conflict(rt, name)
             new = _split_status(rt, old, copy.deepcopy(body), subresource)
-            return self._replace(rt, old, new, subresource=subresource)
+            return self._replace(rt, old, new, subresource=subresource, manager=manager)
 
-    def _replace(self, rt: ResourceType, old: Obj, new: Obj, *, subresource: str = "") -> Obj:
+    def _replace(self, rt: ResourceType, old: Obj, new: Obj, *, subresource: str = "",
+                 manager: str = "") -> Obj:
         rt = self.catalogue.current(rt)
         meta = new.setdefault("metadata", {})
         for kept in ("name", "namespace", "uid", "creationTimestamp", "generation"):
@@ -942,8 +1124,11 @@ class Store:
         new = self._default(rt, new, old)
         _validate(rt, new, old)
         new["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+        reset = new["metadata"].get("managedFields") == []   # an explicit [] resets them
+        _set_managed(new, [] if reset else old["metadata"].get("managedFields"))
         if new == old:
             return copy.deepcopy(old)   # a no-op update is not a write: no new resourceVersion
+        _manage(rt, None if reset else old, new, manager, subresource)
         if rt.generation and _generation_changes(rt, old, new):
             new["metadata"]["generation"] = old["metadata"].get("generation", 0) + 1
         updated = self._commit(rt, "MODIFIED", new, old)
@@ -954,7 +1139,7 @@ class Store:
         return updated
 
     def patch(self, rt: ResourceType, ns: str, name: str, content_type: str, patch: Any, *,
-              subresource: str = "") -> Obj:
+              subresource: str = "", manager: str = "") -> Obj:
         with self.lock:
             old = self.get(rt, ns, name)
             new = apply_patch(rt, old, content_type, patch)
@@ -967,7 +1152,7 @@ class Store:
                 raise invalid(rt.kind, rt.group, name, "metadata.name", new["metadata"].get("name"),
                               "field is immutable")
             new = _split_status(rt, old, new, subresource)
-            return self._replace(rt, old, new, subresource=subresource)
+            return self._replace(rt, old, new, subresource=subresource, manager=manager)
 
     def delete(self, rt: ResourceType, ns: str, name: str, options: Obj | None) -> Obj:
         with self.lock:
@@ -1013,6 +1198,7 @@ class Store:
         self.catalogue.install(crd_types(crd), crd["metadata"]["name"])
         established = copy.deepcopy(crd)
         established["status"] = crd_status(crd)
+        _manage(_CRDS, crd, established, "kube-apiserver", "status")
         return self._commit(_CRDS, "MODIFIED", established, crd)
 
     def _remove_crd(self, name: str) -> None:
@@ -1030,9 +1216,9 @@ class Store:
         return f"10.96.{self._cluster_ips // 250}.{self._cluster_ips % 250 + 1}"
 
     def _drop(self, key: _Key) -> None:
-        obj = copy.deepcopy(self.objects[key])
+        old = self.objects[key]
         self.readiness.pop(key, None)
-        self._commit(key[0], "DELETED", obj, obj)
+        self._commit(key[0], "DELETED", copy.deepcopy(old), copy.deepcopy(old))
 
     # ---- scale subresource: a view of the parent's replicas
 
@@ -1040,7 +1226,7 @@ class Store:
         return to_scale(rt, self.get(rt, ns, name))
 
     def write_scale(self, rt: ResourceType, ns: str, name: str,
-                    change: Callable[[Obj], Obj]) -> Obj:
+                    change: Callable[[Obj], Obj], *, manager: str = "") -> Obj:
         """Apply ``change`` to the Scale view and write spec.replicas back to the parent."""
         with self.lock:
             parent = self.get(rt, ns, name)
@@ -1057,7 +1243,8 @@ class Store:
                 return scale   # an unchanged scale is not a write
             new = copy.deepcopy(parent)
             _set_path(new, _scale_paths(rt)[0], replicas)
-            return to_scale(rt, self._replace(rt, parent, new))
+            return to_scale(rt, self._replace(rt, parent, new, subresource="scale",
+                                              manager=manager))
 
     # ---- the controller: status follows spec, readiness after ready_delay
 
@@ -1111,6 +1298,7 @@ class Store:
         if status != obj.get("status"):
             new = copy.deepcopy(obj)
             new["status"] = status
+            _manage(rt, obj, new, "kube-controller-manager", "status")
             self._commit(rt, "MODIFIED", new, obj)
 
     def set_ready(self, rt: ResourceType, ns: str, name: str, ready: int) -> None:
@@ -2124,9 +2312,12 @@ class _Handler(BaseHTTPRequestHandler):
         # keep-alive connection ("Unsolicited response received on idle HTTP channel", gotcha 2).
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
+        user_agent = self.headers.get("User-Agent", "")
         record = RecordedRequest(self.command, url.path, {k: v[0] for k, v in query.items()},
                                  {k.lower(): v for k, v in self.headers.items()},
-                                 _decode(raw))
+                                 _decode(raw), user_agent=user_agent, received=time.time(),
+                                 field_manager=(manager_of(query, user_agent)
+                                                if self.command in _WRITES else ""))
         api._record(record)
         try:
             fault = api._take_fault(self.command, url.path)
@@ -2153,6 +2344,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, code: int, body: Obj | str, headers: dict[str, str],
               record: RecordedRequest) -> None:
         record.status = code
+        record.answered = time.time()
+        if record.method == "POST" and code == 201 and isinstance(body, dict):
+            record.name = body["metadata"]["name"]   # generateName: known only now
         data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
         plain = isinstance(body, str)
         try:
@@ -2177,9 +2371,12 @@ class _Handler(BaseHTTPRequestHandler):
         if parsed is None:
             raise ApiError(404, "the server could not find the requested resource")
         rt, ns, name, sub = parsed
+        record.resource, record.namespace, record.name, record.subresource = (
+            rt.qualified, ns or "", name, sub)
         if sub and not ((sub == "scale" and rt.scale) or (sub == "status" and rt.status)):
             raise ApiError(404, "the server could not find the requested resource")
         ns_key = ns or ""
+        manager = record.field_manager
         content_type = self.headers.get("Content-Type", "application/json")
         if method in ("POST", "PUT", "PATCH") and "protobuf" in content_type:
             # kubectl's typed generators (kubectl create deployment ...) send protobuf and do
@@ -2198,17 +2395,19 @@ class _Handler(BaseHTTPRequestHandler):
             if method == "GET":
                 return 200, self._list(rt, ns, query)
             if method == "POST" and ns is not None:
-                return 201, store.create(rt, ns_key, body)
+                return 201, store.create(rt, ns_key, body, manager=manager)
             raise ApiError(405, "the server does not allow this method on the requested resource")
         if sub == "scale":
             if method == "GET":
                 return 200, store.get_scale(rt, ns_key, name)
             if method == "PUT":
-                return 200, store.write_scale(rt, ns_key, name, lambda _old: body)
+                return 200, store.write_scale(rt, ns_key, name, lambda _old: body,
+                                              manager=manager)
             if method == "PATCH":
                 scale_type = ResourceType("autoscaling", "v1", "scale", "Scale")
                 return 200, store.write_scale(
-                    rt, ns_key, name, lambda old: apply_patch(scale_type, old, content_type, body))
+                    rt, ns_key, name, lambda old: apply_patch(scale_type, old, content_type, body),
+                    manager=manager)
         elif method == "GET":
             obj = store.get(rt, ns_key, name)
             if table:
@@ -2216,9 +2415,10 @@ class _Handler(BaseHTTPRequestHandler):
                 return 200, to_table(rt, [obj], meta, include=_q(query, "includeObject"))
             return 200, obj
         elif method == "PUT":
-            return 200, store.update(rt, ns_key, name, body, subresource=sub)
+            return 200, store.update(rt, ns_key, name, body, subresource=sub, manager=manager)
         elif method == "PATCH":
-            return 200, store.patch(rt, ns_key, name, content_type, body, subresource=sub)
+            return 200, store.patch(rt, ns_key, name, content_type, body, subresource=sub,
+                                    manager=manager)
         elif method == "DELETE" and not sub:
             options = record.body if isinstance(record.body, dict) else None
             deleted = store.delete(rt, ns_key, name, options)
@@ -2260,6 +2460,7 @@ class _Handler(BaseHTTPRequestHandler):
         if parsed is None or parsed[3]:
             raise ApiError(404, "the server could not find the requested resource")
         rt, ns, name, _ = parsed
+        record.resource, record.namespace, record.name = rt.qualified, ns or "", name
         matches = _selection(rt, query)
         if name:  # the deprecated watch on one object's URL
             named = matches
@@ -2322,6 +2523,7 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass
         finally:
+            record.answered = time.time()
             if watcher:
                 api.store.unwatch(watcher)
             self.close_connection = True
@@ -2477,10 +2679,10 @@ class FakeKubeAPIServer:
         """The resource type serving ``kind`` (built in, or added by a CRD)."""
         return self.store.catalogue.for_kind(kind, api_version)
 
-    def create(self, obj: Obj) -> Obj:
+    def create(self, obj: Obj, *, field_manager: str = "test") -> Obj:
         rt = self.kind(obj["kind"], obj.get("apiVersion"))
         ns = (obj.get("metadata") or {}).get("namespace", "default") if rt.namespaced else ""
-        return self.store.create(rt, ns, obj)
+        return self.store.create(rt, ns, obj, manager=field_manager)
 
     def get(self, kind: str, name: str, namespace: str = "default") -> Obj | None:
         rt = self.kind(kind)
@@ -2492,9 +2694,12 @@ class FakeKubeAPIServer:
     def list(self, kind: str, namespace: str | None = None) -> list[Obj]:
         return self.store.list(self.kind(kind), namespace, lambda o: True)[0]
 
-    def patch(self, kind: str, name: str, patch: Obj, namespace: str = "default") -> Obj:
+    def patch(self, kind: str, name: str, patch: Obj, namespace: str = "default", *,
+              field_manager: str = "test", subresource: str = "") -> Obj:
         """A merge patch from the test (e.g. someone else changing the object)."""
-        return self.store.patch(self.kind(kind), namespace, name, _MERGE, patch)
+        rt = self.kind(kind)
+        return self.store.patch(rt, namespace if rt.namespaced else "", name, _MERGE, patch,
+                                manager=field_manager, subresource=subresource)
 
     @property
     def resource_version(self) -> int:
@@ -2547,6 +2752,15 @@ class FakeKubeAPIServer:
         pattern = re.compile(path)
         return [r for r in self.requests
                 if method.upper() in ("*", r.method) and pattern.search(r.path)]
+
+    def writes(self, kind: str | None = None, name: str | None = None,
+               namespace: str | None = None) -> list[RecordedRequest]:
+        """The successful writes (POST, PUT, PATCH, DELETE), oldest first, optionally only
+        those to one kind / object, each with its field manager, User-Agent and times."""
+        resource = self.kind(kind).qualified if kind else None
+        return [r for r in self.requests if r.is_write and r.succeeded
+                and resource in (None, r.resource) and name in (None, r.name)
+                and namespace in (None, r.namespace)]
 
     def clear_requests(self) -> None:
         with self._lock:
