@@ -1182,6 +1182,18 @@ def test_throttle_carries_retry_after(server: FakeKubeAPIServer) -> None:
     assert call(server, "GET", "/apis/apps/v1/namespaces/default/deployments/web/scale")[0] == 200
 
 
+def test_kubectl_retries_after_retry_after(server: FakeKubeAPIServer, kubectl: Kubectl) -> None:
+    # client-go waits Retry-After seconds and retries a 429 or 5xx that carries the header.
+    for status in (429, 503):
+        server.clear_requests()
+        server.inject("GET", r"/deployments/web$", status=status, retry_after=1, times=1)
+        started = time.monotonic()
+        assert kubectl.ok("get", "deploy", "web", "-o", "name").strip() == "deployment.apps/web"
+        assert time.monotonic() - started >= 1.0
+        assert [r.status for r in server.requests_to("GET", r"/deployments/web$")] == [
+            status, 200]
+
+
 # --------------------------------------------------------------------------------------
 # managedFields and the writers in the request record
 
