@@ -497,6 +497,172 @@ def test_watch_from_compacted_history_is_expired() -> None:
         assert (event["object"]["code"], event["object"]["reason"]) == (410, "Expired")
 
 
+def _namespace(server: FakeKubeAPIServer, name: str) -> None:
+    server.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}})
+
+
+def test_all_namespaces_list_for_every_kind(widgets: FakeKubeAPIServer,
+                                            kubectl: Kubectl) -> None:
+    _namespace(widgets, "prod")
+    widgets.create(deployment("api", namespace="prod"))
+    widgets.create(endpoint_slice("api", ["10.0.0.1"], namespace="prod", name="api-1"))
+    widgets.create(endpoint_slice("web", ["10.0.0.2"], name="web-1"))
+    prod = widget("w2")
+    prod["metadata"]["namespace"] = "prod"
+    widgets.create(widget("w1"))
+    widgets.create(prod)
+    for kind, expected in (("deployments", ["default/web", "prod/api"]),
+                           ("endpointslices", ["default/web-1", "prod/api-1"]),
+                           ("widgets", ["default/w1", "prod/w2"])):
+        out = kubectl.ok("get", kind, "-A", "-o", "jsonpath={range .items[*]}"
+                         "{.metadata.namespace}/{.metadata.name} {end}")
+        assert out.split() == expected, kind
+    # A Table across namespaces gets kubectl's NAMESPACE column from the rows' metadata.
+    rows = table(kubectl.ok("get", "widgets", "-A"))
+    assert [row[:2] for row in rows] == [["NAMESPACE", "NAME"], ["default", "w1"],
+                                         ["prod", "w2"]]
+    _, listed = call(widgets, "GET", "/apis/apps/v1/deployments?fieldSelector="
+                                     "metadata.namespace%21%3Ddefault")
+    assert [d["metadata"]["name"] for d in listed["items"]] == ["api"]
+
+
+def test_all_namespaces_watch(server: FakeKubeAPIServer) -> None:
+    from kubernetes import client, watch
+
+    _namespace(server, "prod")
+    core = client.CoreV1Api(client.ApiClient(client.Configuration(host=server.url)))
+    rv = core.list_event_for_all_namespaces().metadata.resource_version
+    stream = watch.Watch().stream(core.list_event_for_all_namespaces, resource_version=rv,
+                                  timeout_seconds=5)
+    for ns in ("default", "prod"):
+        server.create({"apiVersion": "v1", "kind": "Event",
+                       "metadata": {"name": f"e-{ns}", "namespace": ns}, "reason": "Test",
+                       "involvedObject": {"kind": "Pod", "name": "p", "namespace": ns}})
+    seen = [next(stream)["object"].metadata for _ in range(2)]
+    assert [(m.namespace, m.name) for m in seen] == [("default", "e-default"),
+                                                     ("prod", "e-prod")]
+
+
+def _events(server: FakeKubeAPIServer, query: str, count: int) -> list[dict[str, Any]]:
+    url = f"{server.url}/apis/apps/v1/namespaces/default/deployments?{query}"
+    events = []
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        while len(events) < count and (line := resp.readline()):
+            events.append(json.loads(line))
+    return events
+
+
+def test_watch_bookmarks_when_idle_and_on_demand() -> None:
+    with FakeKubeAPIServer(bookmark_interval=0.2) as srv:
+        srv.create(deployment("web"))
+        rv = srv.resource_version
+        events = _events(srv, f"watch=true&allowWatchBookmarks=true&resourceVersion={rv}", 1)
+        assert events == [{"type": "BOOKMARK", "object": {
+            "kind": "Deployment", "apiVersion": "apps/v1",
+            "metadata": {"resourceVersion": str(rv)}}}]
+        # Without allowWatchBookmarks a client gets none, whatever the interval.
+        assert _events(srv, f"watch=true&resourceVersion={rv}&timeoutSeconds=1", 1) == []
+
+
+def test_python_client_watch_follows_bookmarks(server: FakeKubeAPIServer) -> None:
+    from kubernetes import client, watch
+
+    apps = client.AppsV1Api(client.ApiClient(client.Configuration(host=server.url)))
+    rv = apps.list_namespaced_deployment("default").metadata.resource_version
+    server.create(deployment("other", namespace="kube-system"))     # moves the global rv
+    watcher = watch.Watch()
+    stream = watcher.stream(apps.list_namespaced_deployment, "default", resource_version=rv,
+                            allow_watch_bookmarks=True, timeout_seconds=5)
+    events: list[Any] = []
+    reader = threading.Thread(target=lambda: events.append(next(stream)), daemon=True)
+    reader.start()          # the generator sends its request on the first next()
+    deadline = time.monotonic() + TIMEOUT
+    while not server.open_watches():
+        assert time.monotonic() < deadline, "the client never started watching"
+        time.sleep(0.02)
+    server.bookmark()
+    reader.join(TIMEOUT)
+    assert events[0]["type"] == "BOOKMARK"
+    assert watcher.resource_version == str(server.resource_version)
+    watcher.stop()
+
+
+def test_watch_list_sends_initial_events_then_a_bookmark(server: FakeKubeAPIServer) -> None:
+    server.create(deployment("api"))
+    events = _events(server, "watch=true&sendInitialEvents=true&allowWatchBookmarks=true"
+                             "&resourceVersionMatch=NotOlderThan", 3)
+    assert [(e["type"], e["object"]["metadata"].get("name")) for e in events] == [
+        ("ADDED", "api"), ("ADDED", "web"), ("BOOKMARK", None)]
+    assert events[2]["object"]["metadata"] == {
+        "resourceVersion": str(server.resource_version),
+        "annotations": {"k8s.io/initial-events-end": "true"}}
+    with pytest.raises(urllib.error.HTTPError) as err:
+        _events(server, "watch=true&sendInitialEvents=true", 1)
+    body = json.loads(err.value.read())
+    assert (err.value.code, body["reason"]) == (422, "Invalid")
+    assert [c["field"] for c in body["details"]["causes"]] == ["resourceVersionMatch",
+                                                               "allowWatchBookmarks"]
+
+
+DEPLOYMENTS = "/apis/apps/v1/namespaces/default/deployments"
+
+
+def test_list_resource_version_semantics(server: FakeKubeAPIServer) -> None:
+    before = server.resource_version
+    server.create(deployment("api"))
+    server.patch("Deployment", "web", {"metadata": {"labels": {"v": "2"}}})
+
+    def names(body: dict[str, Any]) -> list[tuple[str, str | None]]:
+        return [(d["metadata"]["name"], d["metadata"]["labels"].get("v")) for d in body["items"]]
+
+    now = [("api", None), ("web", "2")]
+    for version in ("", "0", str(before)):          # current; any; not older than
+        _, body = call(server, "GET", f"{DEPLOYMENTS}?resourceVersion={version}")
+        assert names(body) == now, version
+    # Exact: the list as it was, with that resourceVersion.
+    _, body = call(server, "GET", f"{DEPLOYMENTS}?resourceVersion={before}"
+                                  "&resourceVersionMatch=Exact")
+    assert names(body) == [("web", None)]
+    assert body["metadata"]["resourceVersion"] == str(before)
+    server.store.too_large_wait = 0.1
+    status, body = call(server, "GET", f"{DEPLOYMENTS}?resourceVersion="
+                                       f"{server.resource_version + 5}")
+    assert (status, body["reason"]) == (504, "Timeout")
+    assert body["message"].startswith("Timeout: Too large resource version")
+    status, body = call(server, "GET", f"{DEPLOYMENTS}?resourceVersionMatch=Exact")
+    assert (status, body["details"]["causes"][0]["message"]) == (
+        422, "Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided")
+
+
+def test_pages_show_one_consistent_resource_version(server: FakeKubeAPIServer) -> None:
+    for name in ("a", "b", "c"):
+        server.create(deployment(name))
+    _, first = call(server, "GET", f"{DEPLOYMENTS}?limit=2")
+    server.store.delete(server.kind("Deployment"), "default", "c", None)
+    server.create(deployment("d"))
+    _, rest = call(server, "GET", f"{DEPLOYMENTS}?limit=2&continue="
+                                  f"{first['metadata']['continue']}")
+    names = [d["metadata"]["name"] for d in first["items"] + rest["items"]]
+    assert names == ["a", "b", "c", "web"]              # as of the first page
+    assert rest["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
+
+
+def test_continue_token_past_the_history_is_expired() -> None:
+    with FakeKubeAPIServer(history_limit=3) as srv:
+        for name in ("a", "b", "c"):
+            srv.create(deployment(name))
+        _, first = call(srv, "GET", f"{DEPLOYMENTS}?limit=1")
+        for n in range(2, 8):
+            srv.patch("Deployment", "a", {"spec": {"replicas": n}})
+        status, gone = call(srv, "GET", f"{DEPLOYMENTS}?limit=1&continue="
+                                        f"{first['metadata']['continue']}")
+        assert (status, gone["reason"]) == (410, "Expired")
+        assert gone["message"].startswith("The provided continue parameter is too old")
+        # The token it offers goes on from the current state.
+        _, rest = call(srv, "GET", f"{DEPLOYMENTS}?continue={gone['metadata']['continue']}")
+        assert [d["metadata"]["name"] for d in rest["items"]] == ["b", "c"]
+
+
 # --------------------------------------------------------------------------------------
 # The controller: status and readiness
 

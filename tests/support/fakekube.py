@@ -29,12 +29,21 @@ implements what scaler touches, the way Kubernetes does it:
   the loopback range (127.0.0.0/8, ::1/128)``), 400 for a value of the wrong JSON type;
 * GET, LIST (labelSelector, fieldSelector incl. each kind's own fields such as
   involvedObject.name or status.phase, limit/continue), POST, PUT, PATCH (merge, strategic
-  merge, json-patch), DELETE (with DeleteOptions preconditions), WATCH;
+  merge, json-patch), DELETE (with DeleteOptions preconditions), WATCH, in one namespace or
+  across all (/apis/apps/v1/deployments, /api/v1/events...);
+* list resourceVersion semantics: unset or "0" = now; N = not older than N (a future N
+  waits ``too_large_wait`` s, then 504 ResourceVersionTooLarge); resourceVersionMatch=Exact
+  (or N with a limit) = the state at N, rebuilt from the history; every page of a
+  paginated list at the first page's resourceVersion, and 410 (with a token to go on)
+  once that has left the history;
 * one global resourceVersion bumped on every write (a no-op write is not a write);
   409 Conflict on a stale resourceVersion, 409 AlreadyExists, 404 NotFound, 422 Invalid,
   and 410 Expired (as an ERROR watch event) for a compacted watch, all as ``kind: Status``;
-* WatchList (sendInitialEvents=true: the current objects, then a BOOKMARK annotated
-  ``k8s.io/initial-events-end``), which kubectl 1.37's ``wait`` and informers use;
+* watch bookmarks (allowWatchBookmarks=true: a BOOKMARK with the current resourceVersion
+  after ``bookmark_interval`` idle seconds, or at once with
+  :meth:`FakeKubeAPIServer.bookmark`) and WatchList (sendInitialEvents=true: the current
+  objects, then a BOOKMARK annotated ``k8s.io/initial-events-end``), which kubectl 1.37's
+  ``wait`` and client-go informers use;
 * a controller that makes status.replicas follow spec.replicas at once and readyReplicas
   after ``ready_delay`` seconds (``None`` = only when the test calls :meth:`set_ready`),
   each as its own write, so a client's resourceVersion goes stale just as in a cluster;
@@ -351,10 +360,12 @@ class ApiError(Exception):
         self.reason = reason or _REASONS.get(code, "Unknown")
         self.details = details
         self.headers = headers or {}
+        self.list_meta: Obj = {}
 
     def status(self) -> Obj:
-        body: Obj = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                     "message": self.message, "reason": self.reason, "code": self.code}
+        body: Obj = {"kind": "Status", "apiVersion": "v1", "metadata": self.list_meta,
+                     "status": "Failure", "message": self.message, "reason": self.reason,
+                     "code": self.code}
         if self.details:
             body["details"] = self.details
         return body
@@ -1005,6 +1016,7 @@ class Store:
         self._due: list[tuple[float, int, _Key]] = []   # (due, tie-breaker, key)
         self._seq = itertools.count()
         self._cluster_ips = 0
+        self.too_large_wait = 3.0
         self._wake = threading.Condition(self.lock)
         self.stopping = False
         for ns in ("default", "kube-system", "kube-public"):
@@ -1026,6 +1038,43 @@ class Store:
                 self.objects.items(), key=lambda kv: (kv[0][1], kv[0][2]))
                 if t == rt and (ns is None or n == ns) and matches(o)]
             return items, self.rv
+
+    def list_at(self, rt: ResourceType, ns: str | None, matches: Callable[[Obj], bool],
+                rv: int) -> list[Obj]:
+        """The list as it was at resourceVersion ``rv``, rebuilt from the kept history
+        (what an Exact list, or the next page of a paginated one, must show)."""
+        with self.lock:
+            if rv < self.compacted_rv:
+                raise ApiError(410, "The resourceVersion for the provided list is too old.",
+                               reason="Expired")
+            state = {k: o for k, o in self.objects.items() if k[0] == rt}
+            for event_rv, t, etype, obj, old in reversed(self.history):
+                if event_rv <= rv:
+                    break
+                if t != rt:
+                    continue
+                key = (t, obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+                if etype == "ADDED":
+                    state.pop(key, None)
+                elif old is not None:     # MODIFIED or DELETED: as it was before
+                    state[key] = old
+            return [copy.deepcopy(o) for k, o in sorted(state.items(),
+                                                        key=lambda kv: (kv[0][1], kv[0][2]))
+                    if (ns is None or k[1] == ns) and matches(o)]
+
+    def wait_for_rv(self, rv: int) -> None:
+        """A read at a resourceVersion the server has not reached waits a little for it
+        (``too_large_wait`` seconds, 3 like the real watch cache), then fails as the real
+        server does (504, ResourceVersionTooLarge)."""
+        deadline = time.monotonic() + self.too_large_wait
+        while self.rv < rv:
+            if time.monotonic() >= deadline:
+                raise ApiError(504, f"Timeout: Too large resource version: {rv}, current: "
+                                    f"{self.rv}", reason="Timeout", details={
+                                        "causes": [{"reason": "ResourceVersionTooLarge",
+                                                    "message": "Too large resource version"}],
+                                        "retryAfterSeconds": 1})
+            time.sleep(0.02)
 
     # ---- writes (every one bumps the global resourceVersion)
 
@@ -2434,25 +2483,51 @@ class _Handler(BaseHTTPRequestHandler):
         return rt.crd is not None and "as=Table" in self.headers.get("Accept", "")
 
     def _list(self, rt: ResourceType, ns: str | None, query: dict[str, list[str]]) -> Obj:
+        """A list with the real server's resourceVersion semantics: unset or "0" = the
+        current state (the real "0" may be a little stale, served from its cache); N =
+        not older than N (waits for N, then 504); Exact, or N with a limit = the state at
+        N; and every page of a paginated list at the first page's resourceVersion (410
+        once that has left the history)."""
+        store = self.server.api.store
         matches = _selection(rt, query)
-        items, rv = self.server.api.store.list(rt, ns, matches)
+        version, match = _q(query, "resourceVersion"), _q(query, "resourceVersionMatch")
+        limit = int(_q(query, "limit", "0") or 0)
         start = _q(query, "continue")
+        _check_list_options(version, match, start)
+        at: int | None = None
         if start:
             try:
-                after = json.loads(base64.urlsafe_b64decode(start.encode()))["after"]
-            except (ValueError, KeyError):
+                token = json.loads(base64.urlsafe_b64decode(start.encode()))
+                after, at = tuple(token["after"]), int(token["rv"])
+            except (ValueError, KeyError, TypeError):
                 raise bad_request("continue key is not valid") from None
-            items = [o for o in items if _sort_key(o) > tuple(after)]
+        elif version not in ("", "0"):
+            try:
+                wanted = int(version)
+            except ValueError:
+                raise bad_request(f"invalid resource version: {version}") from None
+            store.wait_for_rv(wanted)
+            if match == "Exact" or (not match and limit):
+                at = wanted
+        if at is None or at < 0:       # -1: the inconsistent token of a 410
+            items, rv = store.list(rt, ns, matches)
+        else:
+            try:
+                items, rv = store.list_at(rt, ns, matches, at), at
+            except ApiError as err:
+                if err.code == 410 and start:
+                    raise _continue_expired(after) from None
+                raise
+        if start:
+            items = [o for o in items if _sort_key(o) > after]
         meta: Obj = {"resourceVersion": str(rv)}
-        limit = int(_q(query, "limit", "0") or 0)
         if limit and len(items) > limit:
             rest = len(items) - limit
             items = items[:limit]
-            token = json.dumps({"after": list(_sort_key(items[-1]))}).encode()
-            meta.update({"continue": base64.urlsafe_b64encode(token).decode(),
+            meta.update({"continue": _continue_token(_sort_key(items[-1]), rv),
                          "remainingItemCount": rest})
-        return {"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": meta,
-                "items": items}
+        return {"kind": rt.crd.list_kind if rt.crd else f"{rt.kind}List",
+                "apiVersion": rt.api_version, "metadata": meta, "items": items}
 
     def _watch(self, path: str, query: dict[str, list[str]], record: RecordedRequest) -> None:
         api = self.server.api
@@ -2532,6 +2607,43 @@ class _Handler(BaseHTTPRequestHandler):
         data = json.dumps(event).encode() + b"\n"
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
         self.wfile.flush()
+
+
+def _continue_token(after: tuple[str, str], rv: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"after": list(after), "rv": rv}).encode()).decode()
+
+
+def _continue_expired(after: tuple[str, str]) -> ApiError:
+    """410 for a continue token whose resourceVersion left the history; like the real
+    server it offers a token to go on, inconsistently, from the current state."""
+    err = ApiError(410, "The provided continue parameter is too old to display a consistent "
+                        "list result. You can start a new list without the continue "
+                        "parameter, or use the continue token in this response to retrieve "
+                        "the remainder of the results. Continuing with the provided token "
+                        "results in an inconsistent list - objects that were created, "
+                        "modified, or deleted between the time the first chunk was returned "
+                        "and now may show up in the list.", reason="Expired")
+    err.list_meta = {"continue": _continue_token(after, -1)}
+    return err
+
+
+def _check_list_options(version: str, match: str, start: str) -> None:
+    """ValidateListOptions, for the options a list can combine wrongly."""
+    errors: list[FieldError] = []
+    if match and match not in ("Exact", "NotOlderThan"):
+        errors.append(FieldError("unsupported", "resourceVersionMatch", match,
+                                 supported(("Exact", "NotOlderThan"))))
+    elif match and not version:
+        errors.append(FieldError("forbidden", "resourceVersionMatch", detail=(
+            "resourceVersionMatch is forbidden unless resourceVersion is provided")))
+    elif match == "Exact" and version == "0":
+        errors.append(FieldError("forbidden", "resourceVersionMatch", detail=(
+            'resourceVersionMatch "exact" is forbidden for resourceVersion "0"')))
+    if start and match:
+        errors.append(FieldError("forbidden", "resourceVersionMatch", detail=(
+            "resourceVersionMatch is forbidden when continue is provided")))
+    if errors:
+        raise invalid_fields("ListOptions", "meta.k8s.io", "", errors)
 
 
 def _is_watch(method: str, query: dict[str, list[str]]) -> bool:
@@ -2741,6 +2853,11 @@ class FakeKubeAPIServer:
     def requests(self) -> list[RecordedRequest]:
         with self._lock:
             return list(self._requests)
+
+    def bookmark(self) -> None:
+        """Send a BOOKMARK (the current resourceVersion) now to every watch that allowed
+        them, instead of waiting ``bookmark_interval``."""
+        self.store.bookmark()
 
     def open_watches(self) -> int:
         """How many watch streams are registered (to know a client is really watching)."""
