@@ -716,6 +716,59 @@ def test_events_create_list_get(server: FakeKubeAPIServer, kubectl: Kubectl) -> 
     assert kubectl.ok("get", "event", "web.1", "-o", "jsonpath={.message}") == "from 2 to 3"
 
 
+def test_events_aggregate_by_patch(server: FakeKubeAPIServer, kubectl: Kubectl) -> None:
+    """A repeated event is a PATCH of count and lastTimestamp (client-go's correlator sends a
+    strategic merge patch, the Python client too); once the event expired, the PATCH is a
+    404 and the recorder creates it again."""
+    from kubernetes import client
+
+    core = client.CoreV1Api(client.ApiClient(client.Configuration(host=server.url)))
+    first = "2026-01-01T00:00:00Z"
+    core.create_namespaced_event("default", {
+        "metadata": {"name": "web.scaled"}, "type": "Normal", "reason": "Scaled",
+        "message": "from 2 to 3", "count": 1, "firstTimestamp": first, "lastTimestamp": first,
+        "source": {"component": "scaler"},
+        "involvedObject": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web",
+                           "namespace": "default"}})
+    rv = server.resource_version
+    status, _ = call(server, "PATCH", "/api/v1/namespaces/default/events/web.scaled",
+                     {"count": 2, "lastTimestamp": "2026-01-01T00:01:00Z",
+                      "message": "from 3 to 4"}, "application/strategic-merge-patch+json")
+    assert status == 200
+    patched = core.patch_namespaced_event("web.scaled", "default", {
+        "count": 3, "lastTimestamp": "2026-01-01T00:02:00Z"})
+    assert (patched.count, patched.message) == (3, "from 3 to 4")
+    assert patched.first_timestamp.isoformat() == "2026-01-01T00:00:00+00:00"
+    assert int(patched.metadata.resource_version) == rv + 2
+    out = kubectl.ok("get", "events", "--field-selector",
+                     "involvedObject.kind=Deployment,involvedObject.name=web,reason=Scaled",
+                     "-o", "jsonpath={.items[*].count} {.items[*].lastTimestamp}")
+    assert out.split() == ["3", "2026-01-01T00:02:00Z"]
+    server.store.delete(server.kind("Event"), "default", "web.scaled", None)    # expired
+    with pytest.raises(client.ApiException) as err:
+        core.patch_namespaced_event("web.scaled", "default", {"count": 4})
+    assert err.value.status == 404
+    assert json.loads(err.value.body)["message"] == 'events "web.scaled" not found'
+
+
+@pytest.mark.parametrize("event_ns, involved_ns, ok", [
+    pytest.param("default", "default", True, id="same-namespace"),
+    pytest.param("default", "", True, id="cluster-scoped-in-default"),
+    pytest.param("kube-system", "", False, id="cluster-scoped-elsewhere"),
+    pytest.param("default", "kube-system", False, id="other-namespace"),
+])
+def test_event_namespace_must_match_its_object(server: FakeKubeAPIServer, event_ns: str,
+                                               involved_ns: str, ok: bool) -> None:
+    event = {"metadata": {"name": "e"}, "reason": "Test",
+             "involvedObject": {"kind": "Node", "name": "n", "namespace": involved_ns}}
+    status, body = call(server, "POST", f"/api/v1/namespaces/{event_ns}/events", event)
+    if ok:
+        assert status == 201
+    else:
+        assert (status, body["details"]["causes"][0]["message"]) == (
+            422, f'Invalid value: "{involved_ns}": does not match event.namespace')
+
+
 def test_create_in_missing_namespace_is_not_found(server: FakeKubeAPIServer) -> None:
     status, body = call(server, "POST", "/api/v1/namespaces/nope/events",
                         {"metadata": {"name": "e"}})

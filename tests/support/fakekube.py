@@ -5,7 +5,8 @@ real ``kubectl`` (tests/test_fakekube.py). It speaks JSON over HTTP/1.1 on 127.0
 implements what scaler touches, the way Kubernetes does it:
 
 * discovery (/api, /apis, /version, one APIResourceList per advertised group/version);
-* core/v1 namespaces, events, services (a ClusterIP allocated and kept) and pods (created
+* core/v1 namespaces, events (a repeat is a PATCH of count and lastTimestamp, as
+  client-go's correlator and the Python client send it), services (a ClusterIP allocated and kept) and pods (created
   Pending; status through /status); discovery.k8s.io/v1 endpointslices (found by their
   ``kubernetes.io/service-name`` label; an empty slice has ``endpoints: null``, as Go
   encodes it); apps/v1 deployments, statefulsets and replicasets with ``scale``
@@ -1121,10 +1122,11 @@ class Store:
                 # The status of a kind with a status subresource is the controller's: a
                 # create cannot set it (the custom resource strategy's PrepareForCreate).
                 obj.pop("status", None)
-            obj = self._default(rt, obj, None)
-            _validate(rt, obj)
+            # NamespaceLifecycle admission runs before the object's validation.
             if rt.namespaced and (_NAMESPACES, "", ns) not in self.objects:
                 raise not_found(_NAMESPACES, ns)
+            obj = self._default(rt, obj, None)
+            _validate(rt, obj)
             if (rt, ns if rt.namespaced else "", name) in self.objects:
                 raise already_exists(rt, name)
             meta = obj["metadata"]
@@ -1562,8 +1564,10 @@ def _validate_lease(obj: Obj, old: Obj | None) -> list[FieldError]:
 
 
 def _validate_event(obj: Obj, old: Obj | None) -> list[FieldError]:
-    involved_ns = (obj.get("involvedObject") or {}).get("namespace")
-    if involved_ns and involved_ns != obj["metadata"]["namespace"]:
+    # core/v1 legacy event validation: an event about a namespaced object lives in its
+    # namespace; one about a cluster-scoped object (no namespace) lives in "default".
+    involved_ns = (obj.get("involvedObject") or {}).get("namespace") or ""
+    if obj["metadata"]["namespace"] != (involved_ns or "default"):
         return [FieldError("invalid", "involvedObject.namespace", involved_ns,
                            "does not match event.namespace")]
     return []
