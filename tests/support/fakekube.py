@@ -1,71 +1,100 @@
 """A small, faithful fake of the Kubernetes API server, for tests.
 
 No real API server can be installed here, so the project owns this one and proves it with
-real ``kubectl`` (tests/test_fakekube.py). It speaks JSON over HTTP/1.1 on 127.0.0.1 and
-implements what scaler touches, the way Kubernetes does it:
+real ``kubectl`` and the official Python client (tests/test_fakekube.py). It speaks JSON
+over HTTP/1.1 on 127.0.0.1 and behaves, for what it serves, the way Kubernetes 1.37 does.
 
-* discovery (/api, /apis, /version, one APIResourceList per advertised group/version);
-* core/v1 namespaces, events (a repeat is a PATCH of count and lastTimestamp, as
-  client-go's correlator and the Python client send it), services (a ClusterIP allocated and kept) and pods (created
-  Pending; status through /status); discovery.k8s.io/v1 endpointslices (found by their
-  ``kubernetes.io/service-name`` label; an empty slice has ``endpoints: null``, as Go
-  encodes it); apps/v1 deployments, statefulsets and replicasets with ``scale``
-  (autoscaling/v1 Scale) and ``status`` subresources; argoproj.io/v1alpha1 rollouts, a custom
-  resource whose scale subresource maps to its spec.replicas / status;
+What it serves
+
+* discovery (/api, /apis, /version, an APIResourceList per group/version, with short
+  names and categories, so ``kubectl get all`` works) and a stub /openapi/v3;
+* core/v1 namespaces; events (a repeat is a PATCH of count and lastTimestamp, as
+  client-go's correlator and the Python client send it); services (a ClusterIP allocated
+  and kept); pods (created Pending, status written through /status);
+* discovery.k8s.io/v1 endpointslices, found by their ``kubernetes.io/service-name``
+  label; an empty slice carries ``endpoints: null``, as Go encodes it;
+* apps/v1 deployments, statefulsets and replicasets, and argoproj.io/v1alpha1 rollouts,
+  with ``scale`` (autoscaling/v1 Scale) and ``status`` subresources;
   coordination.k8s.io/v1 leases;
 * apiextensions.k8s.io/v1 customresourcedefinitions: creating one serves its kind at once
-  (discovery, short names, categories) and marks it Established; its objects are pruned to
-  the structural schema, defaulted and validated as the apiextensions-apiserver does it,
-  with kube-openapi's messages (``spec.minReplicas: Invalid value: -1: spec.minReplicas in
-  body should be greater than or equal to 0``): type, required, properties,
-  additionalProperties, items, enum, minimum/maximum (exclusive too), multipleOf,
-  minLength/maxLength, pattern, minItems/maxItems, format (date-time, date, duration,
-  uuid, ipv4, ipv6, byte; the int32 range), nullable, x-kubernetes-int-or-string and
-  x-kubernetes-preserve-unknown-fields. Status and scale subresources as declared (a create
-  or a main-resource write cannot set status; /status writes only status; the generation
-  counts changes of anything but metadata and status); the printer columns served as a
-  meta.k8s.io Table, so ``kubectl get`` (and ``get -w``) prints them;
-* defaulting and validation of those kinds as the real server words it (422 with one cause
-  per field, e.g. ``endpoints[0].addresses[0]: Invalid value: "127.0.0.1": may not be in
-  the loopback range (127.0.0.0/8, ::1/128)``), 400 for a value of the wrong JSON type;
-* GET, LIST (labelSelector, fieldSelector incl. each kind's own fields such as
-  involvedObject.name or status.phase, limit/continue), POST, PUT, PATCH (merge, strategic
-  merge, json-patch), DELETE (with DeleteOptions preconditions), WATCH, in one namespace or
-  across all (/apis/apps/v1/deployments, /api/v1/events...);
+  and marks it Established; deleting it removes the kind and its objects. Custom resources
+  are pruned to the structural schema, defaulted and validated as the
+  apiextensions-apiserver does it, with kube-openapi's messages (``spec.minReplicas:
+  Invalid value: -1: spec.minReplicas in body should be greater than or equal to 0``):
+  type, required, properties, additionalProperties, items, enum, minimum/maximum
+  (exclusive too), multipleOf, minLength/maxLength, pattern, minItems/maxItems, format
+  (date-time, date, duration, uuid, ipv4, ipv6, byte; the int32 range), nullable,
+  x-kubernetes-int-or-string and x-kubernetes-preserve-unknown-fields. Status and scale
+  subresources as declared: a create or a main-resource write cannot set status, /status
+  writes only status, the generation counts changes of anything but metadata and status.
+  Printer columns are served as a meta.k8s.io Table, so ``kubectl get`` and ``get -w``
+  print them (with -o wide, the priority ones), and ``kubectl describe`` finds the events.
+
+How it behaves
+
+* GET, LIST, POST, PUT, PATCH (merge, strategic merge, json-patch), DELETE (with
+  DeleteOptions preconditions) and WATCH, in one namespace or across all
+  (/apis/apps/v1/deployments, /api/v1/events...); labelSelector; fieldSelector with
+  metadata.name/namespace and each kind's own fields (events' involvedObject.*, reason,
+  type...; pods' status.phase...); limit/continue;
+* one global resourceVersion bumped on every write (a no-op write is not a write); 409
+  Conflict on a stale resourceVersion, 409 AlreadyExists, 404 NotFound, 422 Invalid (one
+  cause per field error, in the real wording), 400 for a value of the wrong JSON type, all
+  as ``kind: Status``;
 * list resourceVersion semantics: unset or "0" = now; N = not older than N (a future N
-  waits ``too_large_wait`` s, then 504 ResourceVersionTooLarge); resourceVersionMatch=Exact
-  (or N with a limit) = the state at N, rebuilt from the history; every page of a
-  paginated list at the first page's resourceVersion, and 410 (with a token to go on)
-  once that has left the history;
-* one global resourceVersion bumped on every write (a no-op write is not a write);
-  409 Conflict on a stale resourceVersion, 409 AlreadyExists, 404 NotFound, 422 Invalid,
-  and 410 Expired (as an ERROR watch event) for a compacted watch, all as ``kind: Status``;
-* watch bookmarks (allowWatchBookmarks=true: a BOOKMARK with the current resourceVersion
-  after ``bookmark_interval`` idle seconds, or at once with
-  :meth:`FakeKubeAPIServer.bookmark`) and WatchList (sendInitialEvents=true: the current
-  objects, then a BOOKMARK annotated ``k8s.io/initial-events-end``), which kubectl 1.37's
-  ``wait`` and client-go informers use;
-* a controller that makes status.replicas follow spec.replicas at once and readyReplicas
-  after ``ready_delay`` seconds (``None`` = only when the test calls :meth:`set_ready`),
-  each as its own write, so a client's resourceVersion goes stale just as in a cluster;
+  waits ``too_large_wait`` seconds, then 504 ResourceVersionTooLarge); Exact (or N with a
+  limit) = the state at N, rebuilt from the history; every page of a paginated list at
+  the first page's resourceVersion, and 410 (with a token to go on) once that is gone;
+* watches from a resourceVersion (410 Expired as an ERROR event once it is compacted; a
+  future one is waited for, then 504 as for a list),
+  with bookmarks (allowWatchBookmarks=true: a BOOKMARK with the current resourceVersion
+  after ``bookmark_interval`` idle seconds, or at once on :meth:`FakeKubeAPIServer.bookmark`)
+  and WatchList (sendInitialEvents=true: the current objects, then a BOOKMARK annotated
+  ``k8s.io/initial-events-end``), which kubectl 1.37's ``wait`` and informers use;
+* defaulting and validation of the built-in kinds where a client can run into it (a
+  Service's ports and ClusterIP, an EndpointSlice's addressType, addresses, conditions and
+  ports, a Lease's duration, an event's namespace, a workload's replicas and selector);
+* a controller that makes a workload's status.replicas follow spec.replicas at once and
+  readyReplicas after ``ready_delay`` seconds (``None`` = only on :meth:`set_ready`), each as
+  its own write, so a client's resourceVersion goes stale just as in a cluster;
 * managedFields: every create, update and patch records an "Update" entry for its field
   manager (the ``fieldManager`` parameter, else the User-Agent before its first "/", e.g.
   "kubectl" or the Python client's "OpenAPI-Generator"), with the time, the subresource
   (status, scale) and the fields it owns (fieldsV1); a write takes over the fields it
-  changed from the other managers, so after a 409 a client can name the other writer
-  (:func:`field_owners`). The fake controller writes as "kube-controller-manager", test
-  seeds (:meth:`FakeKubeAPIServer.create`/``patch``) as "test";
-* fault injection (:meth:`FakeKubeAPIServer.inject`): a status (with ``retry_after``: a
-  Retry-After header and details.retryAfterSeconds, which client-go obeys for 429 and
-  5xx) and/or a delay, for the next N matching requests;
-* a record of every request (:class:`RecordedRequest`: method, path, query, headers,
-  body, status, User-Agent, field manager, wall-clock received/answered times and the
-  object addressed), with :meth:`FakeKubeAPIServer.writes` to list one object's writers.
+  changed, so after a 409 a client can name the other writer. The controller writes as
+  "kube-controller-manager", the test's own seeding as "test".
 
-Known differences from a real API server, none of which scaler relies on:
+Test controls
 
-* /openapi/v3 is a stub that makes kubectl leave validation to the server (which accepts
-  any fields); /openapi/v2 answers 404 and kubectl falls back to its built-in types;
+    server = FakeKubeAPIServer(ready_delay=0.0, port=0, history_limit=10_000,
+                               bookmark_interval=60.0)     # then start()/stop(), or `with`
+    server.url
+    server.create(obj) / load("manifest.yaml") / get(kind, name, namespace="default")
+    server.list(kind, namespace=None) / patch(kind, name, merge_patch, subresource="")
+    server.kind("Widget")               # the ResourceType, built in or from a CRD
+    server.set_ready(kind, name, n); server.ready_delay = 0.5
+    server.inject(method, path_regex, status=503, retry_after=5, delay=0.0, times=1)
+    server.clear_faults()               # a status answers a Status body (Retry-After with
+                                        # retry_after: client-go waits and retries 429/5xx)
+    server.requests / requests_to(method, path_regex) / clear_requests()
+    server.writes(kind=None, name=None, namespace=None)   # successful writes, oldest first
+    server.bookmark(); server.open_watches(); server.resource_version
+    server.store.too_large_wait = 0.1   # how long a future resourceVersion is waited for
+
+Each :class:`RecordedRequest` carries method, path, query, headers, body and status, the
+User-Agent, the field manager of a write, the wall-clock ``received``/``answered`` times
+(comparable with a Lease's renewTime) and the object addressed (resource, namespace,
+name, subresource): enough to assert that no object was written by two clients at once.
+Builders: deployment, statefulset, replicaset, rollout, service, endpoint_slice, pod;
+:func:`field_owners` reads managedFields. As a subprocess, ``python
+tests/support/fakekube.py --port 8001 [--load manifest.yaml] [--ready-delay S]
+[--bookmark-interval S]`` prints its URL.
+
+Known differences from a real API server, none of which scaler relies on
+
+* /openapi/v3 is a stub that makes kubectl leave validation to the server; /openapi/v2
+  answers 404 and kubectl falls back to its built-in types. Built-in kinds keep unknown
+  fields (custom resources are pruned);
 * strategic merge patch knows the merge keys of the lists these kinds really patch
   (containers, env, ports, volumes, ownerReferences, conditions...; see _MERGE_KEYS); any
   other list is replaced whole. Server-side apply (application/apply-patch+yaml) and
@@ -74,8 +103,9 @@ Known differences from a real API server, none of which scaler relies on:
 * fieldsV1 approximates structured-merge-diff: list elements are keyed by the same merge
   keys and marked "."; maps (labels...) are not marked "." and atomic structs (a label
   selector) are tracked field by field;
-* validation covers the fields listed in _VALIDATORS, not every rule (e.g. a pod's spec
-  stays mutable); no controller creates pods or EndpointSlices: tests write them;
+* validation covers the rules in _VALIDATORS, not every rule (a pod's spec stays mutable);
+  no controller creates pods or EndpointSlices, and nothing serves core/v1 endpoints or
+  events.k8s.io/v1: tests write what they need;
 * only custom resources get a Table: ``kubectl get`` of a built-in kind prints NAME and
   AGE (use ``-o``);
 * custom resources: CEL ``x-kubernetes-validations``, allOf/anyOf/oneOf/not,
@@ -83,18 +113,11 @@ Known differences from a real API server, none of which scaler relies on:
   not checked; there is no validation ratcheting; a CRD may serve one version only (no
   conversion); deleting a CRD removes its objects at once (no Terminating phase). Several
   schema errors come in the object's key order (the real order follows Go's map
-  iteration). The int32-range message follows kube-openapi's code (a plain error the server
-  shows at ``<nil>``), as do the others; none was checked against a live server;
+  iteration). The messages follow kube-openapi's and apiextensions' code, the int32 range
+  included (a plain error the server shows at ``<nil>``); none was checked against a live
+  server;
 * no authentication or RBAC (kubectl does not even send a bearer token over plain HTTP);
   403 and 401 come only from :meth:`FakeKubeAPIServer.inject`.
-
-Use it in-process::
-
-    with FakeKubeAPIServer() as server:
-        server.create(deployment("web", replicas=2))
-        ... server.url ...
-
-or as a subprocess: ``python tests/support/fakekube.py --port 8001`` prints its URL.
 
 Gotchas that shaped it (measured with kubectl 1.37 and kubernetes-client 36/37, see
 reference/infra-notes.md §3) are cited as "gotcha N" next to the code they explain.
@@ -124,6 +147,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
@@ -314,8 +338,10 @@ class Catalogue:
         for rt in self.types:
             if rt.group:
                 gv = {"groupVersion": rt.api_version, "version": rt.version}
-                groups.setdefault(rt.group, {"name": rt.group, "versions": [gv],
-                                             "preferredVersion": gv})
+                group = groups.setdefault(rt.group, {"name": rt.group, "versions": [],
+                                                     "preferredVersion": gv})
+                if gv not in group["versions"]:
+                    group["versions"].append(gv)
         return {"kind": "APIGroupList", "apiVersion": "v1", "groups": list(groups.values())}
 
     def openapi_v3_root(self) -> Obj:
@@ -417,6 +443,8 @@ def go_value(value: Any) -> str:
         return str(int(value))
     if isinstance(value, (int, float)):
         return str(value)
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return "[]string{" + ", ".join(json.dumps(v) for v in value) + "}"   # Go's %#v
     return json.dumps(value, separators=(",", ":"))
 
 
@@ -846,7 +874,10 @@ def _set_managed(obj: Obj, entries: list[Obj] | None) -> None:
 
 def _manage(rt: ResourceType, old: Obj | None, new: Obj, manager: str, subresource: str) -> None:
     """Record ``manager``'s Update in new.metadata.managedFields: it now owns the fields
-    it changed (taken from any other manager), and nobody owns the fields it removed."""
+    it changed (taken from any other manager), and nobody owns the fields it removed. A
+    write without a manager (the store used directly) leaves them as they were."""
+    if not manager:
+        return
     before = _leaves(rt, old) if old is not None else {}
     after = _leaves(rt, new)
     changed = {p for p, v in after.items() if p not in before or before[p] != v}
@@ -1021,7 +1052,7 @@ class Store:
         self._wake = threading.Condition(self.lock)
         self.stopping = False
         for ns in ("default", "kube-system", "kube-public"):
-            self.create(_NAMESPACES, "", {"metadata": {"name": ns}})
+            self.create(_NAMESPACES, "", {"metadata": {"name": ns}}, manager="kube-apiserver")
 
     # ---- reads
 
@@ -1138,12 +1169,15 @@ class Store:
                 obj["status"] = {"phase": "Active"}
             if rt.status and rt.crd is None and rt != _CRDS:
                 obj.setdefault("status", {})
+            if rt == _CRDS:   # the CRD strategy's PrepareForCreate; names come once accepted
+                obj["status"] = {"acceptedNames": {"plural": "", "kind": ""},
+                                 "storedVersions": crd_status(obj)["storedVersions"]}
             if rt.scale and not rt.custom:
                 obj.setdefault("spec", {}).setdefault("replicas", 1)   # apps/v1 defaulting
             _manage(rt, None, obj, manager, "")
             created = self._commit(rt, "ADDED", obj, None)
             if rt == _CRDS:
-                return self._establish(created)
+                self._establish(created)
             self._reconcile(rt, created)
             return created
 
@@ -1243,14 +1277,14 @@ class Store:
 
     # ---- CustomResourceDefinitions: serving their kinds
 
-    def _establish(self, crd: Obj) -> Obj:
+    def _establish(self, crd: Obj) -> None:
         """Serve a new CRD's kind, then mark it Established (a write of its own, as the
         real CRD controllers make it: clients wait for the condition)."""
         self.catalogue.install(crd_types(crd), crd["metadata"]["name"])
         established = copy.deepcopy(crd)
         established["status"] = crd_status(crd)
         _manage(_CRDS, crd, established, "kube-apiserver", "status")
-        return self._commit(_CRDS, "MODIFIED", established, crd)
+        self._commit(_CRDS, "MODIFIED", established, crd)
 
     def _remove_crd(self, name: str) -> None:
         """Deleting a CRD deletes its objects and stops serving its kind, ending the
@@ -2559,7 +2593,10 @@ class _Handler(BaseHTTPRequestHandler):
                     "sendInitialEvents requires setting allowWatchBookmarks to true")))
             if errors:
                 raise invalid_fields("ListOptions", "meta.k8s.io", "", errors)
-        watcher, backlog = api.store.watch(rt, ns, matches, _q(query, "resourceVersion"),
+        since = _q(query, "resourceVersion")
+        if since.isdigit():    # a future resourceVersion: wait for it, or 504 as the cache does
+            api.store.wait_for_rv(int(since))
+        watcher, backlog = api.store.watch(rt, ns, matches, since,
                                            initial=initial, bookmarks=bookmarks)
         record.status = 200
         table = self._wants_table(rt)
@@ -2795,6 +2832,15 @@ class FakeKubeAPIServer:
         """The resource type serving ``kind`` (built in, or added by a CRD)."""
         return self.store.catalogue.for_kind(kind, api_version)
 
+    def load(self, path: str | Path, *, field_manager: str = "test") -> list[Obj]:
+        """Create every object of a YAML or JSON manifest file (several documents allowed),
+        in order: e.g. a CRD, then objects of its kind."""
+        # Imported here: most tests never load a manifest.
+        import yaml
+
+        docs = [d for d in yaml.safe_load_all(Path(path).read_text()) if d]
+        return [self.create(doc, field_manager=field_manager) for doc in docs]
+
     def create(self, obj: Obj, *, field_manager: str = "test") -> Obj:
         rt = self.kind(obj["kind"], obj.get("apiVersion"))
         ns = (obj.get("metadata") or {}).get("namespace", "default") if rt.namespaced else ""
@@ -2984,8 +3030,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0 = any free)")
     parser.add_argument("--ready-delay", type=float, default=0.0,
                         help="seconds until new replicas count as ready")
+    parser.add_argument("--bookmark-interval", type=float, default=60.0,
+                        help="idle seconds before a watch that allows bookmarks gets one")
+    parser.add_argument("--load", action="append", default=[], metavar="MANIFEST",
+                        help="create the objects of this YAML/JSON file first (repeatable)")
     args = parser.parse_args(argv)
-    server = FakeKubeAPIServer(ready_delay=args.ready_delay, port=args.port).start()
+    server = FakeKubeAPIServer(ready_delay=args.ready_delay, port=args.port,
+                               bookmark_interval=args.bookmark_interval).start()
+    for manifest in args.load:
+        server.load(manifest)
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())
