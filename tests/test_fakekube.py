@@ -543,6 +543,45 @@ def test_all_namespaces_watch(server: FakeKubeAPIServer) -> None:
                                                      ("prod", "e-prod")]
 
 
+def test_python_informer_relists_after_a_compacted_watch() -> None:
+    from kubernetes import client
+    from kubernetes.informer.informer import SharedInformer
+
+    with FakeKubeAPIServer(history_limit=4) as srv:
+        srv.create(deployment("web"))
+        apps = client.AppsV1Api(client.ApiClient(client.Configuration(host=srv.url)))
+        informer = SharedInformer(apps.list_namespaced_deployment, namespace="default")
+        seen: list[tuple[str, str]] = []
+        for kind in ("ADDED", "MODIFIED", "DELETED"):
+            informer.add_event_handler(kind, lambda obj, k=kind: seen.append(
+                (k, obj.metadata.name)))
+        informer.start()
+        try:
+            wait_until = time.monotonic() + TIMEOUT
+            while not srv.open_watches():
+                assert time.monotonic() < wait_until, "the informer never watched"
+                time.sleep(0.02)
+            srv.patch("Deployment", "web", {"metadata": {"labels": {"v": "2"}}})
+            # The stream ends; while the informer reconnects (slowed down), its
+            # resourceVersion leaves the history: the watch answers 410, the informer relists.
+            srv.inject("GET", r"/deployments$", delay=0.5, times=1)
+            assert srv.end_watches() == 1
+            srv.create(deployment("api"))
+            for n in range(5):
+                srv.patch("Deployment", "api", {"metadata": {"labels": {"n": str(n)}}})
+            while ("ADDED", "api") not in seen:
+                assert time.monotonic() < wait_until, f"no relist: {seen}"
+                time.sleep(0.02)
+        finally:
+            informer.stop()
+        assert seen[:2] == [("ADDED", "web"), ("MODIFIED", "web")]
+        assert sorted(o.metadata.name for o in informer.cache.list()) == ["api", "web"]
+        watches = [r for r in srv.requests_to("GET", r"/deployments$") if "watch" in r.query]
+        assert len(watches) >= 2
+        relists = [r for r in srv.requests_to("GET", r"/deployments$") if "watch" not in r.query]
+        assert len(relists) == 2                  # the first list, and the one after 410
+
+
 def _events(server: FakeKubeAPIServer, query: str, count: int) -> list[dict[str, Any]]:
     url = f"{server.url}/apis/apps/v1/namespaces/default/deployments?{query}"
     events = []

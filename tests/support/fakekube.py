@@ -78,7 +78,7 @@ Test controls
                                         # retry_after: client-go waits and retries 429/5xx)
     server.requests / requests_to(method, path_regex) / clear_requests()
     server.writes(kind=None, name=None, namespace=None)   # successful writes, oldest first
-    server.bookmark(); server.open_watches(); server.resource_version
+    server.bookmark(); server.end_watches(); server.open_watches(); server.resource_version
     server.store.too_large_wait = 0.1   # how long a future resourceVersion is waited for
 
 Each :class:`RecordedRequest` carries method, path, query, headers, body and status, the
@@ -2632,7 +2632,7 @@ class _Handler(BaseHTTPRequestHandler):
                     api.store.bookmark(watcher)
                     next_bookmark = time.monotonic() + interval
                     continue
-                if event is None:   # the server is stopping
+                if event is None:   # the server is stopping, or ended the watch
                     break
                 send(event)
             self.wfile.write(b"0\r\n\r\n")
@@ -2908,6 +2908,16 @@ class FakeKubeAPIServer:
         """Send a BOOKMARK (the current resourceVersion) now to every watch that allowed
         them, instead of waiting ``bookmark_interval``."""
         self.store.bookmark()
+
+    def end_watches(self) -> int:
+        """End every open watch stream now, cleanly, as at timeoutSeconds or when an API
+        server restarts: clients must reconnect from their last resourceVersion (and
+        relist on 410 if it was compacted meanwhile). Returns how many were ended."""
+        with self.store.lock:
+            watchers, self.store.watchers = self.store.watchers, []
+            for watcher in watchers:
+                watcher.events.put(None)
+            return len(watchers)
 
     def open_watches(self) -> int:
         """How many watch streams are registered (to know a client is really watching)."""
