@@ -334,6 +334,29 @@ def test_apply_creates_then_configures(server: FakeKubeAPIServer, kubectl: Kubec
     assert "$" not in json.dumps(obj)
 
 
+def test_server_dry_run_writes_nothing(server: FakeKubeAPIServer, kubectl: Kubectl,
+                                       tmp_path: Path) -> None:
+    path = tmp_path / "api.json"
+    manifest = deployment("api", replicas=2)
+    path.write_text(json.dumps(manifest))
+    assert kubectl.ok("apply", "--dry-run=server", "-f", str(path)).strip() == (
+        "deployment.apps/api created (server dry run)")
+    assert server.get("Deployment", "api") is None
+    kubectl.ok("apply", "-f", str(path))
+    rv = server.resource_version
+    manifest["spec"]["replicas"] = 5
+    path.write_text(json.dumps(manifest))
+    diff = kubectl("diff", "-f", str(path))          # a dryRun=All PATCH, shown as a diff
+    assert diff.returncode == 1, diff.stderr
+    assert "-  replicas: 2" in diff.stdout and "+  replicas: 5" in diff.stdout
+    kubectl.ok("delete", "deploy", "api", "--dry-run=server")
+    obj = server.get("Deployment", "api")
+    assert (server.resource_version, obj["spec"]["replicas"]) == (rv, 2)
+    assert not [r for r in server.writes("Deployment") if r.dry_run]
+    status, body = call(server, "DELETE", f"{DEPLOYMENTS}/api?dryRun=Maybe")
+    assert (status, body["reason"]) == (400, "BadRequest")
+
+
 def test_create_twice_is_already_exists(kubectl: Kubectl) -> None:
     manifest = json.dumps(deployment("web"))
     result = kubectl("create", "--validate=false", "-f", "-", stdin=manifest)

@@ -34,9 +34,10 @@ How it behaves
 
 * GET, LIST, POST, PUT, PATCH (merge, strategic merge, json-patch), DELETE (with
   DeleteOptions preconditions) and WATCH, in one namespace or across all
-  (/apis/apps/v1/deployments, /api/v1/events...); labelSelector; fieldSelector with
-  metadata.name/namespace and each kind's own fields (events' involvedObject.*, reason,
-  type...; pods' status.phase...); limit/continue;
+  (/apis/apps/v1/deployments, /api/v1/events...); dryRun=All (kubectl apply
+  --dry-run=server, kubectl diff) answers a write without making it; labelSelector;
+  fieldSelector with metadata.name/namespace and each kind's own fields (events'
+  involvedObject.*, reason, type...; pods' status.phase...); limit/continue;
 * one global resourceVersion bumped on every write (a no-op write is not a write); 409
   Conflict on a stale resourceVersion, 409 AlreadyExists, 404 NotFound, 422 Invalid (one
   cause per field error, in the real wording), 400 for a value of the wrong JSON type, all
@@ -982,6 +983,13 @@ class RecordedRequest:
     def succeeded(self) -> bool:
         return 200 <= self.status < 300
 
+    @property
+    def dry_run(self) -> bool:
+        """dryRun as a query parameter, or (DELETE) in the DeleteOptions body."""
+        options = self.body if isinstance(self.body, dict) else {}
+        return self.is_write and ("dryRun" in self.query
+                                  or (self.method == "DELETE" and bool(options.get("dryRun"))))
+
 
 _WRITES = ("POST", "PUT", "PATCH", "DELETE")
 
@@ -1049,6 +1057,7 @@ class Store:
         self._seq = itertools.count()
         self._cluster_ips = 0
         self.too_large_wait = 3.0
+        self.dry_run = False      # set (under the lock) for one dryRun=All request
         self._wake = threading.Condition(self.lock)
         self.stopping = False
         for ns in ("default", "kube-system", "kube-public"):
@@ -1111,6 +1120,8 @@ class Store:
     # ---- writes (every one bumps the global resourceVersion)
 
     def _commit(self, rt: ResourceType, etype: str, obj: Obj, old: Obj | None) -> Obj:
+        if self.dry_run:   # dryRun=All: everything but the write itself
+            return copy.deepcopy(obj)
         self.rv += 1
         obj["metadata"]["resourceVersion"] = str(self.rv)
         key = (rt, obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
@@ -1176,6 +1187,8 @@ class Store:
                 obj.setdefault("spec", {}).setdefault("replicas", 1)   # apps/v1 defaulting
             _manage(rt, None, obj, manager, "")
             created = self._commit(rt, "ADDED", obj, None)
+            if self.dry_run:
+                return created
             if rt == _CRDS:
                 self._establish(created)
             self._reconcile(rt, created)
@@ -1217,6 +1230,8 @@ class Store:
         if rt.generation and _generation_changes(rt, old, new):
             new["metadata"]["generation"] = old["metadata"].get("generation", 0) + 1
         updated = self._commit(rt, "MODIFIED", new, old)
+        if self.dry_run:
+            return updated
         if rt == _CRDS:
             self.catalogue.install(crd_types(updated), updated["metadata"]["name"])
         if subresource != "status":   # whoever writes status directly plays the controller
@@ -1251,6 +1266,8 @@ class Store:
                 raise ApiError(409, "Precondition failed: ResourceVersion in precondition: "
                                     f"{pre['resourceVersion']}, ResourceVersion in object meta: "
                                     f"{current}")
+            if self.dry_run:
+                return old
             if rt == _NAMESPACES:
                 for key in [k for k in self.objects if k[0].namespaced and k[1] == name]:
                     self._drop(key)
@@ -2419,7 +2436,10 @@ class _Handler(BaseHTTPRequestHandler):
             if _is_watch(self.command, query):
                 self._watch(url.path, query, record)
                 return
-            code, body = self._route(self.command, url.path, query, raw, record)
+            if record.dry_run:
+                code, body = self._dry_run(url.path, query, raw, record)
+            else:
+                code, body = self._route(self.command, url.path, query, raw, record)
         except ApiError as err:
             code, body = err.code, err.status()
             self._send(code, body, err.headers, record)
@@ -2446,6 +2466,23 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True   # the client gave up (e.g. timed out on a delay)
+
+    def _dry_run(self, path: str, query: dict[str, list[str]], raw: bytes,
+                 record: RecordedRequest) -> tuple[int, Obj | str]:
+        """dryRun=All (kubectl apply --dry-run=server, kubectl diff): the write is decoded,
+        defaulted, validated and answered, then not stored (no resourceVersion, no event)."""
+        options = record.body if isinstance(record.body, dict) else {}
+        values = query.get("dryRun") or options.get("dryRun")
+        if values != ["All"]:
+            raise bad_request(f"Invalid dry run value: {values!r}; the only supported value "
+                              'is "All"')
+        store = self.server.api.store
+        with store.lock:
+            store.dry_run = True
+            try:
+                return self._route(self.command, path, query, raw, record)
+            finally:
+                store.dry_run = False
 
     def _route(self, method: str, path: str, query: dict[str, list[str]], raw: bytes,
                record: RecordedRequest) -> tuple[int, Obj | str]:
@@ -2932,10 +2969,11 @@ class FakeKubeAPIServer:
 
     def writes(self, kind: str | None = None, name: str | None = None,
                namespace: str | None = None) -> list[RecordedRequest]:
-        """The successful writes (POST, PUT, PATCH, DELETE), oldest first, optionally only
-        those to one kind / object, each with its field manager, User-Agent and times."""
+        """The successful writes (POST, PUT, PATCH, DELETE; not dry runs), oldest first,
+        optionally only those to one kind / object, each with its field manager, User-Agent
+        and times."""
         resource = self.kind(kind).qualified if kind else None
-        return [r for r in self.requests if r.is_write and r.succeeded
+        return [r for r in self.requests if r.is_write and r.succeeded and not r.dry_run
                 and resource in (None, r.resource) and name in (None, r.name)
                 and namespace in (None, r.namespace)]
 
