@@ -1158,6 +1158,34 @@ def test_custom_resources_are_pruned_and_defaulted(widgets: FakeKubeAPIServer,
     assert out["spec"] == created["spec"]
 
 
+def test_field_validation_of_unknown_fields(widgets: FakeKubeAPIServer,
+                                           kubectl: Kubectl) -> None:
+    body = widget("w1", bogus=1, stages=[{"name": "a", "x": 1}])
+    # kubectl apply asks for Strict: the unknown fields are refused, none is stored.
+    result = kubectl("apply", "-f", "-", stdin=json.dumps(body))
+    assert result.returncode != 0
+    assert result.stderr.strip() == (
+        'Error from server (BadRequest): error when creating "STDIN": Widget in version '
+        '"v1alpha1" cannot be handled as a Widget: strict decoding error: unknown field '
+        '"spec.bogus", unknown field "spec.stages[0].x"')
+    assert widgets.get("Widget", "w1") is None
+    # Warn (what a client gets by default): stored pruned, one Warning header per field.
+    result = kubectl("apply", "--validate=warn", "-f", "-", stdin=json.dumps(body))
+    assert result.returncode == 0
+    assert result.stderr.splitlines() == ['Warning: unknown field "spec.bogus"',
+                                          'Warning: unknown field "spec.stages[0].x"']
+    assert "bogus" not in widgets.get("Widget", "w1")["spec"]
+    # A Strict PATCH is refused quoting the patch, as Go prints it.
+    status, reply = call(widgets, "PATCH", f"{WIDGETS}/w1?fieldValidation=Strict",
+                         {"spec": {"zzz": 1}}, "application/merge-patch+json")
+    assert status == 422
+    assert reply["message"] == (' "" is invalid: patch: Invalid value: "map[spec:map[zzz:1]]": '
+                                'strict decoding error: unknown field "spec.zzz"')
+    status, _ = call(widgets, "PATCH", f"{WIDGETS}/w1?fieldValidation=Ignore",
+                     {"spec": {"zzz": 1}}, "application/merge-patch+json")
+    assert status == 200
+
+
 @pytest.mark.parametrize("spec, message", [
     pytest.param({"minReplicas": -1}, "spec.minReplicas: Invalid value: -1: spec.minReplicas "
                  "in body should be greater than or equal to 0", id="minimum"),

@@ -18,7 +18,9 @@ What it serves
   coordination.k8s.io/v1 leases;
 * apiextensions.k8s.io/v1 customresourcedefinitions: creating one serves its kind at once
   and marks it Established; deleting it removes the kind and its objects. Custom resources
-  are pruned to the structural schema, defaulted and validated as the
+  are pruned to the structural schema (fieldValidation=Strict, which kubectl apply sends,
+  refuses an unknown field: ``strict decoding error: unknown field "spec.x"``; the default
+  Warn answers a Warning header), defaulted and validated as the
   apiextensions-apiserver does it, with kube-openapi's messages (``spec.minReplicas:
   Invalid value: -1: spec.minReplicas in body should be greater than or equal to 0``):
   type, required, properties, additionalProperties, items, enum, minimum/maximum
@@ -95,7 +97,7 @@ Known differences from a real API server, none of which scaler relies on
 
 * /openapi/v3 is a stub that makes kubectl leave validation to the server; /openapi/v2
   answers 404 and kubectl falls back to its built-in types. Built-in kinds keep unknown
-  fields (custom resources are pruned);
+  fields whatever fieldValidation says (custom resources honour it);
 * strategic merge patch knows the merge keys of the lists these kinds really patch
   (containers, env, ports, volumes, ownerReferences, conditions...; see _MERGE_KEYS); any
   other list is replaced whole. Server-side apply (application/apply-patch+yaml) and
@@ -447,6 +449,19 @@ def go_value(value: Any) -> str:
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return "[]string{" + ", ".join(json.dumps(v) for v in value) + "}"   # Go's %#v
     return json.dumps(value, separators=(",", ":"))
+
+
+def go_format(value: Any) -> str:
+    """A decoded JSON value as Go's %v prints it (map[a:1 b:[x y]], keys sorted)."""
+    if isinstance(value, dict):
+        return "map[" + " ".join(f"{k}:{go_format(value[k])}" for k in sorted(value)) + "]"
+    if isinstance(value, list):
+        return "[" + " ".join(go_format(v) for v in value) + "]"
+    if value is None:
+        return "<nil>"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return _go_number(value) if isinstance(value, float) else str(value)
 
 
 @dataclass(frozen=True)
@@ -1011,6 +1026,17 @@ _Event = tuple[int, ResourceType, str, Obj, Obj | None]   # (rv, type, ADDED...,
 
 
 @dataclass
+class _Write:
+    """How the write being served was asked for (set on the store, under its lock, for
+    the length of one request)."""
+
+    dry_run: bool = False        # dryRun=All: answer, do not store
+    validation: str = "Warn"     # fieldValidation: Strict, Warn (the default) or Ignore
+    patch: Any = None            # the body of a PATCH (a Strict error quotes it)
+    warnings: list[str] = field(default_factory=list)   # answered as Warning headers
+
+
+@dataclass
 class _Watcher:
     rt: ResourceType
     matches: Callable[[Obj], bool]
@@ -1057,7 +1083,7 @@ class Store:
         self._seq = itertools.count()
         self._cluster_ips = 0
         self.too_large_wait = 3.0
-        self.dry_run = False      # set (under the lock) for one dryRun=All request
+        self.write = _Write(validation="Ignore")   # direct store calls: no HTTP request
         self._wake = threading.Condition(self.lock)
         self.stopping = False
         for ns in ("default", "kube-system", "kube-public"):
@@ -1120,7 +1146,7 @@ class Store:
     # ---- writes (every one bumps the global resourceVersion)
 
     def _commit(self, rt: ResourceType, etype: str, obj: Obj, old: Obj | None) -> Obj:
-        if self.dry_run:   # dryRun=All: everything but the write itself
+        if self.write.dry_run:   # dryRun=All: everything but the write itself
             return copy.deepcopy(obj)
         self.rv += 1
         obj["metadata"]["resourceVersion"] = str(self.rv)
@@ -1187,7 +1213,7 @@ class Store:
                 obj.setdefault("spec", {}).setdefault("replicas", 1)   # apps/v1 defaulting
             _manage(rt, None, obj, manager, "")
             created = self._commit(rt, "ADDED", obj, None)
-            if self.dry_run:
+            if self.write.dry_run:
                 return created
             if rt == _CRDS:
                 self._establish(created)
@@ -1230,7 +1256,7 @@ class Store:
         if rt.generation and _generation_changes(rt, old, new):
             new["metadata"]["generation"] = old["metadata"].get("generation", 0) + 1
         updated = self._commit(rt, "MODIFIED", new, old)
-        if self.dry_run:
+        if self.write.dry_run:
             return updated
         if rt == _CRDS:
             self.catalogue.install(crd_types(updated), updated["metadata"]["name"])
@@ -1266,7 +1292,7 @@ class Store:
                 raise ApiError(409, "Precondition failed: ResourceVersion in precondition: "
                                     f"{pre['resourceVersion']}, ResourceVersion in object meta: "
                                     f"{current}")
-            if self.dry_run:
+            if self.write.dry_run:
                 return old
             if rt == _NAMESPACES:
                 for key in [k for k in self.objects if k[0].namespaced and k[1] == name]:
@@ -1280,7 +1306,10 @@ class Store:
         """Fill in what the real server's defaulting (and allocation) would; custom
         resources are first pruned to their schema."""
         if rt.crd is not None:
-            obj = prune(obj, rt.crd.schema, root=True)
+            unknown: list[str] = []
+            obj = prune(obj, rt.crd.schema, root=True, unknown=unknown)
+            if unknown:
+                self._unknown_fields(rt, unknown)
             apply_defaults(obj, rt.crd.schema)
         elif rt == _CRDS:
             _default_crd(obj)
@@ -1291,6 +1320,20 @@ class Store:
         elif rt.kind == "Pod":
             _default_pod(obj, old)
         return obj
+
+    def _unknown_fields(self, rt: ResourceType, unknown: list[str]) -> None:
+        """fieldValidation: Strict refuses fields the schema does not declare, Warn (the
+        default) answers a Warning header per field, Ignore drops them silently."""
+        found = ", ".join(f'unknown field "{path}"' for path in unknown)
+        if self.write.validation == "Strict":
+            detail = f"strict decoding error: {found}"
+            if self.write.patch is not None:
+                raise invalid_fields("", "", "", [FieldError(
+                    "invalid", "patch", go_format(self.write.patch), detail)])
+            raise bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a '
+                              f"{rt.kind}: {detail}")
+        if self.write.validation == "Warn":
+            self.write.warnings += [f'unknown field "{path}"' for path in unknown]
 
     # ---- CustomResourceDefinitions: serving their kinds
 
@@ -1812,12 +1855,15 @@ def _value_schema(schema: Obj, key: str) -> Obj | None:
     return extra if isinstance(extra, dict) else None
 
 
-def prune(value: Any, schema: Obj, *, root: bool = False) -> Any:
+def prune(value: Any, schema: Obj, *, root: bool = False, unknown: list[str] | None = None,
+          path: str = "") -> Any:
     """Drop what the schema does not declare, as the server does before storing a custom
     resource: unknown fields (kept under x-kubernetes-preserve-unknown-fields), unknown
-    metadata fields, and nulls in non-nullable fields that have no default."""
+    metadata fields, and nulls in non-nullable fields that have no default. The paths of
+    the unknown fields dropped are added to ``unknown``."""
     if isinstance(value, list) and isinstance(schema.get("items"), dict):
-        return [prune(item, schema["items"]) for item in value]
+        return [prune(item, schema["items"], unknown=unknown, path=f"{path}[{i}]")
+                for i, item in enumerate(value)]
     if not isinstance(value, dict):
         return value
     embedded = root or schema.get("x-kubernetes-embedded-resource", False)
@@ -1826,16 +1872,21 @@ def prune(value: Any, schema: Obj, *, root: bool = False) -> Any:
     out: Obj = {}
     for key, item in value.items():
         sub = _value_schema(schema, key)
+        where = f"{path}.{key}" if path else key
         if embedded and key in ("apiVersion", "kind"):
             out[key] = item
         elif embedded and key == "metadata" and isinstance(item, dict):
             out[key] = {k: v for k, v in item.items() if k in _OBJECT_META}
+            if unknown is not None:
+                unknown += [f"{where}.{k}" for k in item if k not in _OBJECT_META]
         elif sub is not None:
             if item is None and not sub.get("nullable") and "default" not in sub:
                 continue
-            out[key] = prune(item, sub)
+            out[key] = prune(item, sub, unknown=unknown, path=where)
         elif keep_unknown:
             out[key] = item
+        elif unknown is not None:
+            unknown.append(where)
     return out
 
 
@@ -2436,20 +2487,23 @@ class _Handler(BaseHTTPRequestHandler):
             if _is_watch(self.command, query):
                 self._watch(url.path, query, record)
                 return
-            if record.dry_run:
-                code, body = self._dry_run(url.path, query, raw, record)
+            if self.command in _WRITES:
+                code, body, warnings = self._write(url.path, query, raw, record)
             else:
-                code, body = self._route(self.command, url.path, query, raw, record)
+                (code, body), warnings = self._route(self.command, url.path, query, raw,
+                                                     record), []
         except ApiError as err:
             code, body = err.code, err.status()
             self._send(code, body, err.headers, record)
             return
         except Exception as exc:  # noqa: BLE001 -- a bug in the fake must be a 500, not a hang
-            code, body = 500, ApiError(500, f"fake server error: {exc!r}").status()
-        self._send(code, body, {}, record)
+            code, body, warnings = 500, ApiError(500, f"fake server error: {exc!r}").status(), []
+        # The real server's warnings: one "Warning: 299 - ..." header each.
+        self._send(code, body, {}, record,
+                   [("Warning", f"299 - {json.dumps(w)}") for w in warnings])
 
     def _send(self, code: int, body: Obj | str, headers: dict[str, str],
-              record: RecordedRequest) -> None:
+              record: RecordedRequest, extra: list[tuple[str, str]] | None = None) -> None:
         record.status = code
         record.answered = time.time()
         if record.method == "POST" and code == 201 and isinstance(body, dict):
@@ -2460,29 +2514,41 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response(code)
             self.send_header("Content-Type", "text/plain" if plain else "application/json")
             self.send_header("Content-Length", str(len(data)))
-            for name, value in headers.items():
+            for name, value in [*headers.items(), *(extra or [])]:
                 self.send_header(name, value)
             self.end_headers()
             self.wfile.write(data)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True   # the client gave up (e.g. timed out on a delay)
 
-    def _dry_run(self, path: str, query: dict[str, list[str]], raw: bytes,
-                 record: RecordedRequest) -> tuple[int, Obj | str]:
-        """dryRun=All (kubectl apply --dry-run=server, kubectl diff): the write is decoded,
-        defaulted, validated and answered, then not stored (no resourceVersion, no event)."""
-        options = record.body if isinstance(record.body, dict) else {}
-        values = query.get("dryRun") or options.get("dryRun")
-        if values != ["All"]:
-            raise bad_request(f"Invalid dry run value: {values!r}; the only supported value "
-                              'is "All"')
+    def _write(self, path: str, query: dict[str, list[str]], raw: bytes,
+               record: RecordedRequest) -> tuple[int, Obj | str, list[str]]:
+        """Serve a write with its options in force: dryRun=All (kubectl apply
+        --dry-run=server, kubectl diff) is decoded, defaulted, validated and answered, then
+        not stored; fieldValidation decides what unknown fields of a custom resource do."""
+        write = _Write()
+        if record.dry_run:
+            options = record.body if isinstance(record.body, dict) else {}
+            values = query.get("dryRun") or options.get("dryRun")
+            if values != ["All"]:
+                raise bad_request(f"Invalid dry run value: {values!r}; the only supported "
+                                  'value is "All"')
+            write.dry_run = True
+        validation = _q(query, "fieldValidation", "Warn")
+        if validation not in ("Ignore", "Warn", "Strict"):
+            raise bad_request(f"fieldValidation must be one of Ignore, Warn or Strict, not "
+                              f"{validation!r}")
+        write.validation = validation
+        if self.command == "PATCH":
+            write.patch = _decode(raw)
         store = self.server.api.store
         with store.lock:
-            store.dry_run = True
+            store.write = write
             try:
-                return self._route(self.command, path, query, raw, record)
+                code, body = self._route(self.command, path, query, raw, record)
             finally:
-                store.dry_run = False
+                store.write = _Write(validation="Ignore")
+        return code, body, write.warnings
 
     def _route(self, method: str, path: str, query: dict[str, list[str]], raw: bytes,
                record: RecordedRequest) -> tuple[int, Obj | str]:
