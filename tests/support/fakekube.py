@@ -49,14 +49,15 @@ How it behaves
   limit) = the state at N, rebuilt from the history; every page of a paginated list at
   the first page's resourceVersion, and 410 (with a token to go on) once that is gone;
 * watches from a resourceVersion (410 Expired as an ERROR event once it is compacted; a
-  future one is waited for, then 504 as for a list),
-  with bookmarks (allowWatchBookmarks=true: a BOOKMARK with the current resourceVersion
-  after ``bookmark_interval`` idle seconds, or at once on :meth:`FakeKubeAPIServer.bookmark`)
+  future one is waited for, then 504 as for a list), with bookmarks
+  (allowWatchBookmarks=true: a BOOKMARK with the current resourceVersion after
+  ``bookmark_interval`` idle seconds, or at once on :meth:`FakeKubeAPIServer.bookmark`)
   and WatchList (sendInitialEvents=true: the current objects, then a BOOKMARK annotated
   ``k8s.io/initial-events-end``), which kubectl 1.37's ``wait`` and informers use;
 * defaulting and validation of the built-in kinds where a client can run into it (a
-  Service's ports and ClusterIP, an EndpointSlice's addressType, addresses, conditions and
-  ports, a Lease's duration, an event's namespace, a workload's replicas and selector);
+  Service's ports and ClusterIP, an EndpointSlice's addressType, addresses (no loopback:
+  use 10.x addresses), conditions and ports, a Lease's duration, an event's namespace, a
+  workload's replicas and selector);
 * a controller that makes a workload's status.replicas follow spec.replicas at once and
   readyReplicas after ``ready_delay`` seconds (``None`` = only on :meth:`set_ready`), each as
   its own write, so a client's resourceVersion goes stale just as in a cluster;
@@ -67,7 +68,7 @@ How it behaves
   changed, so after a 409 a client can name the other writer. The controller writes as
   "kube-controller-manager", the test's own seeding as "test".
 
-Test controls
+Test controls::
 
     server = FakeKubeAPIServer(ready_delay=0.0, port=0, history_limit=10_000,
                                bookmark_interval=60.0)     # then start()/stop(), or `with`
@@ -110,7 +111,7 @@ Known differences from a real API server, none of which scaler relies on
   no controller creates pods or EndpointSlices, and nothing serves core/v1 endpoints or
   events.k8s.io/v1: tests write what they need;
 * only custom resources get a Table: ``kubectl get`` of a built-in kind prints NAME and
-  AGE (use ``-o``);
+  AGE (use ``-o``); with no schemas in /openapi/v3, ``kubectl explain`` knows nothing;
 * custom resources: CEL ``x-kubernetes-validations``, allOf/anyOf/oneOf/not,
   min/maxProperties, x-kubernetes-list-type/map-keys and embedded resources' metadata are
   not checked; there is no validation ratcheting; a CRD may serve one version only (no
