@@ -297,6 +297,53 @@ DECIDE_CASES = [
         spec(target_burst_capacity=1e10), CALM, 1, 0.0, 0.0, ok(0, INT32_MIN), CALM,
         id="ebc-int32-negative-overflow",
     ),
+    # ---- extreme averages: Go's float arithmetic saturates, nothing raises
+    pytest.param(
+        # dspc = dppc = +Inf; Min(Max(+Inf, 1), ceil(1000·3) = 3000) = 3000; +Inf/3 ≥ 2:
+        # panic, ratchet to 3000; EBC = floor(300 − 211 − Inf) = −Inf → int32 0x80000000
+        DEFAULTS, CALM, 3, math.inf, math.inf, ok(3000, INT32_MIN, True), panicking(NOW, 3000),
+        id="plus-inf-saturates-at-max-scale-up",
+    ),
+    pytest.param(
+        # ceil(1e308/70) is finite and huge: the same clamp; EBC floor(89 − 1e308) → int32 min
+        DEFAULTS, CALM, 3, 1e308, 1e308, ok(3000, INT32_MIN, True), panicking(NOW, 3000),
+        id="1e308-saturates-at-max-scale-up",
+    ),
+    pytest.param(
+        # 1e308 / 0.01 overflows to +Inf in the division itself, as in Go
+        spec(target_value=0.01), CALM, 3, 1e308, 0.0, ok(3000, 89), CALM,
+        id="1e308-over-a-tiny-target-is-inf-not-an-error",
+    ),
+    pytest.param(
+        # inf − inf in a window gives NaN: Max(NaN, 1) = NaN, int32(NaN) = 0x80000000;
+        # NaN/3 ≥ 2 is false; EBC floor(… − NaN) = NaN → 0x80000000
+        DEFAULTS, CALM, 3, math.nan, math.nan, ok(INT32_MIN, INT32_MIN), CALM,
+        id="nan-converts-as-go-does",
+    ),
+    pytest.param(
+        # Max(-0.0, 0.0) is +0 in Go; a -0.0 average decides like 0
+        DEFAULTS, CALM, 1, -0.0, -0.0, ok(0, -111), CALM,
+        id="minus-zero-average",
+    ),
+    # ---- no panic data (the panic window's seconds unknown): read the stable average
+    pytest.param(
+        # as stable 141, panic 141: 3 pods, EBC = floor(300 − 211 − 141) = −52
+        DEFAULTS, CALM, 3, 141.0, None, ok(3, -52), CALM,
+        id="no-panic-data-reads-the-stable-average",
+    ),
+    pytest.param(
+        # stable 700 at 3 ready: ceil(700/70) = 10 ≥ 2 × 3 → the stable view alone panics
+        DEFAULTS, CALM, 3, 700.0, None, ok(10, -611, True), panicking(NOW, 10),
+        id="no-panic-data-with-a-stable-surge-still-panics",
+    ),
+    pytest.param(
+        # panicking at 8 since 61 s ago, stable 70, no panic data: the stable view is calm
+        # (ceil(70/70) = 1, 1/8 < 2) and a stable window has passed, so panic ends as it
+        # would with a panic average of 70; the count halves at most: floor(8/2) = 4;
+        # EBC = floor(800 − 211 − 70) = 519
+        DEFAULTS, panicking(NOW - 61, 8), 8, 70.0, None, ok(4, 519), CALM,
+        id="no-panic-data-ends-panic-only-as-the-stable-view-would",
+    ),
     # ---- invalid: no data or no ready count → nothing changes
     pytest.param(
         DEFAULTS, DeciderState(NOW - 1000, 7, 3, ((400, 7),)), 2, None, 0.0, INVALID,
@@ -328,6 +375,23 @@ def test_decide(
     got, got_state = decide(sp, state, NOW, ready, stable, panic)
     assert got == want
     assert got_state == want_state
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.one_of(st.floats(), st.sampled_from([math.inf, -math.inf, 1e308, -1e308, math.nan])),
+       st.one_of(st.none(), st.floats()), st.integers(0, 2**31 - 1),
+       st.sampled_from([DEFAULTS, spec(target_value=0.01), spec(activation_scale=3),
+                        spec(scale_down_delay=30.0), spec(reachable=False)]))
+def test_decide_never_raises_and_stays_in_int32(stable: float, panic: float | None,
+                                                ready: int, sp: DeciderSpec) -> None:
+    """Whatever the averages, Go returns numbers: so does decide, every count an int32."""
+    state = initial_state(sp, ready, NOW)
+    got, after = decide(sp, state, NOW, ready, stable, panic)
+    assert got.valid
+    assert INT32_MIN <= got.desired_pods < 2**31
+    assert INT32_MIN <= got.excess_burst_capacity < 2**31
+    assert INT32_MIN <= after.max_panic_pods < 2**31 or after.max_panic_pods == ready
+    steady(sp, state, after, ready, stable)   # replay's fast engine asks this too
 
 
 def test_invalid_returns_the_same_state() -> None:

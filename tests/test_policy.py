@@ -769,10 +769,31 @@ def test_round_half_away(x, expected):
     pytest.param("10s", 25, 3.0, id="10s-x-25%=2.5->3s"),
     pytest.param("1h", 100, 3600.0, id="whole-window"),
     pytest.param("1h", 1, 36.0, id="1h-x-1%"),
+    # Knative computes in float nanoseconds, truncates to whole nanoseconds, then rounds
+    # to the second (knative-coefficients.md): 500e9 × 16.9 / 100 = 84,499,999,999.99… ns
+    # → 84,499,999,999 ns → 84 s, where rounding 84.5 s half away would give 85 s.
+    pytest.param("500s", 16.9, 84.0, id="500s-x-16.9%=84s-not-85s"),
+    pytest.param("3500s", 39.3, 1375.0, id="3500s-x-39.3%=1375s-not-1376s"),
+    pytest.param("2625s", 99.6, 2615.0, id="2625s-x-99.6%=2615s-not-2614s"),
 ])
 def test_panic_window(stable, percentage, panic):
     p = parse_one(stableWindow=stable, panicWindowPercentage=percentage)
     assert p.panic_window == panic
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(6, 3600), st.integers(100, 10_000).map(lambda q: q / 100))
+def test_panic_window_is_knatives_integer_nanosecond_rounding(stable, percentage):
+    """time.Duration(float64(stable) * pct / 100).Round(time.Second), step by step in
+    integers: Go converts the float to whole nanoseconds by truncation, and Duration.Round
+    sends halves away from zero."""
+    p = replace(Policy(), stable_window=stable, panic_window_percentage=percentage)
+    ns = int(float(stable * 10**9) * percentage / 100.0)
+    whole, rest = divmod(ns, 10**9)
+    want = max(1, whole + (1 if 2 * rest >= 10**9 else 0))
+    assert p.panic_window == want
+    # Never more than half a second from the real product.
+    assert abs(p.panic_window - max(1.0, stable * percentage / 100)) <= 0.5 + 1e-9
 
 
 @pytest.mark.parametrize(("target", "utilization", "value"), [

@@ -2,7 +2,8 @@
 
 A port of ``Scale()`` in knative/serving ``pkg/autoscaler/scaling/autoscaler.go`` that
 reproduces its results bit for bit: the same IEEE-754 double arithmetic, the same
-``ceil``/``floor`` points, Go's float64 → int32 conversion, the panic ratchet and the
+``ceil``/``floor`` points, Go's ``math.Min``/``Max`` and float64 → int32 conversion (so
++Inf, 1e308 or NaN give what Go gives instead of raising), the panic ratchet and the
 scale-down-delay max window with 2 s buckets. Knative keeps this state inside the
 autoscaler object and reads the clock in its constructor; here the state is a value
 passed in and returned, and ``now`` is always an argument, so replay and production run
@@ -41,6 +42,7 @@ DELAY_BUCKET_SECONDS = 2
 
 _INT32_MIN = -(2**31)
 _INT32_MAX = 2**31 - 1
+_INF = math.inf
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,44 @@ def go_int32(x: float) -> int:
     return int(x)
 
 
+def go_ceil(x: float) -> float:
+    """Go's math.Ceil: 3.01 → 4.0, and ±Inf or NaN as they are (Python's ceil raises)."""
+    try:
+        return float(math.ceil(x))
+    except (OverflowError, ValueError):
+        return x
+
+
+def go_floor(x: float) -> float:
+    """Go's math.Floor: 1.5 → 1.0, and ±Inf or NaN as they are."""
+    try:
+        return float(math.floor(x))
+    except (OverflowError, ValueError):
+        return x
+
+
+def go_max(x: float, y: float) -> float:
+    """Go's math.Max: +Inf wins over NaN, NaN over any other number, +0 over -0."""
+    if x > y:
+        return x
+    if x < y:
+        return y
+    if x == y:
+        return y if x == 0 and math.copysign(1.0, x) < 0 else x
+    return _INF if _INF in (x, y) else math.nan
+
+
+def go_min(x: float, y: float) -> float:
+    """Go's math.Min: -Inf wins over NaN, NaN over any other number, -0 over +0."""
+    if x < y:
+        return x
+    if x > y:
+        return y
+    if x == y:
+        return y if x == 0 and math.copysign(1.0, x) > 0 else x
+    return -_INF if -_INF in (x, y) else math.nan
+
+
 def delay_bucket(now: float) -> int:
     """The scale-down-delay bucket of ``now``: Go's ``int(now.Unix()) / 2`` — whole seconds
     by flooring, then division truncating toward zero. 1001.7 → 500; -3 → -1."""
@@ -137,26 +177,29 @@ def decide(
     ``stable``/``panic`` are the window averages of the workload's total load; ``stable``
     None means the stable window holds no data (Knative's ErrNoData) and ``ready_pods``
     None means the ready count could not be read. Either gives an invalid decision and
-    leaves the state untouched: the caller keeps the previous scale.
+    leaves the state untouched: the caller keeps the previous scale. ``panic`` None means
+    the panic window alone has no data (its seconds are unknown): it is read as the
+    stable average — the longer window's view of the same load — never as zero.
     """
     if ready_pods is None or stable is None:
         return INVALID, state
     if panic is None:
-        panic = 0.0
+        panic = stable
 
     ready = float(max(1, ready_pods))
     # ceil lets a conservative rate still add one pod; floor lets it still remove one:
     # 3 ready at rate 1.1 may grow to ceil(3.3) = 4, not 3; at rate 2, shrink to
     # floor(1.5) = 1. Zero ready pods count as one, so a scale from zero is possible.
-    max_scale_up = math.ceil(spec.max_scale_up_rate * ready)
-    max_scale_down = math.floor(ready / spec.max_scale_down_rate) if spec.reachable else 0
+    max_scale_up = go_ceil(spec.max_scale_up_rate * ready)
+    max_scale_down = go_floor(ready / spec.max_scale_down_rate) if spec.reachable else 0.0
 
-    # The raw counts: stable 211 at target 70 → ceil(3.014…) = 4.
-    dspc = math.ceil(stable / spec.target_value)
-    dppc = math.ceil(panic / spec.target_value)
+    # The raw counts: stable 211 at target 70 → ceil(3.014…) = 4. An average of +Inf
+    # stays +Inf and is held to max_scale_up below, as in Go.
+    dspc = go_ceil(stable / spec.target_value)
+    dppc = go_ceil(panic / spec.target_value)
 
-    desired_stable = go_int32(min(max(dspc, max_scale_down), max_scale_up))
-    desired_panic = go_int32(min(max(dppc, max_scale_down), max_scale_up))
+    desired_stable = go_int32(go_min(go_max(dspc, max_scale_down), max_scale_up))
+    desired_panic = go_int32(go_min(go_max(dppc, max_scale_down), max_scale_up))
 
     # Activation scale lifts any non-zero raw count, after the rate clamps (so it may
     # exceed max_scale_up); a zero raw count stays zero so scale-to-zero still works.
@@ -228,7 +271,7 @@ def excess_burst_capacity(spec: DeciderSpec, ready_pods: int, panic: float) -> i
     if spec.target_burst_capacity < 0:
         return -1
     total_capacity = float(ready_pods) * spec.total_value
-    return go_int32(math.floor(total_capacity - spec.target_burst_capacity - panic))
+    return go_int32(go_floor(total_capacity - spec.target_burst_capacity - panic))
 
 
 def panic_limit(ready_pods: int, threshold: float) -> int:
@@ -251,7 +294,7 @@ class Steady(NamedTuple):
     raw stable count stays ``raw_stable`` and the raw panic count stays below
     ``panic_limit`` (the raw counts: ceil(average / target value))."""
 
-    raw_stable: int
+    raw_stable: float
     panic_limit: int
 
 
@@ -275,7 +318,7 @@ def steady(spec: DeciderSpec, before: DeciderState, after: DeciderState, ready_p
         if len(window) != 1 or (before.delay_window and
                                 before.delay_window[-1][0] == window[0][0]):
             return None
-    return Steady(math.ceil(stable / spec.target_value),
+    return Steady(go_ceil(stable / spec.target_value),
                   panic_limit(ready_pods, spec.panic_threshold))
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from scaler.policy.durations import format_duration, round_half_away
+from scaler.policy.durations import format_duration
 
 # The forecasters ``scaler.decide.predict`` has, and what it may do with a forecast.
 MODELS = ("holt-winters", "linear", "ewma")
@@ -183,9 +183,16 @@ class Policy:
 
     @property
     def panic_window(self) -> int:
-        """Panic window in whole seconds: stable × percentage, rounded half away from zero,
-        at least 1 s. 60 s × 10 % = 6 s; 25 s × 10 % = 2.5 s → 3 s; 6 s × 10 % → 1 s."""
-        return max(1, round_half_away(self.stable_window * self.panic_window_percentage / 100.0))
+        """Panic window in whole seconds, as Knative's MakeMetric computes it:
+        ``time.Duration(float64(stable) * pct / 100).Round(time.Second)``, at least 1 s —
+        the product in float nanoseconds, truncated to whole nanoseconds, then rounded to
+        the second with halves away from zero. 60 s × 10 % = 6 s; 25 s × 10 % = 2.5 s →
+        3 s; 6 s × 10 % → 1 s; 500 s × 16.9 % is 84,499,999,999 ns → 84 s, not 85."""
+        second = 1_000_000_000
+        ns = int(float(self.stable_window * second) * self.panic_window_percentage / 100.0)
+        rest = ns % second
+        rounded = ns - rest if rest + rest < second else ns + second - rest
+        return max(1, rounded // second)
 
     def describe(self) -> str:
         """One line for ``scaler validate``."""
