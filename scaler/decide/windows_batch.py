@@ -1,9 +1,10 @@
 """Knative's window averages for every tick of a recording at once (replay's fast path).
 
 :class:`BatchWindows` gives exactly what feeding a :class:`scaler.decide.windows.BucketWindow`
-sample by sample and querying it at each tick gives: it replays the very same sequence
-of floating-point additions and subtractions (``np.add.accumulate`` is strictly
-sequential) and Go's rounding. A property test holds it to that.
+sample by sample (and unknown second by unknown second) and querying it at each tick
+gives: it replays the very same sequence of floating-point additions and subtractions
+(``np.add.accumulate`` is strictly sequential), Go's rounding, and the same rules for
+unknown seconds. A property test holds it to that.
 
 Pure: no I/O, no clock.
 """
@@ -12,7 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from scaler.decide.windows import LINEAR, go_pow_int, smoothing_coefficient
+from bisect import bisect_left
+
+from scaler.decide.windows import LINEAR, go_pow_int, smoothing_coefficient, weight_table
 
 
 def _running_bucket_sums(values: np.ndarray, rank: np.ndarray) -> np.ndarray:
@@ -31,11 +34,16 @@ class BatchWindows:
     """Precomputed bucket structure of a recording, shared by the stable and panic windows.
 
     ``times``/``values`` are the samples (ascending times); ``ticks`` the decision times
-    (whole seconds, ascending). At tick T every sample with time <= T has been recorded.
+    (whole seconds, ascending); ``unknown`` the whole seconds whose value is unknown
+    (ascending, none of them holding a sample). At tick T every sample with time <= T has
+    been recorded and every unknown second <= T marked.
     """
 
-    def __init__(self, times: np.ndarray, values: np.ndarray, ticks: np.ndarray) -> None:
+    def __init__(self, times: np.ndarray, values: np.ndarray, ticks: np.ndarray,
+                 unknown: np.ndarray | None = None) -> None:
         times = np.asarray(times, dtype=np.float64)
+        self.unknown = np.zeros(0, dtype=np.int64) if unknown is None else \
+            np.asarray(unknown, dtype=np.int64)
         self.values = np.asarray(values, dtype=np.float64)
         self.ticks = np.asarray(ticks, dtype=np.int64)
         ns = len(self.values)
@@ -66,7 +74,9 @@ class BatchWindows:
         self.last = self.sample_bucket[self.last_sample] if ns else np.zeros(len(ticks), np.int64)
 
     def averages(self, window: int, algorithm: str) -> tuple[np.ndarray, np.ndarray]:
-        """(average per tick, empty per tick) for a window of ``window`` seconds."""
+        """(average per tick, no data per tick) for a window of ``window`` seconds:
+        :meth:`BucketWindow.value <scaler.decide.windows.BucketWindow.value>` at every
+        tick, None given as "no data" with an average of 0."""
         n = int(window)
         ticks = self.ticks
         avg = np.zeros(len(ticks), dtype=np.float64)
@@ -78,9 +88,12 @@ class BatchWindows:
         empty = ~has | (d > n)
 
         bucket = self.bucket
-        # A run (segment) restarts whenever a write comes a whole window after the last.
+        # A run (segment) restarts whenever a write comes a whole window after the last,
+        # or ends an outage of unknown seconds that outweighs what came before it.
         restart = np.ones(len(bucket), dtype=bool)
         restart[1:] = np.diff(bucket) >= n
+        if len(self.unknown):
+            self._outage_restarts(n, restart)
         segment = np.cumsum(restart) - 1
         segment_start = bucket[restart]
         first = segment_start[segment[self.sample_pos[last_sample]]]
@@ -109,8 +122,90 @@ class BatchWindows:
             with np.errstate(divide="ignore", invalid="ignore"):
                 raw = ret / divisor
             avg = np.where(live, _round6(raw), 0.0)
+            if len(self.unknown):
+                self._known_linear(n, avg, empty, first, d, ret, divisor)
             return avg, empty
-        return self._weighted(n, live, d, last, last_sample, first), empty
+        avg = self._weighted(n, live, d, last, last_sample, first)
+        if len(self.unknown):
+            self._known_weighted(n, avg, empty, first)
+        return avg, empty
+
+    # ------------------------------------------------------------------ unknown seconds
+
+    def _outage_restarts(self, n: int, restart: np.ndarray) -> None:
+        """Add to ``restart`` the writes that end an outage — at least half a window of
+        unknown seconds — outnumbering the known seconds of the window before it
+        (``BucketWindow._outage_ends``). Each depends on where the run before it started,
+        so they are found in order; there is one candidate per such outage."""
+        unknown, bucket = self.unknown, self.bucket
+        run = (np.searchsorted(unknown, bucket[1:], "left")
+               - np.searchsorted(unknown, bucket[:-1], "right"))
+        candidates = np.flatnonzero((2 * run >= n) & ~restart[1:]) + 1
+        if not len(candidates):
+            return
+        # The latest whole-window restart at or before each write.
+        since = np.where(restart, np.arange(len(bucket)), 0)
+        np.maximum.accumulate(since, out=since)
+        marks = unknown.tolist()
+        ours = -1
+        for j, r in zip(candidates.tolist(), run[candidates - 1].tolist()):
+            first = int(bucket[max(int(since[j - 1]), ours)])
+            bt = int(bucket[j])
+            lo = max(first, bt - n)
+            known = (bt - lo) - (bisect_left(marks, bt) - bisect_left(marks, lo))
+            if r > known:
+                restart[j] = True
+                ours = j
+
+    def _marked(self, n: int, empty: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(ticks with data whose window holds unknown seconds, unknown seconds <= each tick)."""
+        unknown, ticks = self.unknown, self.ticks
+        upto = np.searchsorted(unknown, ticks, "right")
+        inside = upto > np.searchsorted(unknown, ticks - n + 1, "left")
+        idx = np.flatnonzero(inside & ~empty)
+        return idx, upto[idx]
+
+    def _known_linear(self, n: int, avg: np.ndarray, empty: np.ndarray, first: np.ndarray,
+                      d: np.ndarray, ret: np.ndarray, divisor: np.ndarray) -> None:
+        idx, _ = self._marked(n, empty)
+        if not len(idx):
+            return
+        unknown = self.unknown
+        t, f = self.ticks[idx], first[idx]
+        lo = np.maximum(f, t - n + 1)
+        from_lo = np.searchsorted(unknown, lo, "left")
+        mostly = 2 * (np.searchsorted(unknown, t, "right") - from_lo) > t - lo + 1
+        live = d[idx] < n
+        known = divisor[idx] - (np.searchsorted(unknown, self.last[idx], "right") - from_lo)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value = np.where(live, _round6(ret[idx] / known), 0.0)
+        none = mostly | (live & ~(known > 0))
+        avg[idx] = np.where(none, 0.0, value)
+        empty[idx] = none
+
+    def _known_weighted(self, n: int, avg: np.ndarray, empty: np.ndarray,
+                        first: np.ndarray) -> None:
+        idx, upto = self._marked(n, empty)
+        if not len(idx):
+            return
+        unknown = self.unknown
+        weights, prefix = (np.array(a) for a in weight_table(n))
+        t, f = self.ticks[idx], first[idx]
+        lo = np.maximum(f, t - n + 1)
+        from_lo = np.searchsorted(unknown, lo, "left")
+        count = upto - from_lo
+        mostly = 2 * count > t - lo + 1
+        # The weight of the unknown seconds, added newest first.
+        unknown_weight = np.zeros(len(idx))
+        for r in range(int(count.max(initial=0))):
+            m = count > r
+            unknown_weight[m] = unknown_weight[m] + weights[t[m] - unknown[upto[m] - 1 - r]]
+        known_weight = prefix[np.clip(t - f + 1, 0, n)] - unknown_weight
+        with np.errstate(divide="ignore", invalid="ignore"):
+            value = avg[idx] * prefix[n] / known_weight
+        none = mostly | ~(known_weight > 0)
+        avg[idx] = np.where(none, 0.0, value)
+        empty[idx] = none
 
     def _running_totals(self, n: int, segment: np.ndarray, restart: np.ndarray) -> np.ndarray:
         """Knative's windowTotal after each sample, via the exact sequence of its updates."""
