@@ -6,7 +6,9 @@ has ingested every scrape stamped at or before T. At tick T the loop:
 
 1. evaluates the query at every whole second since the last one it recorded, up to T
    (1 s buckets, like Knative's scraper); the first time, it refills the windows with a
-   stable window of history, so a restarted daemon decides as if it had never stopped;
+   stable window of history, so a restarted daemon decides as if it had never stopped.
+   Seconds the answer lacks are unknown to the windows, never zero load; an answer with a
+   point outside the range asked for is bad data and is not recorded;
 2. reads the target's replicas and ready replicas;
 3. runs the policy's :class:`~scaler.decide.pipeline.PolicyScaler` with now = T — the
    same code replay runs. A failed, empty or stale query is "no data": the count is
@@ -32,10 +34,11 @@ import structlog
 from scaler.actuators import Actuator, ActuatorError, Conflict, ScaleStatus
 from scaler.clock import Clock
 from scaler.daemon.observability import Metrics
+from scaler.decide.kpa import go_ceil
 from scaler.decide.pipeline import PolicyScaler, TickResult
 from scaler.policy import Policy, PolicyError
 from scaler.policy import files as policy_files
-from scaler.sources import MetricSource, Reading
+from scaler.sources import MetricSource, Reading, bad_value
 
 # Share of a tick the metric query may use, retries included; the actuator's calls must
 # end by TICK_SHARE, so one slow dependency cannot push a tick past the next.
@@ -52,6 +55,7 @@ class Target:
     next_tick: float
     recorded_until: int | None = None   # last second evaluated into the windows
     no_data: str | None = None          # current no-data reason, logged when it changes
+    left_out: str | None = None         # why points were last left out as unknown, likewise
     last_value: float | None = None
     last_action: str = ""
     ticks: int = 0
@@ -244,8 +248,9 @@ class Daemon:
         # answers in one query.
         window_start = end - p.stable_window + 1
         if target.recorded_until is None:
-            reading = self.source.history(p.metric.query, window_start, end,
-                                          deadline=deadline)
+            start = window_start
+            reading = _in_range(self.source.history(p.metric.query, start, end,
+                                                    deadline=deadline), start, end)
             if reading.ok and reading.samples and reading.samples[-1][0] < end - self.staleness:
                 # A restart must not act on history that stopped long ago.
                 reading = Reading(error="stale", detail=(
@@ -256,10 +261,16 @@ class Daemon:
             start = max(target.recorded_until + 1, window_start)
             if start > end:
                 return Reading(samples=())   # nothing new since the last tick
-            reading = self.source.read(p.metric.query, start, end, deadline=deadline)
+            reading = _in_range(self.source.read(p.metric.query, start, end,
+                                                 deadline=deadline), start, end)
         if reading.ok:
-            for ts, value in reading.samples:
-                target.scaler.record(ts, value)
+            target.scaler.observe(reading.samples, reading.unknown)
+            if reading.left_out is not None:
+                self.metrics.metric_errors.labels(p.name, reading.left_out).inc()
+                if target.left_out != reading.left_out:
+                    self.log.warning("metric points left out as unknown", policy=p.name,
+                                     reason=reading.left_out, detail=reading.detail)
+            target.left_out = reading.left_out
             if reading.samples:
                 target.last_value = reading.samples[-1][1]
             target.recorded_until = end
@@ -361,7 +372,8 @@ class Daemon:
         if result.decision.valid:
             m.desired.labels(p.name).set(result.replicas)
             m.stable.labels(p.name).set(result.stable)
-            m.panic.labels(p.name).set(result.panic)
+            if result.panic is not None:   # None: the panic window alone had no data
+                m.panic.labels(p.name).set(result.panic)
         advice = result.advice
         forecast = {}
         if advice is not None:
@@ -374,13 +386,33 @@ class Daemon:
         self.log.info(
             "tick", policy=p.name, t=result.now, value=target.last_value,
             stable=result.stable, panic=result.panic, panic_mode=result.in_panic,
-            raw_stable=None if result.stable is None else math.ceil(result.stable / tv),
-            raw_panic=None if result.panic is None else math.ceil(result.panic / tv),
+            raw_stable=None if result.stable is None else go_ceil(result.stable / tv),
+            raw_panic=None if result.panic is None else go_ceil(result.panic / tv),
             decider=result.decision.desired_pods if result.decision.valid else None,
             replicas=result.replicas, current=status.replicas, ready=status.ready_replicas,
             min=p.min_replicas, max=p.max_replicas, grace_remaining=result.grace_remaining,
-            no_data=reading.error, action=action, **forecast,
+            no_data=reading.error, unknown=len(reading.unknown), action=action, **forecast,
         )
+
+
+def _in_range(reading: Reading, start: int, end: int) -> Reading:
+    """The reading, or a ``bad_response`` if a point lies outside the seconds asked for
+    (``start - 1 < t <= end``) or is not a load: an answer that wrong is not recorded at
+    all (a single point stamped an hour ahead would otherwise hold the windows hostage)."""
+    if not reading.ok:
+        return reading
+    for t, value in reading.samples:
+        if not start - 1 < t <= end:
+            return Reading(error="bad_response", detail=(
+                f"the answer holds a point at {t:.3f}, outside the seconds asked for "
+                f"({start}..{end}); nothing of it was recorded"))
+        if bad_value(value) is not None:
+            return Reading(error="bad_response", detail=(
+                f"the answer holds {value!r} at {t:.3f}, which is not a load"))
+    if any(not start <= s <= end for s in reading.unknown):
+        return Reading(error="bad_response", detail=(
+            f"the answer marks seconds outside {start}..{end} unknown"))
+    return reading
 
 
 def _event_reason(current: int, replicas: int) -> str:
@@ -393,7 +425,8 @@ def explain(policy: Policy, result: TickResult) -> str:
     """The message of the Kubernetes Event for a scale: what the decision was made of."""
     mode = "panic" if result.in_panic else "stable"
     parts = [f"{result.current} -> {result.replicas} replicas ({mode} mode)",
-             f"stable {result.stable:g}, panic {result.panic:g} against "
+             f"stable {result.stable:g}, panic "
+             f"{'unknown' if result.panic is None else format(result.panic, 'g')} against "
              f"{policy.target_value:g} per replica",
              f"decider wanted {result.decision.desired_pods}"]
     bounds = []

@@ -15,6 +15,7 @@ own state. Scale to zero is the policy's strategy from :mod:`scaler.decide.zero`
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -126,7 +127,7 @@ class TickResult:
 
     now: float
     stable: float | None          # None: no data in the stable window (or held)
-    panic: float | None
+    panic: float | None           # None: no data in the panic window (the decider read stable)
     ready_pods: int | None
     current: int                  # replicas before the tick
     decision: kpa.Decision        # the decider's output, before min/max and grace
@@ -160,12 +161,33 @@ class PolicyScaler:
         if self.forecaster is not None:
             self.forecaster.observe(t, value)
 
+    def mark_unknown(self, second: int) -> None:
+        """A whole second whose load is unknown: never a zero, in either window."""
+        self.stable_window.mark_unknown(second)
+        self.panic_window.mark_unknown(second)
+
+    def observe(self, samples: Iterable[tuple[float, float]], unknown: Iterable[int] = ()) -> None:
+        """Samples and unknown seconds (each ascending) into the windows in time order,
+        as the windows need them: an unknown second before any later sample."""
+        marks = iter(unknown)
+        mark = next(marks, None)
+        for t, value in samples:
+            while mark is not None and mark < t:
+                self.mark_unknown(mark)
+                mark = next(marks, None)
+            self.record(t, value)
+        while mark is not None:
+            self.mark_unknown(mark)
+            mark = next(marks, None)
+
     def tick(self, now: float, ready_pods: int | None, current: int, *,
              hold: bool = False) -> TickResult:
-        """Decide at ``now``. ``hold`` forces "no data" (e.g. the metric query failed)."""
-        empty = hold or self.stable_window.is_empty(now)
-        stable = None if empty else self.stable_window.average(now)
-        panic = None if empty else self.panic_window.average(now)
+        """Decide at ``now``. ``hold`` forces "no data" (e.g. the metric query failed).
+
+        No data in the stable window holds; no data in the panic window alone (its seconds
+        unknown) lets the decider read the stable average in its place."""
+        stable = None if hold else self.stable_window.value(now)
+        panic = None if stable is None else self.panic_window.value(now)
         advice, floor = None, 0
         if self.forecaster is not None:
             from scaler.decide.predict import replica_floor

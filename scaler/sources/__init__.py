@@ -10,7 +10,9 @@ samples, or the reason there are none. One module per source, each behind
 
 A source never decides what missing data means. It returns a :class:`Reading` whose
 ``error`` names why there is no usable data; the loop then holds the replica count
-("no data is not zero").
+("no data is not zero"). A usable reading says which of its whole seconds are
+*unknown* (no point, or a point that is not a load): the windows never count them as
+zero load.
 
 May import: the standard library, ``scaler.clock``, and (inside its own module) the
 client library a source needs. Never ``scaler.decide``, ``scaler.actuators`` or the
@@ -19,6 +21,8 @@ daemon: a source only answers questions.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -43,18 +47,63 @@ NO_DATA_REASONS = (
 class Reading:
     """The result of evaluating a metric query over a time range.
 
-    ``samples`` are ``(unix_seconds, value)`` pairs in ascending time order: one per
-    evaluated second from Prometheus, a recording's own samples from a recording. When ``error`` is set, ``samples`` is empty and ``detail`` says
-    what happened in words a human can act on.
+    ``samples`` are ``(unix_seconds, value)`` pairs in ascending time order, every value
+    a load (finite, >= 0): one per evaluated second from Prometheus, a recording's own
+    samples from a recording. ``unknown`` are the whole seconds of the range whose value
+    is unknown — the answer lacks them (a failed scrape, a stale series, a recording's
+    gap) or holds something that is not a load there; ``left_out`` names the reason
+    (from ``NO_DATA_REASONS``) when such points were dropped, for the counters. A second
+    is never both a sample's and unknown, and a sample never lies outside the range
+    asked for. When ``error`` is set, ``samples`` is empty and ``detail`` says what
+    happened in words a human can act on.
     """
 
     samples: tuple[tuple[float, float], ...] = ()
     error: str | None = None
     detail: str = ""
+    unknown: tuple[int, ...] = ()
+    left_out: str | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+# Which NO_DATA_REASONS a single value falls under, in the order they are reported.
+_BAD_VALUE = (("nan", math.isnan), ("inf", math.isinf), ("negative", lambda v: v < 0))
+
+
+def bad_value(value: float) -> str | None:
+    """The no-data reason of a value that is not a load: "nan", "inf", "negative"; None for
+    a load. 12.5 → None; -1 → "negative"."""
+    if value >= 0 and value != math.inf:
+        return None
+    for reason, bad in _BAD_VALUE:
+        if bad(value):
+            return reason
+    return None
+
+
+def split_points(points: Iterable[tuple[float, float]]) -> tuple[
+        list[tuple[float, float]], dict[str, list[float]]]:
+    """(the points that are loads, {reason: times} of those that are not)."""
+    good: list[tuple[float, float]] = []
+    bad: dict[str, list[float]] = {}
+    for t, v in points:
+        reason = bad_value(v)
+        if reason is None:
+            good.append((t, v))
+        else:
+            bad.setdefault(reason, []).append(t)
+    return good, bad
+
+
+def missing_seconds(samples: Iterable[tuple[float, float]], first: int,
+                    last: int) -> tuple[int, ...]:
+    """The whole seconds of [first, last] that no sample falls in: the unknown seconds of a
+    per-second answer. Samples at 10 and 12 over [10, 13] → (11, 13)."""
+    have = {math.floor(t) for t, _ in samples}
+    return tuple(s for s in range(first, last + 1) if s not in have)
 
 
 class MetricSource(Protocol):

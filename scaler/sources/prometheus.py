@@ -40,7 +40,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Self
 
 from scaler.clock import Clock, SystemClock
-from scaler.sources import Reading
+from scaler.sources import Reading, missing_seconds, split_points
 from scaler.sources.wire import format_labels, format_seconds
 
 if TYPE_CHECKING:
@@ -199,7 +199,7 @@ class PrometheusSource:
             if isinstance(outcome, _Failure):
                 return Fetch(outcome.reading(suffix=where), {}, attempts)
             series.extend(outcome)
-        return _checked(query, _merge(series), chunks[0][0], chunks[-1][1], attempts)
+        return _checked(query, _merge(series), chunks[0][0], chunks[-1][1], attempts, step=step)
 
     # -- one query_range, with retries -------------------------------------------------
 
@@ -340,6 +340,7 @@ def _checked(
     *,
     staleness: float | None = None,
     now: float | None = None,
+    step: float = 1.0,
 ) -> Fetch:
     def fail(reason: str, detail: str) -> Fetch:
         return Fetch(Reading(error=reason, detail=detail), {}, attempts)
@@ -355,21 +356,35 @@ def _checked(
                     f"query {query!r} returned {len(series)} series where one was expected: "
                     f"{shown}{more}; aggregate them, e.g. sum(...)")
     (only,) = series
-    for reason, bad, words in (
-        ("nan", math.isnan, "NaN (often 0/0, e.g. a ratio with no traffic)"),
-        ("inf", math.isinf, "infinite (a division by zero)"),
-        ("negative", lambda v: v < 0, "negative (a load cannot be)"),
+    # Points that are not a load are unknown seconds; only when none is left is there no data.
+    points, bad = split_points(only.points)
+    left_out = None
+    for reason, words in (
+        ("nan", "NaN (often 0/0, e.g. a ratio with no traffic)"),
+        ("inf", "infinite (a division by zero)"),
+        ("negative", "negative (a load cannot be)"),
     ):
-        hits = [t for t, v in only.points if bad(v)]
+        hits = bad.get(reason)
         if hits:
-            return fail(reason, f"query {query!r} is {words} at {format_seconds(hits[0])} "
-                                f"({len(hits)} of {len(only.points)} points)")
-    newest = only.points[-1][0]
+            words = (f"query {query!r} is {words} at {format_seconds(hits[0])} "
+                     f"({len(hits)} of {len(only.points)} points)")
+            if not points:
+                return fail(reason, words)
+            if left_out is None:
+                left_out = (reason, words + "; those seconds are unknown")
+    if not points:
+        return fail("empty", f"query {query!r} returned a series without points")
+    newest = points[-1][0]
     if staleness is not None and now is not None and now - newest > staleness:
         return fail("stale", f"newest point of {query!r} is at {format_seconds(newest)}, "
                              f"{now - newest:.0f} s before {format_seconds(now)} "
                              f"(bound {staleness:g} s); the series has stopped")
-    return Fetch(Reading(samples=only.points), dict(only.labels), attempts)
+    # A per-second answer accounts for every second: the ones it lacks are unknown.
+    unknown = missing_seconds(points, math.ceil(start), math.floor(end)) if step == 1 else ()
+    return Fetch(Reading(samples=tuple(points), unknown=unknown,
+                         left_out=left_out and left_out[0],
+                         detail=left_out[1] if left_out else ""),
+                 dict(only.labels), attempts)
 
 
 def _parse_matrix(result: object) -> list[_Series]:
