@@ -8,8 +8,14 @@ Two formats:
 
 Each row is one sample of the workload's total load at its timestamp. Everything is
 checked before replay starts: an empty file, a missing column, an unparsable or
-out-of-order timestamp, NaN, infinities and negative values are :class:`RecordingError`
-naming the line (CSV) or the point (JSON).
+out-of-order timestamp, NaN, infinities, negative values and values beyond any real load
+are :class:`RecordingError` naming the line (CSV) or the point (JSON) — and so is any
+other input the parsers cannot read (a field beyond the csv module's limit, JSON nested
+beyond Python's recursion limit, numbers beyond a float): a :class:`RecordingError` is
+the only exception :func:`load` raises for what a file holds.
+
+Line endings may be "\n", "\r\n" or a lone "\r" (old Mac exports): all three are the
+same CSV. A UTF-8 byte order mark before the header (or the JSON) is ignored.
 
 Replays are run in loops while tuning a policy, so the common case — plain numbers, no
 quotes — is parsed with array operations (an exact decimal parser, below); anything else
@@ -35,12 +41,20 @@ class RecordingError(ValueError):
     """A recording that cannot be replayed; the message names the file and the place."""
 
 
+# The largest load a recording may hold: far beyond any workload, yet small enough that a
+# window's sum of an hour of seconds, times Knative's 10^6 for its 6-digit rounding, stays
+# far from a float's range (1.8e308 — which a single 1.8e302 reaches). A bigger number is
+# a unit or parsing mistake.
+MAX_LOAD = 1e18
+
+
 @dataclass(frozen=True)
 class Recording:
     times: np.ndarray    # float64 unix seconds, non-decreasing
     values: np.ndarray   # float64, finite and >= 0
     source: str
     column: str = "value"
+    resolution: float | None = None   # seconds each row holds; None: detected when used
 
     def __len__(self) -> int:
         return len(self.times)
@@ -53,6 +67,8 @@ def load(path: str | Path, column: str | None = None) -> Recording:
         data = p.read_bytes()
     except OSError as exc:
         raise RecordingError(f"{p}: cannot read: {exc.strerror or exc}") from None
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
     head = data.lstrip()[:1]
     if head in (b"{", b"["):
         if column is not None:
@@ -65,28 +81,33 @@ def load(path: str | Path, column: str | None = None) -> Recording:
 # ----------------------------------------------------------------------------------- CSV
 
 def _load_csv(data: bytes, source: str, column: str | None) -> Recording:
-    if data.startswith(b"\xef\xbb\xbf"):
-        data = data[3:]
+    if b"\r" in data:
+        # One line ending, so the fast path applies and line numbers stay those a text
+        # editor shows (a "\r\n" or a lone "\r" ends one line).
+        data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     newline = data.find(b"\n")
     header_line = (data if newline < 0 else data[:newline]).decode("utf-8", "replace")
-    header = [h.strip() for h in next(csv.reader([header_line.rstrip("\r")]), [])]
+    try:
+        header = [h.strip() for h in next(csv.reader([header_line]), [])]
+    except csv.Error as exc:
+        raise RecordingError(f"{source}: line 1: not a CSV header: {exc}") from None
     if not header or header == [""]:
         raise RecordingError(f"{source}: empty recording (expected a header such as "
                              "'timestamp,value' and one row per sample)")
     if header[0] != "timestamp":
         raise RecordingError(f"{source}: line 1: the first column must be 'timestamp', "
-                             f"found {header[0]!r}")
+                             f"found {_short(header[0])}")
     value_columns = header[1:]
     if not value_columns:
         raise RecordingError(f"{source}: line 1: no value column after 'timestamp'")
     if column is None:
         if len(value_columns) > 1:
             raise RecordingError(f"{source}: line 1: several value columns "
-                                 f"({', '.join(value_columns)}); pick one with --column")
+                                 f"({_names(value_columns)}); pick one with --column")
         column = value_columns[0]
     if column not in value_columns:
-        raise RecordingError(f"{source}: line 1: no column {column!r} (columns: "
-                             f"{', '.join(value_columns)})")
+        raise RecordingError(f"{source}: line 1: no column {_short(column)} (columns: "
+                             f"{_names(value_columns)})")
     col = header.index(column)
     body_at = len(data) if newline < 0 else newline + 1
     table = _parse_plain_numbers(data, body_at, len(header))
@@ -200,7 +221,17 @@ def _parse_rows(body: bytes, ncols: int, col: int, source: str) -> tuple[np.ndar
     times: list[float] = []
     values: list[float] = []
     text = body.decode("utf-8", "replace")
-    for lineno, row in enumerate(csv.reader(io.StringIO(text)), start=2):
+    reader = csv.reader(io.StringIO(text))
+    lineno = 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:   # a field beyond the module's limit, a NUL, ...
+            raise RecordingError(f"{source}: line {reader.line_num + 1}: "
+                                 f"not a CSV row: {exc}") from None
+        lineno = reader.line_num + 1
         if not row or all(not cell.strip() for cell in row):
             continue
         if len(row) != ncols:
@@ -211,15 +242,19 @@ def _parse_rows(body: bytes, ncols: int, col: int, source: str) -> tuple[np.ndar
         try:
             values.append(float(cell))
         except ValueError:
-            raise RecordingError(f"{source}: line {lineno}: value {cell!r} is not a number") from None
+            raise RecordingError(f"{source}: line {lineno}: value {_short(cell)} is not a "
+                                 "number") from None
         _check_value(values[-1], source, f"line {lineno}")
         if len(times) > 1 and times[-1] < times[-2]:
-            raise RecordingError(f"{source}: line {lineno}: timestamp {row[0].strip()!r} is "
-                                 "earlier than the row before (rows must be in time order)")
+            raise RecordingError(f"{source}: line {lineno}: timestamp {_short(row[0].strip())} "
+                                 "is earlier than the row before (rows must be in time order)")
     return np.array(times, dtype=np.float64), np.array(values, dtype=np.float64)
 
 
 def _parse_time(cell: str, source: str, lineno: int) -> float:
+    if len(cell) > 64:   # longer than any time; keep the message to one readable line
+        raise RecordingError(f"{source}: line {lineno}: timestamp {_short(cell)} is neither "
+                             "unix seconds nor an RFC 3339 time")
     try:
         return parse_timestamp(cell)
     except ValueError as exc:
@@ -233,6 +268,9 @@ def _parse_query_range(data: bytes, source: str) -> tuple[np.ndarray, np.ndarray
         doc = json.loads(data)
     except ValueError as exc:
         raise RecordingError(f"{source}: not valid JSON: {exc}") from None
+    except RecursionError:
+        raise RecordingError(f"{source}: not a Prometheus query_range response (JSON "
+                             "nested too deeply to read)") from None
     data_part = doc.get("data") if isinstance(doc, dict) else None
     result = data_part.get("result") if isinstance(data_part, dict) else None
     if not isinstance(result, list) or not all(isinstance(s, dict) for s in result):
@@ -241,7 +279,7 @@ def _parse_query_range(data: bytes, source: str) -> tuple[np.ndarray, np.ndarray
     if not result:
         raise RecordingError(f"{source}: the response holds no series (empty result)")
     if len(result) > 1:
-        labels = "; ".join(format_labels(s.get("metric", {})) for s in result[:10])
+        labels = "; ".join(format_labels(_labels(s)) for s in result[:10])
         more = f" and {len(result) - 10} more" if len(result) > 10 else ""
         raise RecordingError(f"{source}: the response holds {len(result)} series, replay needs "
                              f"one (sum them in the query): {labels}{more}")
@@ -256,12 +294,30 @@ def _parse_query_range(data: bytes, source: str) -> tuple[np.ndarray, np.ndarray
             if not isinstance(point, (list, tuple)):
                 raise TypeError
             t, v = point
+            if isinstance(t, bool) or isinstance(v, bool):
+                raise TypeError
             times[i] = float(t)
             values[i] = float(v)
-        except (TypeError, ValueError):
-            raise RecordingError(f"{source}: point {i + 1}: {point!r} is not "
+        except (TypeError, ValueError, OverflowError):
+            raise RecordingError(f"{source}: point {i + 1}: {_short(point)} is not "
                                  "[unix_seconds, \"value\"]") from None
     return times, values
+
+
+def _labels(series: dict) -> dict[str, str]:
+    metric = series.get("metric")
+    return {str(k): str(v) for k, v in metric.items()} if isinstance(metric, dict) else {}
+
+
+def _names(columns: list[str], limit: int = 10) -> str:
+    shown = ", ".join(_short(c, 40).strip("'\"") for c in columns[:limit])
+    return shown + (f" and {len(columns) - limit} more" if len(columns) > limit else "")
+
+
+def _short(value: object, limit: int = 80) -> str:
+    """repr() of what a file held, cut to a readable length."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 # ------------------------------------------------------------------------------- checks
@@ -274,6 +330,9 @@ def _check_value(v: float, source: str, where: str) -> None:
         raise RecordingError(f"{source}: {where}: value {v} is not finite")
     if v < 0:
         raise RecordingError(f"{source}: {where}: value {v:g} is negative (a load is >= 0)")
+    if v > MAX_LOAD:
+        raise RecordingError(f"{source}: {where}: value {v:g} is beyond any load (at most "
+                             f"{MAX_LOAD:g}; check the unit of the column)")
 
 
 def _checked(times: np.ndarray, values: np.ndarray, source: str, where, column: str) -> Recording:
@@ -288,7 +347,7 @@ def _checked(times: np.ndarray, values: np.ndarray, source: str, where, column: 
         raise RecordingError(f"{source}: {where(i)}: timestamp {times[i]:.17g} is not unix "
                              "seconds (allowed: 0 to 1e11; milliseconds must be divided by "
                              "1000)")
-    bad = ~np.isfinite(values) | (values < 0)
+    bad = ~np.isfinite(values) | (values < 0) | (values > MAX_LOAD)
     if bad.any():
         i = int(np.argmax(bad))
         _check_value(float(values[i]), source, where(i))
