@@ -98,10 +98,12 @@ def reactive_twin(policy: Policy) -> Policy:
 def run_replay(recording: str | Path | None, *, policy_path: str | Path | None = None,
                name: str | None = None, column: str | None = None,
                out: str | Path = "replay-out", startup_delay: float = 0.0,
-               chart: bool = True, compare: bool = False,
+               chart: bool = True, compare: bool = False, resolution: str | None = None,
                progress: Progress | None = None, clock: Clock | None = None) -> ReplayRun:
     """Replay a recording (default: the bundled one) with a policy against the simulated
-    workload, and write decisions.csv, summary.json and the charts into ``out``."""
+    workload, and write decisions.csv, summary.json and the charts into ``out``.
+    ``resolution`` (a duration such as ``15s``) is how long each row holds; by default
+    the most common interval between rows."""
     _keep_freed_memory()
     clock = clock or SystemClock()
     started = clock.monotonic()
@@ -114,6 +116,7 @@ def run_replay(recording: str | Path | None, *, policy_path: str | Path | None =
     if not (math.isfinite(startup_delay) and startup_delay >= 0):
         raise UsageError(f"--startup-delay: {startup_delay:g} is not allowed "
                          "(a number of seconds >= 0)")
+    held = None if resolution is None else replay_resolution(resolution)
     policy = select_policy(policy_path, name)
     if compare and not (policy.prediction.enabled or policy.keep_alive == "histogram"):
         raise UsageError(f"--compare: policy {policy.name} has neither spec.prediction "
@@ -132,11 +135,12 @@ def run_replay(recording: str | Path | None, *, policy_path: str | Path | None =
                          f"replay handles up to {MAX_TICKS:,} (about a year at 1 s)")
     try:
         result = replay(policy, rec.times, rec.values, startup_delay,
-                        progress=progress and (lambda f: progress.update(0.15 + 0.6 * f)))
+                        progress=progress and (lambda f: progress.update(0.15 + 0.6 * f)),
+                        resolution=held)
         baseline = None
         if compare:
             baseline = ("reactive", replay(reactive_twin(policy), rec.times, rec.values,
-                                           startup_delay))
+                                           startup_delay, resolution=held))
     except TooManyReplicas as exc:
         raise UsageError(f"{rec.source}: {exc}") from None
     if not len(result.ticks):
@@ -158,6 +162,26 @@ def run_replay(recording: str | Path | None, *, policy_path: str | Path | None =
         progress.done()
     return ReplayRun(policy, path, len(rec), result, baseline, summary, title, written,
                      clock.monotonic() - started)
+
+
+# How long a row of a recording may hold: from a millisecond (Prometheus's resolution)
+# to a day.
+RESOLUTION_RANGE = (0.001, 86_400.0)
+
+
+def replay_resolution(text: str) -> float:
+    """``--resolution``: a duration from 1ms to 1d, in seconds. "15s" → 15.0."""
+    from scaler.policy import parse_duration
+
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise UsageError(f"--resolution: {exc}") from None
+    low, high = RESOLUTION_RANGE
+    if not low <= seconds <= high:
+        raise UsageError(f"--resolution: {text!r} is not allowed (a duration from 1ms to 1d, "
+                         "e.g. 1s or 15s)")
+    return seconds
 
 
 def _subtitle(policy: Policy, startup_delay: float, summary: dict) -> str:

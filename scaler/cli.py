@@ -64,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default="replay-out", help="output directory (default: replay-out)")
     r.add_argument("--startup-delay", type=float, default=0.0, metavar="SECONDS",
                    help="seconds from adding a replica to it being ready (default: 0)")
+    r.add_argument("--resolution", metavar="DURATION",
+                   help="how long each row of the recording holds, e.g. 15s (default: the "
+                        "most common interval between rows); longer gaps are unknown")
     r.add_argument("--no-chart", action="store_true", help="skip chart.png")
     r.add_argument("--compare", action="store_true",
                    help="also replay the policy with prediction and the histogram keep-alive "
@@ -105,7 +108,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="unix seconds, RFC 3339 (2026-03-02T00:00:00Z), or relative to now "
                           "(now-6h, -6h)")
     rec.add_argument("--end", default="now", help="as --start (default: now)")
-    rec.add_argument("--step", default="1s", help="resolution (default 1s, what replay wants)")
+    rec.add_argument("--step", default="1s",
+                     help="resolution (default 1s); replay holds each row for one step")
     rec.set_defaults(func=cmd_record)
     return p
 
@@ -147,7 +151,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     run = app.run_replay(args.recording, policy_path=args.policy, name=args.name,
                          column=args.column, out=args.out, startup_delay=args.startup_delay,
                          chart=not args.no_chart, compare=args.compare,
-                         progress=Progress(sys.stderr))
+                         resolution=args.resolution, progress=Progress(sys.stderr))
     from scaler.replay.report.summary import format_compare, format_table
 
     print(format_table(run.summary, run.title))

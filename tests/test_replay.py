@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -207,13 +208,14 @@ def test_dense_recordings_take_the_same_path_results(n, policy, seed):
     assert fast.desired.tolist() == slow.desired.tolist()
 
 
-def run_the_daemon(policy, times, values, startup_delay=0.0) -> dict:
+def run_the_daemon(policy, times, values, startup_delay=0.0, resolution=None) -> dict:
     """The daemon's own loop on a recording: the recording as its metric source, the
     simulated workload as its actuator, a manual clock. Returns each tick's result."""
-    ticks = tick_times(times, policy.tick_interval).tolist()
+    source = RecordingSource(Recording(times, values, "recording", resolution=resolution))
+    ticks = tick_times(source.seconds.times, policy.tick_interval).tolist()
     clock = ManualClock(ticks[0] + 0.5)   # tick T is processed at T + evaluation delay
     workload = SimulatedWorkload(policy.initial_replicas, startup_delay)
-    daemon = Daemon([policy], source=RecordingSource(Recording(times, values, "recording")),
+    daemon = Daemon([policy], source=source,
                     actuator=SimulatedActuator(workload, clock), clock=clock,
                     metrics=Metrics(CollectorRegistry()), evaluation_delay=0.5)
     decided = {}
@@ -336,3 +338,133 @@ def test_histogram_keep_alive_is_the_same_in_both_engines():
     fast = replay(policy, rec.times, rec.values, startup_delay=10)
     slow = replay_per_tick(policy, rec.times, rec.values, startup_delay=10)
     assert_same(fast, slow)
+
+
+# ------------------------------------------------- gaps, coarse recordings, resolution
+
+@st.composite
+def coarse_recordings(draw, max_rows=120):
+    """Rows every ``step`` seconds (a whole number, or with a sub-second phase), with
+    missing stretches — short flaky ones and outages of up to several stable windows —
+    and the resolution to replay them at: None (detected), the step, or another one."""
+    step = draw(st.sampled_from([1, 1, 2, 5, 15, 60]))
+    phase = draw(st.sampled_from([0.0, 0.0, 0.5]))
+    n = draw(st.integers(2, max_rows))
+    keep = []
+    row = 0
+    while row < n:
+        kind = draw(st.sampled_from(["rows", "rows", "rows", "missing"]))
+        length = draw(st.integers(1, 30 if kind == "rows" else 8 if step > 5 else 150))
+        if kind == "rows":
+            keep += range(row, min(n, row + length))
+        row += length
+    assume(len(keep) >= 2)
+    times = BASE + phase + step * np.array(keep, dtype=np.float64)
+    raw = draw(st.lists(st.integers(0, 100_000), min_size=len(keep), max_size=len(keep)))
+    scale = draw(st.sampled_from([30.0, 300.0, 3000.0]))
+    values = np.round(np.array(raw, dtype=np.float64) / 100_000 * scale, 3)
+    resolution = draw(st.sampled_from([None, float(step), float(step), 1.0, 2.5 * step]))
+    return times, values, resolution
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(coarse_recordings(), policies(), st.sampled_from([0.0, 0.0, 5.5, 30.0]))
+def test_engines_agree_on_recordings_with_gaps_and_coarse_resolutions(recording, policy,
+                                                                       startup_delay):
+    if policy.activation_replicas and policy.activation_replicas < policy.min_replicas:
+        policy = replace(policy, activation_replicas=0)
+    times, values, resolution = recording
+    fast = replay(policy, times, values, startup_delay, resolution=resolution)
+    slow = replay_per_tick(policy, times, values, startup_delay, resolution=resolution)
+    assert fast.ticks.tolist() == slow.ticks.tolist()
+    for field in ("desired", "ready", "in_panic", "unknown"):
+        assert getattr(fast, field).tolist() == getattr(slow, field).tolist(), field
+    for field in ("stable", "panic", "ebc"):
+        np.testing.assert_array_equal(getattr(fast, field), getattr(slow, field), err_msg=field)
+    assert sorted(fast.lifetimes) == sorted(slow.lifetimes)
+    assert fast.resolution == slow.resolution
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(coarse_recordings(max_rows=60), policies(), st.sampled_from([0.0, 5.5]))
+def test_the_daemon_loop_agrees_on_recordings_with_gaps(recording, policy, startup_delay):
+    """The loop reads the recording as a source: samples and unknown seconds span by span."""
+    if policy.activation_replicas and policy.activation_replicas < policy.min_replicas:
+        policy = replace(policy, activation_replicas=0)
+    times, values, resolution = recording
+    fast = replay(policy, times, values, startup_delay, resolution=resolution)
+    assume(len(fast.ticks))
+    daemon = run_the_daemon(policy, times, values, startup_delay, resolution=resolution)
+    assert_the_daemon_decided_as(daemon, fast)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(coarse_recordings(), policies())
+def test_a_coarse_recording_replays_like_its_rows_held_second_by_second(recording, policy):
+    """Rows every 15 s replay exactly as a 1 s recording holding each row for its 15 s,
+    missing rows as missing seconds."""
+    if policy.activation_replicas and policy.activation_replicas < policy.min_replicas:
+        policy = replace(policy, activation_replicas=0)
+    times, values, _ = recording
+    step = float(np.min(np.diff(times)))
+    assume(step == int(step) and times[0] == int(times[0]))
+    held_t = (times[:, None] + np.arange(int(step))).ravel()
+    held_v = np.repeat(values, int(step))
+    coarse = replay(policy, times, values, resolution=step)
+    dense = replay(policy, held_t, held_v, resolution=1.0)
+    assert coarse.ticks.tolist() == dense.ticks.tolist()
+    assert coarse.desired.tolist() == dense.desired.tolist()
+    np.testing.assert_array_equal(coarse.stable, dense.stable)
+    np.testing.assert_array_equal(coarse.panic, dense.panic)
+    assert coarse.unknown.tolist() == dense.unknown.tolist()
+    assert summarize(coarse) | {"recording": None} == summarize(dense) | {"recording": None}
+
+
+def test_fifteen_second_rows_are_not_a_fifteenth_of_the_load(engine):
+    """Constant 50 at target 10 (5 replicas), recorded every 15 s: the windows see 50 in
+    every second, as in the 1 s recording — not 50 in one second and 14 zeros."""
+    policy = replace(Policy(), target=10.0, target_utilization_percentage=100.0,
+                     initial_replicas=5)
+    times = BASE + 15.0 * np.arange(40)
+    r = engine(policy, times, np.full(40, 50.0))
+    assert r.resolution == 15.0 and not len(r.unknown)
+    assert set(r.stable.tolist()) == {50.0}
+    assert set(r.desired.tolist()) == {5}
+    s = summarize(r)
+    assert s["recording"]["resolution_seconds"] == 15.0
+    assert s["recording"]["unknown_seconds"] == 0
+    assert s["demand_seconds"] == 50.0 * len(r.ticks) * 2
+
+
+def test_a_missing_row_is_unknown_never_zero(engine):
+    """Constant 50 at target 10: rows every second, then 30 s missing, then rows again.
+    No scale-down: the known seconds still average 50, and the hold ends at once."""
+    policy = replace(Policy(), target=10.0, target_utilization_percentage=100.0,
+                     initial_replicas=5)
+    times = np.concatenate((BASE + np.arange(120.0), BASE + np.arange(150.0, 240.0)))
+    r = engine(policy, times, np.full(len(times), 50.0))
+    assert r.unknown.tolist() == list(range(BASE + 120, BASE + 150))
+    assert set(r.desired.tolist()) == {5}
+    assert set(r.stable[~np.isnan(r.stable)].tolist()) == {50.0}
+    # The 6 s panic window goes blind during the gap (no data, not zero), the stable
+    # window stays valid (30 of 60 s unknown is not more than half).
+    gap = (r.ticks > BASE + 125) & (r.ticks < BASE + 150)
+    assert np.isnan(r.panic[gap]).all() and not np.isnan(r.stable[gap]).any()
+    s = summarize(r)
+    assert s["recording"]["unknown_seconds"] == 30
+    # Demand is unknown there: it counts neither as demand nor as a shortfall.
+    assert s["demand_seconds"] == 50.0 * (len(r.ticks) * 2 - 30)
+
+
+def test_bundled_recordings_are_dense_and_replay_as_knative_would():
+    """Every bundled recording has a row in every second: nothing is held, nothing is
+    unknown, so the windows are Knative's own."""
+    from scaler.sources.recording import load
+    from scaler.sources.recording.seconds import per_second
+
+    for path in sorted(Path("scaler/recordings").glob("*.csv")):
+        rec = load(path)
+        seconds = per_second(rec.times, rec.values)
+        assert seconds.resolution == 1.0, path
+        assert not len(seconds.unknown), path
+        assert seconds.times is rec.times or np.array_equal(seconds.times, rec.times), path

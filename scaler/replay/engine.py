@@ -13,15 +13,19 @@ own loop run on a recording):
   skips the following ticks whose raw counts and forecast floor say they repeat it, and
   hands the decider the time it skipped to (:meth:`~scaler.decide.pipeline.Decider.fast_forward`).
 
-Replay semantics (design.md, "Replay semantics, precisely"): ticks fall on multiples of
+Replay semantics (design.md, "Replay semantics, precisely"): the recording's rows are
+first spread over the seconds they hold at its resolution, and the seconds no row holds
+are unknown (:mod:`scaler.sources.recording.seconds`); ticks fall on multiples of
 tickInterval from the first sample to the last; at tick T every sample with timestamp
-<= T is in the windows; the decider is built at the first tick with initialReplicas
-ready; no data in the stable window changes nothing that tick.
+<= T is in the windows and every unknown second <= T marked; the decider is built at the
+first tick with initialReplicas ready; no data in the stable window changes nothing
+that tick.
 """
 
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable
@@ -33,6 +37,7 @@ from scaler.decide import kpa_batch
 from scaler.decide.pipeline import Decider, PolicyScaler
 from scaler.decide.windows_batch import BatchWindows
 from scaler.policy import Policy
+from scaler.sources.recording.seconds import Seconds, per_second
 
 Progress = Callable[[float], None]
 
@@ -43,8 +48,8 @@ class ReplayResult:
 
     policy: Policy
     startup_delay: float
-    times: np.ndarray          # the recording's sample times
-    values: np.ndarray         # and values
+    times: np.ndarray          # the samples the windows got: the rows and the seconds they hold
+    values: np.ndarray         # and their values
     ticks: np.ndarray          # int64 unix seconds
     stable: np.ndarray         # float64, NaN where there was no data
     panic: np.ndarray          # float64, NaN where there was no data
@@ -56,6 +61,9 @@ class ReplayResult:
     forecast: np.ndarray | None = None     # upper forecast per tick (NaN: none), if predicting
     forecast_point: np.ndarray | None = None
     floor: np.ndarray | None = None        # int64 replica floor per tick (act mode)
+    unknown: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    resolution: float = 1.0                # seconds each row of the recording held
+    rows: int = 0                          # rows in the recording
     cache: dict = field(default_factory=dict, repr=False, compare=False)   # for reports
 
     @property
@@ -74,19 +82,23 @@ def tick_times(times: np.ndarray, tick_interval: float) -> np.ndarray:
 
 
 def replay_per_tick(policy: Policy, times: np.ndarray, values: np.ndarray,
-                    startup_delay: float = 0.0) -> ReplayResult:
-    """The reference engine: the daemon's per-tick pipeline over a recording."""
-    ticks = tick_times(times, policy.tick_interval)
+                    startup_delay: float = 0.0, *, resolution: float | None = None
+                    ) -> ReplayResult:
+    """The reference engine: the daemon's per-tick pipeline over a recording (rows at
+    ``resolution`` seconds; None: detected)."""
+    series = per_second(times, values, resolution)
+    ticks = tick_times(series.times, policy.tick_interval)
     n = len(ticks)
     scaler = PolicyScaler(policy)
     workload = SimulatedWorkload(policy.initial_replicas, startup_delay)
     out = _Arrays(n)
-    times_l, values_l = times.tolist(), values.tolist()
-    j = 0
+    times_l, values_l = series.times.tolist(), series.values.tolist()
+    unknown_l = series.unknown.tolist()
+    j = k = 0
     for i, t in enumerate(ticks.tolist()):
-        while j < len(times_l) and times_l[j] <= t:
-            scaler.record(times_l[j], values_l[j])
-            j += 1
+        j2, k2 = bisect_right(times_l, t, j), bisect_right(unknown_l, t, k)
+        scaler.observe(zip(times_l[j:j2], values_l[j:j2]), unknown_l[k:k2])
+        j, k = j2, k2
         ready = workload.ready(t)
         result = scaler.tick(t, ready, workload.replicas)
         workload.scale(t, result.replicas)
@@ -94,23 +106,30 @@ def replay_per_tick(policy: Policy, times: np.ndarray, values: np.ndarray,
                 result.decision.excess_burst_capacity if result.decision.valid else math.nan)
         if result.advice is not None:
             out.set_forecast(i, result.advice, result.floor)
-    return out.result(policy, startup_delay, times, values, ticks, workload)
+    return out.result(policy, startup_delay, series, ticks, workload, len(times))
 
 
 def replay(policy: Policy, times: np.ndarray, values: np.ndarray, startup_delay: float = 0.0,
-           progress: Progress | None = None) -> ReplayResult:
+           progress: Progress | None = None, *, resolution: float | None = None
+           ) -> ReplayResult:
     """The fast engine; same results as :func:`replay_per_tick`."""
-    ticks = tick_times(times, policy.tick_interval)
+    series = per_second(times, values, resolution)
+    ticks = tick_times(series.times, policy.tick_interval)
     n = len(ticks)
     decider = Decider(policy)
-    stable, panic, empty = _windows(policy, times, values, ticks)
+    stable, panic = _windows(policy, series, ticks)
+    empty = np.isnan(stable)
+    # With no panic data the decider reads the stable average in its place.
+    panic_read = np.where(np.isnan(panic), stable, panic)
     # Python lists index ~10x faster than arrays in the loop; NaN (no data) never compares
     # equal, so a tick without data always takes the full path.
     dspc_l = kpa_batch.raw_counts(decider.spec, stable).tolist()
-    dppc_l = kpa_batch.raw_counts(decider.spec, panic).tolist()
+    dppc_l = kpa_batch.raw_counts(decider.spec, panic_read).tolist()
+    panic_l = panic.tolist()
     forecast = forecast_point = floor = None
     if policy.prediction.enabled:
-        forecast, forecast_point, floor = _forecast(policy, decider, times, values, ticks)
+        forecast, forecast_point, floor = _forecast(policy, decider, series.times,
+                                                    series.values, ticks)
     floor_l = floor.tolist() if floor is not None else None
     if progress:
         progress(0.2)
@@ -144,8 +163,9 @@ def replay(policy: Policy, times: np.ndarray, values: np.ndarray, startup_delay:
         ready = workload.ready(t)
         valid = not empty[i]
         floor_i = 0 if floor_l is None else floor_l[i]
+        p = panic_l[i]
         _, replicas = decider.step(t, ready, current, float(stable[i]) if valid else None,
-                                   float(panic[i]) if valid else None, floor_i)
+                                   None if p != p else p, floor_i)
         workload.scale(t, replicas)
         desired[i] = replicas
         ready_out[i] = ready
@@ -162,22 +182,24 @@ def replay(policy: Policy, times: np.ndarray, values: np.ndarray, startup_delay:
         desired[skip_from:] = replicas
         ready_out[skip_from:] = ready
 
-    ebc = kpa_batch.excess_burst_capacity(decider.spec, ready_out, panic)
-    return ReplayResult(policy, startup_delay, times, values, ticks, stable, panic, desired,
-                        ready_out, panic_out, ebc, workload.all_lifetimes(_end(ticks, policy)),
-                        forecast, forecast_point, floor)
+    ebc = kpa_batch.excess_burst_capacity(decider.spec, ready_out, panic_read)
+    return ReplayResult(policy, startup_delay, series.times, series.values, ticks, stable,
+                        panic, desired, ready_out, panic_out, ebc,
+                        workload.all_lifetimes(_end(ticks, policy)), forecast, forecast_point,
+                        floor, series.unknown, series.resolution, len(times))
 
 
-def _windows(policy: Policy, times: np.ndarray, values: np.ndarray,
-             ticks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(stable, panic, empty) for every tick; the averages NaN where the window is empty."""
-    windows = BatchWindows(times, values, ticks)
+def _windows(policy: Policy, series: Seconds,
+             ticks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(stable, panic) for every tick: NaN where the stable window has no data, and the
+    panic average NaN too where the panic window alone has none."""
+    windows = BatchWindows(series.times, series.values, ticks, series.unknown)
     # numpy releases the GIL in its loops: the two windows are computed side by side.
     with ThreadPoolExecutor(max_workers=1) as pool:
         panic_job = pool.submit(windows.averages, policy.panic_window, policy.window_algorithm)
         stable, empty = windows.averages(policy.stable_window, policy.window_algorithm)
-        panic, _ = panic_job.result()
-    return np.where(empty, np.nan, stable), np.where(empty, np.nan, panic), empty
+        panic, panic_empty = panic_job.result()
+    return np.where(empty, np.nan, stable), np.where(empty | panic_empty, np.nan, panic)
 
 
 def _forecast(policy: Policy, decider: Decider, times: np.ndarray, values: np.ndarray,
@@ -230,13 +252,14 @@ class _Arrays:
         self.in_panic[i] = in_panic
         if stable is not None:
             self.stable[i] = stable
-            self.panic[i] = panic
+            if panic is not None:
+                self.panic[i] = panic
         self.ebc[i] = ebc
 
-    def result(self, policy: Policy, startup_delay: float, times: np.ndarray,
-               values: np.ndarray, ticks: np.ndarray,
-               workload: SimulatedWorkload) -> ReplayResult:
-        return ReplayResult(policy, startup_delay, times, values, ticks, self.stable,
-                            self.panic, self.desired, self.ready, self.in_panic, self.ebc,
-                            workload.all_lifetimes(_end(ticks, policy)),
-                            self.forecast, self.forecast_point, self.floor)
+    def result(self, policy: Policy, startup_delay: float, series: Seconds, ticks: np.ndarray,
+               workload: SimulatedWorkload, rows: int) -> ReplayResult:
+        return ReplayResult(policy, startup_delay, series.times, series.values, ticks,
+                            self.stable, self.panic, self.desired, self.ready, self.in_panic,
+                            self.ebc, workload.all_lifetimes(_end(ticks, policy)),
+                            self.forecast, self.forecast_point, self.floor, series.unknown,
+                            series.resolution, rows)

@@ -29,11 +29,20 @@ COLUMNS = ["timestamp", "stable", "panic", "desired_replicas", "ready_replicas",
 
 
 def tick_demand(result: ReplayResult) -> np.ndarray:
-    """Average recorded load over each tick interval [T, T + tick)."""
+    """Average recorded load over the known seconds of each tick interval [T, T + tick);
+    NaN (an empty cell in decisions.csv) where all of them are unknown."""
     _, demand, _ = per_second(result)
     step = int(result.policy.tick_interval)
     n = len(result.ticks)
-    return demand[: n * step].reshape(n, step).mean(axis=1) if n else demand
+    if not n:
+        return demand
+    per_tick = demand[: n * step].reshape(n, step)
+    if not np.isnan(per_tick).any():
+        return per_tick.mean(axis=1)
+    known = ~np.isnan(per_tick)
+    count = known.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, np.where(known, per_tick, 0.0).sum(axis=1) / count, np.nan)
 
 
 def write_decisions(result: ReplayResult, path: Path, demand: np.ndarray) -> None:

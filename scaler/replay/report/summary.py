@@ -3,8 +3,9 @@
 Figures are integrated second by second over the replayed span [first tick, last tick +
 tickInterval):
 
-* demand at second s is the recorded load in that 1 s bucket (0 where nothing was
-  recorded — the windows see the same zeros);
+* demand at second s is the recorded load in that 1 s bucket, each row held over the
+  seconds of its resolution as the windows saw it; at an unknown second (no row holds it)
+  demand is unknown (NaN) and the second counts in no demand figure — not as zero;
 * ready capacity at s is ready replicas × ``target`` (the per-replica capacity), with a
   replica ready from its ready time until it is removed;
 * provisioned replicas are the count set at each tick, held until the next tick.
@@ -21,7 +22,8 @@ from scaler.replay.engine import ReplayResult
 
 
 def per_second(result: ReplayResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(second timestamps, demand, ready replicas) over the replayed span.
+    """(second timestamps, demand, ready replicas) over the replayed span; demand is NaN
+    at the recording's unknown seconds.
 
     Computed once per result: the summary and decisions.csv's demand column both use it.
     """
@@ -42,6 +44,9 @@ def _per_second(result: ReplayResult) -> tuple[np.ndarray, np.ndarray, np.ndarra
     bucket = np.floor(result.times).astype(np.int64) - start
     inside = (bucket >= 0) & (bucket < n)
     demand = np.bincount(bucket[inside], weights=result.values[inside], minlength=n)
+    if len(result.unknown):
+        gone = result.unknown - start
+        demand[gone[(gone >= 0) & (gone < n)]] = np.nan
     lives = np.array(result.lifetimes, dtype=np.float64).reshape(-1, 2)
     # Ready at second s when ready_at <= s < removed_at.
     first = np.clip(np.ceil(lives[:, 0] - start), 0, n).astype(np.int64)
@@ -59,18 +64,24 @@ def summarize(result: ReplayResult) -> dict:
     tick = p.tick_interval
     n = len(result.ticks)
     _, demand, ready = per_second(result)
-    capacity = ready * p.target
+    known = ~np.isnan(demand)
+    demand, ready_known = demand[known], ready[known]
+    capacity = ready_known * p.target
     shortfall = np.maximum(demand - capacity, 0.0)
     short = demand > capacity
-    cold = (demand > 0) & (ready == 0)
+    # A stretch with demand and no ready replica; an unknown second neither starts nor
+    # breaks one.
+    cold = (demand > 0) & (ready_known == 0)
     cold_starts = int(np.count_nonzero(cold[1:] & ~cold[:-1]) + (1 if len(cold) and cold[0] else 0))
     previous = np.concatenate(([p.initial_replicas], result.desired[:-1]))
     actions = int(np.count_nonzero(result.desired != previous))
     needed = np.ceil(demand / p.target_value)
     return {
-        "recording": {"samples": int(len(result.times)),
+        "recording": {"samples": int(result.rows or len(result.times)),
                       "first": float(result.times[0]) if len(result.times) else None,
-                      "last": float(result.times[-1]) if len(result.times) else None},
+                      "last": float(result.times[-1]) if len(result.times) else None,
+                      "resolution_seconds": result.resolution,
+                      "unknown_seconds": int(np.count_nonzero(~known))},
         "policy": p.name,
         "startup_delay_seconds": result.startup_delay,
         "duration_seconds": n * tick,
@@ -81,7 +92,7 @@ def summarize(result: ReplayResult) -> dict:
         "peak_replicas": int(max(p.initial_replicas, int(result.desired.max(initial=0)))),
         "under_provisioned_demand_seconds": float(shortfall.sum()),
         "under_provisioned_share": float(short.mean()) if len(short) else 0.0,
-        "wasted_pod_seconds": float(np.maximum(ready - needed, 0).sum()),
+        "wasted_pod_seconds": float(np.maximum(ready_known - needed, 0).sum()),
         "cold_start_episodes": cold_starts,
         "cold_start_seconds": int(np.count_nonzero(cold)),
         "scaling_actions": actions,
@@ -111,9 +122,14 @@ def forecast_quality(result: ReplayResult) -> dict:
 def format_table(summary: dict, title: str) -> str:
     """A readable terminal table of the summary."""
     s = summary
+    rec = s["recording"]
+    unknown = rec.get("unknown_seconds", 0)
     rows = [
         ("duration", f"{format_duration(s['duration_seconds'])} ({s['ticks']:,} ticks, "
                      f"{s['ticks_without_data']:,} without data)"),
+        ("resolution", f"{format_duration(rec.get('resolution_seconds', 1.0))}, "
+                       + (f"{unknown:,} s unknown (no row holds them)" if unknown
+                          else "no second unknown")),
         ("pod-seconds", f"{s['pod_seconds']:,.0f} (mean {s['mean_replicas']:.2f} replicas, "
                         f"peak {s['peak_replicas']})"),
         ("under-provisioned", f"{s['under_provisioned_demand_seconds']:,.1f} demand-seconds, "
