@@ -164,3 +164,39 @@ def test_the_replay_reads_back_what_was_recorded(name: str, tmp_path: Path) -> N
     record(CannedSource(samples), "load", 100, 103, 1, tmp_path / name)
     loaded = recording.load(tmp_path / name)
     assert list(zip(loaded.times.tolist(), loaded.values.tolist(), strict=True)) == list(samples)
+
+
+def test_a_15s_recording_replays_as_the_load_held_not_a_fifteenth_of_it(
+    prometheus: PrometheusServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`scaler record --step 15s` writes a row every 15 s; `scaler replay` detects the
+    resolution, holds each row for its 15 s and says so — the load it replays is the
+    recorded one, as at 1 s, where "a missing second is zero" made it a fifteenth."""
+    from support.daemon import write_policy
+
+    from scaler import cli
+
+    policy = write_policy(tmp_path / "policies", "saw", "rec_load", target=5,
+                          targetUtilizationPercentage=100)
+    replays = {}
+    for step in ("1s", "15s"):
+        out = tmp_path / f"load-{step}.csv"
+        assert cli.main(["record", str(out), "--prometheus-url", prometheus.url,
+                         "--query", "rec_load", "--start", str(T0),
+                         "--end", str(T0 + POINTS - 1), "--step", step]) == 0
+        stamps = [int(line.split(",")[0]) for line in out.read_text().splitlines()[1:]]
+        assert set(b - a for a, b in zip(stamps, stamps[1:])) == {int(step[:-1])}
+        assert cli.main(["replay", str(out), "--policy", str(policy), "--no-chart",
+                         "--out", str(tmp_path / f"replay-{step}")]) == 0
+        replays[step] = json.loads((tmp_path / f"replay-{step}" / "summary.json").read_text())
+        assert f"resolution          {step}, no second unknown" in capsys.readouterr().out
+    coarse, fine = replays["15s"], replays["1s"]
+    assert coarse["recording"]["resolution_seconds"] == 15.0
+    assert coarse["recording"]["unknown_seconds"] == 0 == fine["recording"]["unknown_seconds"]
+    assert coarse["ticks_without_data"] == 0
+    # Each row counts for its 15 s: the rows of the sawtooth (0, 3.75, … 26.25 every two
+    # minutes) average 13.125 against 14.875 for every second — not a fifteenth.
+    per_second = coarse["demand_seconds"] / (coarse["duration_seconds"])
+    assert per_second == pytest.approx(13.125, rel=0.01)
+    assert fine["demand_seconds"] / fine["duration_seconds"] == pytest.approx(14.875, rel=0.01)
+    assert coarse["mean_replicas"] == pytest.approx(fine["mean_replicas"], rel=0.15)

@@ -5,6 +5,7 @@
         exporter.set("app_requests_by_pod", 3, labels={"pod": "a"})
         exporter.inc("app_requests", 10)               # exposed as app_requests_total
         exporter.play("app_replayed_load", recording)  # value(t) computed at scrape time
+        exporter.refuse(); ...; exporter.resume()      # the scrape target gone, then back
 
 Each exporter has its own registry, so several can run in one process, and serves it on
 127.0.0.1 with an ephemeral port (no port races).
@@ -70,12 +71,24 @@ class LoadExporter:
         self._lock = threading.Lock()
         self._server = None
         self._thread: threading.Thread | None = None
+        self._port = 0
 
     # -- lifecycle -------------------------------------------------------------------
 
     def start(self) -> Self:
-        self._server, self._thread = start_http_server(0, addr="127.0.0.1", registry=self.registry)
+        self._server, self._thread = start_http_server(self._port, addr="127.0.0.1",
+                                                       registry=self.registry)
+        self._port = int(self._server.server_port)
         return self
+
+    def refuse(self) -> None:
+        """Close the listening socket: scrapes are refused, as when the target is gone.
+        Prometheus marks the target's series stale at its next scrape."""
+        self.stop()
+
+    def resume(self) -> None:
+        """Listen again on the same port, with the same series: the target is back."""
+        self.start()
 
     def stop(self) -> None:
         if self._server is None:
