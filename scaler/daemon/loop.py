@@ -265,11 +265,11 @@ class Daemon:
                                                  deadline=deadline), start, end)
         if reading.ok:
             target.scaler.observe(reading.samples, reading.unknown)
-            if reading.left_out is not None:
-                self.metrics.metric_errors.labels(p.name, reading.left_out).inc()
-                if target.left_out != reading.left_out:
-                    self.log.warning("metric points left out as unknown", policy=p.name,
-                                     reason=reading.left_out, detail=reading.detail)
+            # Not a hold, so not in scaler_metric_errors_total (its alert says "holds
+            # replicas"): logged when it starts, and each tick's line counts the seconds.
+            if reading.left_out is not None and target.left_out != reading.left_out:
+                self.log.warning("metric points left out as unknown", policy=p.name,
+                                 reason=reading.left_out, detail=reading.detail)
             target.left_out = reading.left_out
             if reading.samples:
                 target.last_value = reading.samples[-1][1]
@@ -386,8 +386,7 @@ class Daemon:
         self.log.info(
             "tick", policy=p.name, t=result.now, value=target.last_value,
             stable=result.stable, panic=result.panic, panic_mode=result.in_panic,
-            raw_stable=None if result.stable is None else go_ceil(result.stable / tv),
-            raw_panic=None if result.panic is None else go_ceil(result.panic / tv),
+            raw_stable=_raw_count(result.stable, tv), raw_panic=_raw_count(result.panic, tv),
             decider=result.decision.desired_pods if result.decision.valid else None,
             replicas=result.replicas, current=status.replicas, ready=status.ready_replicas,
             min=p.min_replicas, max=p.max_replicas, grace_remaining=result.grace_remaining,
@@ -413,6 +412,15 @@ def _in_range(reading: Reading, start: int, end: int) -> Reading:
         return Reading(error="bad_response", detail=(
             f"the answer marks seconds outside {start}..{end} unknown"))
     return reading
+
+
+def _raw_count(average: float | None, target_value: float) -> int | float | None:
+    """The decider's raw count for the log: ceil(average / target value), a whole number
+    (+Inf stays +Inf, as in the decider)."""
+    if average is None:
+        return None
+    count = go_ceil(average / target_value)
+    return int(count) if math.isfinite(count) else count
 
 
 def _event_reason(current: int, replicas: int) -> str:
