@@ -117,15 +117,14 @@ def replay(policy: Policy, times: np.ndarray, values: np.ndarray, startup_delay:
     ticks = tick_times(series.times, policy.tick_interval)
     n = len(ticks)
     decider = Decider(policy)
-    stable, panic = _windows(policy, series, ticks)
-    empty = np.isnan(stable)
+    stable, panic, empty = _windows(policy, series, ticks)
     # With no panic data the decider reads the stable average in its place.
-    panic_read = np.where(np.isnan(panic), stable, panic)
+    blind = np.isnan(panic)
+    panic_read = panic if np.array_equal(blind, empty) else np.where(blind, stable, panic)
     # Python lists index ~10x faster than arrays in the loop; NaN (no data) never compares
     # equal, so a tick without data always takes the full path.
     dspc_l = kpa_batch.raw_counts(decider.spec, stable).tolist()
     dppc_l = kpa_batch.raw_counts(decider.spec, panic_read).tolist()
-    panic_l = panic.tolist()
     forecast = forecast_point = floor = None
     if policy.prediction.enabled:
         forecast, forecast_point, floor = _forecast(policy, decider, series.times,
@@ -163,7 +162,7 @@ def replay(policy: Policy, times: np.ndarray, values: np.ndarray, startup_delay:
         ready = workload.ready(t)
         valid = not empty[i]
         floor_i = 0 if floor_l is None else floor_l[i]
-        p = panic_l[i]
+        p = float(panic[i])   # NaN: the panic window alone has no data
         _, replicas = decider.step(t, ready, current, float(stable[i]) if valid else None,
                                    None if p != p else p, floor_i)
         workload.scale(t, replicas)
@@ -190,16 +189,21 @@ def replay(policy: Policy, times: np.ndarray, values: np.ndarray, startup_delay:
 
 
 def _windows(policy: Policy, series: Seconds,
-             ticks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(stable, panic) for every tick: NaN where the stable window has no data, and the
-    panic average NaN too where the panic window alone has none."""
+             ticks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(stable, panic, no stable data) for every tick: the averages NaN where the stable
+    window has no data, and the panic average NaN too where the panic window alone has
+    none."""
     windows = BatchWindows(series.times, series.values, ticks, series.unknown)
     # numpy releases the GIL in its loops: the two windows are computed side by side.
     with ThreadPoolExecutor(max_workers=1) as pool:
         panic_job = pool.submit(windows.averages, policy.panic_window, policy.window_algorithm)
         stable, empty = windows.averages(policy.stable_window, policy.window_algorithm)
         panic, panic_empty = panic_job.result()
-    return np.where(empty, np.nan, stable), np.where(empty | panic_empty, np.nan, panic)
+    if panic_empty.any():
+        empty_panic = empty | panic_empty
+    else:
+        empty_panic = empty
+    return np.where(empty, np.nan, stable), np.where(empty_panic, np.nan, panic), empty
 
 
 def _forecast(policy: Policy, decider: Decider, times: np.ndarray, values: np.ndarray,

@@ -64,8 +64,11 @@ def summarize(result: ReplayResult) -> dict:
     tick = p.tick_interval
     n = len(result.ticks)
     _, demand, ready = per_second(result)
-    known = ~np.isnan(demand)
-    demand, ready_known = demand[known], ready[known]
+    unknown = np.isnan(demand) if len(result.unknown) else None
+    if unknown is not None:
+        demand, ready_known = demand[~unknown], ready[~unknown]
+    else:
+        ready_known = ready
     capacity = ready_known * p.target
     shortfall = np.maximum(demand - capacity, 0.0)
     short = demand > capacity
@@ -81,7 +84,7 @@ def summarize(result: ReplayResult) -> dict:
                       "first": float(result.times[0]) if len(result.times) else None,
                       "last": float(result.times[-1]) if len(result.times) else None,
                       "resolution_seconds": result.resolution,
-                      "unknown_seconds": int(np.count_nonzero(~known))},
+                      "unknown_seconds": 0 if unknown is None else int(unknown.sum())},
         "policy": p.name,
         "startup_delay_seconds": result.startup_delay,
         "duration_seconds": n * tick,
