@@ -334,3 +334,84 @@ def test_a_conflict_is_not_retried_once_leadership_is_lost():
     target.version = 2
     run_until(daemon, clock, BASE + 4)
     assert target.writes == []
+
+
+class ScriptedSource:
+    """Answers read() with the next reading of a script: history (the warm start) once,
+    then one reading per tick."""
+
+    def __init__(self, history: Reading, reads: list[Reading]):
+        self.history_reading = history
+        self.reads = list(reads)
+        self.calls: list[tuple[float, float]] = []
+
+    def history(self, query, start, end, step=1.0, *, deadline=None):
+        return self.history_reading
+
+    def read(self, query, start, end, *, deadline):
+        self.calls.append((start, end))
+        return self.reads.pop(0) if self.reads else Reading(error="empty", detail="script ended")
+
+
+def steady_history(end: int, seconds: int = 60, load: float = 140.0) -> Reading:
+    return Reading(samples=tuple((float(t), load) for t in range(end - seconds + 1, end + 1)))
+
+
+def test_a_point_outside_the_range_asked_for_is_bad_data_and_not_recorded():
+    """One point stamped an hour ahead once pinned a target at 100 replicas: the whole
+    answer is refused (bad_response), nothing of it enters the windows, replicas hold."""
+    start = BASE + 100
+    ahead = Reading(samples=((float(start + 1), 140.0), (float(start + 3600), 7000.0)))
+    behind = Reading(samples=((float(start - 500), 7000.0), (float(start + 3), 140.0)))
+    good = [Reading(samples=((float(t), 140.0),)) for t in range(start + 1, start + 4)]
+    source = ScriptedSource(steady_history(start), [ahead, behind, *good])
+    daemon, clock, _, target, metrics = make_daemon(start=start + 0.5, replicas=2,
+                                                    source=source)
+    with capture_logs() as logs:
+        run_until(daemon, clock, start + 6)
+    assert target.writes == []   # 140 at 70 per replica: 2 replicas throughout
+    assert sample(metrics, "scaler_metric_errors_total", policy=POLICY.name,
+                  reason="bad_response") == 2
+    refused = [e for e in logs if e.get("reason") == "bad_response"]
+    assert refused and "outside the seconds asked for" in refused[0]["detail"]
+    stable = [e["stable"] for e in logs if e.get("event") == "tick" and e["stable"] is not None]
+    assert stable and max(stable) == 140.0     # the 7000s never reached the windows
+
+
+def test_unknown_seconds_are_handed_to_the_windows_not_zero():
+    """A reading with seconds it could not answer for: the windows average what is known
+    (140 over 60 known seconds, not 140 × 59/60 with a zero), and the tick log counts the
+    unknown seconds. A reading whose unknown seconds lie outside its range is refused."""
+    start = BASE + 100
+    gappy = Reading(samples=((float(start + 1), 140.0),), unknown=(start + 2,))
+    stray = Reading(samples=((float(start + 3), 140.0),), unknown=(start + 9,))
+    source = ScriptedSource(steady_history(start, load=70.0), [gappy, stray])
+    daemon, clock, _, target, metrics = make_daemon(start=start + 0.5, replicas=2,
+                                                    source=source)
+    with capture_logs() as logs:
+        run_until(daemon, clock, start + 5)
+    ticks = [e for e in logs if e.get("event") == "tick"]
+    gap_tick = next(e for e in ticks if e["unknown"] == 1)
+    # 58 seconds of 70 and one of 140 in the window: (58·70 + 140) / 59, not / 60.
+    assert gap_tick["stable"] == pytest.approx((58 * 70 + 140) / 59, abs=1e-6)
+    assert sample(metrics, "scaler_metric_errors_total", policy=POLICY.name,
+                  reason="bad_response") == 1
+
+
+def test_a_reading_with_left_out_points_is_logged_once_and_still_used():
+    start = BASE + 100
+    partial = Reading(samples=((float(start + 1), 140.0),), unknown=(start + 2,),
+                      left_out="nan", detail="query is NaN at ... (1 of 2 points)")
+    again = Reading(samples=((float(start + 3), 140.0),), unknown=(start + 4,),
+                    left_out="nan", detail="again")
+    source = ScriptedSource(steady_history(start), [partial, again])
+    daemon, clock, _, target, metrics = make_daemon(start=start + 0.5, replicas=2,
+                                                    source=source)
+    with capture_logs() as logs:
+        run_until(daemon, clock, start + 5)
+    warnings = [e for e in logs if e.get("event") == "metric points left out as unknown"]
+    assert len(warnings) == 1 and warnings[0]["reason"] == "nan"
+    # Not a hold: no no-data error counted, and the ticks decided.
+    assert sample(metrics, "scaler_metric_errors_total", policy=POLICY.name,
+                  reason="nan") is None
+    assert all(e["decider"] == 2 for e in logs if e.get("event") == "tick")

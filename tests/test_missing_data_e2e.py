@@ -60,7 +60,41 @@ def exporters() -> Iterator[dict[str, LoadExporter]]:
 def prometheus(exporters) -> Iterator[PrometheusServer]:
     targets = [e.target for e in exporters.values()]
     with PrometheusServer(targets, wait_for=f"count(up == 1) == {len(targets)}") as server:
+        server.every_target_up = time.time()
         yield server
+
+
+def wait_for_history(prometheus: PrometheusServer, seconds: int = 8) -> float:
+    """A whole second by which every exporter's series has ``seconds`` of history."""
+    time.sleep(max(0.0, prometheus.every_target_up + seconds + 2 - time.time()))
+    return float(int(time.time()) - 1)
+
+
+@pytest.mark.parametrize("query, reason, unknown", [
+    # +Inf at every even second (12.5 / 0): those seconds are unknown, the rest is a load.
+    pytest.param("sum(nan_load) / (vector(time()) % 2)", "inf", lambda s: s % 2 == 0,
+                 id="inf-every-other-second"),
+    # NaN every third second.
+    pytest.param("sum(nan_load) * ((vector(time()) % 3 > 0) > bool 0 or vector(0/0))", "nan",
+                 lambda s: s % 3 == 0, id="nan-every-third-second"),
+    # The series absent every third second: a gap inside a good answer.
+    pytest.param("sum(nan_load) unless on() (vector(time()) % 3 == 0)", None,
+                 lambda s: s % 3 == 0, id="missing-every-third-second"),
+])
+def test_a_per_second_answer_names_its_unknown_seconds(prometheus, query, reason, unknown):
+    from scaler.sources.prometheus import PrometheusSource
+
+    end = wait_for_history(prometheus)
+    with PrometheusSource(prometheus.url) as source:
+        reading = source.read(query, end - 8, end, deadline=time.monotonic() + 5)
+    assert reading.ok, reading
+    seconds = range(int(end) - 8, int(end) + 1)
+    assert list(reading.unknown) == [s for s in seconds if unknown(s)]
+    assert [int(t) for t, _ in reading.samples] == [s for s in seconds if not unknown(s)]
+    assert {v for _, v in reading.samples} == {LOAD}
+    assert reading.left_out == reason
+    if reason:
+        assert reason.replace("inf", "infinite").replace("nan", "NaN") in reading.detail
 
 
 class Outage:

@@ -468,3 +468,40 @@ def test_bundled_recordings_are_dense_and_replay_as_knative_would():
         assert seconds.resolution == 1.0, path
         assert not len(seconds.unknown), path
         assert seconds.times is rec.times or np.array_equal(seconds.times, rec.times), path
+
+
+@st.composite
+def gaps(draw, seconds=900):
+    """Which seconds of a 1 s recording are missing: up to eight stretches, each an
+    outage (up to 140 s, over twice a 60 s window) or flaky (``lost`` of every ``every``
+    seconds missing), anywhere in the recording."""
+    missing = np.zeros(seconds, dtype=bool)
+    stretches = draw(st.lists(st.tuples(st.integers(0, seconds - 1), st.integers(1, 140),
+                                        st.integers(1, 10), st.integers(0, 9)), max_size=8))
+    for start, length, every, lost in stretches:
+        span = np.arange(start, min(seconds, start + length))
+        missing[span] = (span - start) % every < max(1, min(lost, every - 1)) if every > 1 \
+            else True
+    return missing
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(gaps(), st.sampled_from(["linear", "weighted-exponential"]),
+       st.sampled_from([6, 20, 60]), st.sampled_from([1.0, 2.0]), st.sampled_from([2, 5]))
+def test_a_steady_load_stays_at_the_right_count_through_any_gaps(missing, algorithm, stable,
+                                                                 tick, right):
+    """Never a wrong scale-down on account of unknown seconds: a steady load of
+    10 × right against a target of 10 keeps exactly ``right`` replicas whatever seconds
+    are missing — every tick either decides on the known seconds (which all say the same)
+    or holds."""
+    policy = replace(Policy(), target=10.0, target_utilization_percentage=100.0,
+                     initial_replicas=right, stable_window=stable, tick_interval=tick,
+                     window_algorithm=algorithm)
+    seconds = BASE + np.arange(len(missing), dtype=np.float64)
+    times = seconds[~missing]
+    assume(len(times) >= 2)
+    r = replay(policy, times, np.full(len(times), 10.0 * right), resolution=1.0)
+    assert set(r.desired.tolist()) == {right}
+    known = r.stable[~np.isnan(r.stable)]
+    if algorithm == "linear":
+        assert set(known.tolist()) <= {10.0 * right}

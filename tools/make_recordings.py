@@ -272,7 +272,9 @@ Load recordings for `scaler replay`. Each is a CSV with the header `timestamp,va
 per second, integer unix timestamps in ascending order, and the workload's total load in
 concurrency units (requests in flight, averaged over each second, as Knative's queue-proxy
 reports it), non-negative, with at most 3 decimals. Idle seconds are rows with value 0, not
-missing rows: a missing sample means "no data", which holds replicas.
+missing rows: a missing row is an unknown second, never zero load (replay leaves it out of
+the averages, and holds replicas when most of a window is unknown). Every file has a row in
+every second, so each replays exactly as Knative's own 1 s stream would.
 
 All files are generated; do not edit them. This README is generated too. Regenerate with
 
