@@ -27,6 +27,40 @@ def test_bad_startup_delay(tmp_path, capsys, args, fragment):
     assert fragment in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("value,fragment", [
+    pytest.param("0s", "1ms to 1d", id="zero"),
+    pytest.param("2d", "1ms to 1d", id="over-a-day"),
+    pytest.param("soon", "--resolution", id="not-a-duration"),
+    pytest.param("-5s", "--resolution", id="negative"),
+])
+def test_bad_resolution(tmp_path, capsys, value, fragment):
+    rec = recording(tmp_path / "r.csv", [(1_000_000_000 + i, 5) for i in range(10)])
+    assert cli.main(["replay", str(rec), "--out", str(tmp_path / "o"),
+                     f"--resolution={value}"]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and err.count("\n") == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_resolution_holds_each_row_and_the_summary_says_so(tmp_path, capsys):
+    """Rows every 10 s: detected, each held 10 s. Forced to 1 s instead, 9 of every 10
+    seconds are unknown, and the summary says how many."""
+    import json
+
+    rec = recording(tmp_path / "r.csv", [(1_000_000_000 + 10 * i, 140) for i in range(60)])
+    for args, resolution, unknown in ((), 10.0, 0), (["--resolution", "1s"], 1.0, 531):
+        out = tmp_path / f"o{resolution:g}"
+        assert cli.main(["replay", str(rec), "--out", str(out), "--no-chart", *args]) == 0
+        summary = json.loads((out / "summary.json").read_text())
+        assert summary["recording"]["resolution_seconds"] == resolution
+        assert summary["recording"]["unknown_seconds"] == unknown
+        printed = capsys.readouterr().out
+        assert (f"{unknown:,} s unknown" if unknown else "no second unknown") in printed
+    # Held, the load is 140 in every second: 2 replicas at 70 each, from the start.
+    with open(tmp_path / "o10" / "decisions.csv") as f:
+        assert {int(r["desired_replicas"]) for r in csv.DictReader(f)} == {2}
+
+
 def test_a_load_needing_absurd_replicas_is_an_error_not_an_out_of_memory(tmp_path, capsys):
     rec = recording(tmp_path / "r.csv", [(1_000_000_000 + i, 1e12) for i in range(10)])
     assert cli.main(["replay", str(rec), "--out", str(tmp_path / "o")]) == 2
