@@ -182,6 +182,8 @@ def cmd_record(args: argparse.Namespace) -> int:
     done = app.record(_connection(args), args.query, args.out, span)
     print(f"wrote {done.path}: {done.points:,} points from {done.first:.0f} to "
           f"{done.last:.0f} ({format_duration(round(done.last - done.first))})")
+    if done.left_out:
+        print(f"left out: {done.left_out}")
     return 0
 
 

@@ -200,3 +200,21 @@ def test_a_15s_recording_replays_as_the_load_held_not_a_fifteenth_of_it(
     assert per_second == pytest.approx(13.125, rel=0.01)
     assert fine["demand_seconds"] / fine["duration_seconds"] == pytest.approx(14.875, rel=0.01)
     assert coarse["mean_replicas"] == pytest.approx(fine["mean_replicas"], rel=0.15)
+
+
+def test_nan_points_among_good_ones_are_left_out_and_replay_as_unknown(
+    source: PrometheusSource, tmp_path: Path
+) -> None:
+    """rec_load × (rec_load / rec_load) is NaN where the sawtooth is 0 (every 120 s) and
+    the load elsewhere: the file leaves those rows out, says so, and replay sees the
+    seconds as unknown — not as a failed recording, and not as zero load."""
+    from scaler.sources import recording
+    from scaler.sources.recording.seconds import per_second
+
+    out = tmp_path / "gappy.csv"
+    done = record(source, "rec_load * (rec_load / rec_load)", T0, T0 + 240, 1, out)
+    assert done.points == 241 - 3
+    assert "NaN" in done.left_out and "3 of 241 points" in done.left_out
+    rec = recording.load(out)
+    assert per_second(rec.times, rec.values).unknown.tolist() == [T0 + 120]
+    assert (rec.times[0], rec.times[-1]) == (T0 + 1, T0 + 239)

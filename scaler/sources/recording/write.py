@@ -8,9 +8,11 @@ Two formats, chosen by the file name:
   recording can also be fed to tools that speak the HTTP API.
 
 The file appears complete or not at all: it is written to a temporary file in the same
-directory and renamed over the target. Anything that is not exactly one clean series
-(several series, no data, NaN, an unreachable server, ...) is a :class:`RecordError`
-whose message says what came back, as the live source's reading does.
+directory and renamed over the target. Anything that is not exactly one series of loads
+(several series, no data, only NaN, an unreachable server, ...) is a :class:`RecordError`
+whose message says what came back, as the live source's reading does. Points that are
+not a load among good ones (a NaN, ±Inf or negative value) are left out, so replay sees
+those seconds as unknown; :class:`Recorded` says so.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ class Recorded:
     first: float
     last: float
     labels: Mapping[str, str]
+    left_out: str = ""   # what was left out as unknown, in words; empty when nothing was
 
 
 def record(
@@ -84,7 +87,7 @@ def record(
         chunks = _as_csv(rows)
     _write_atomically(path, chunks)
     return Recorded(path, len(rows), reading.samples[0][0], reading.samples[-1][0],
-                    dict(fetched.labels))
+                    dict(fetched.labels), reading.detail if reading.left_out else "")
 
 
 def _as_csv(rows: list[tuple[str, str]]) -> Iterator[str]:
