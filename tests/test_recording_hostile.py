@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from scaler import cli
-from scaler.sources import recording
+from scaler.sources import MAX_LOAD, recording
 from scaler.sources.recording import RecordingError
 
 T0 = 1772409600
@@ -124,7 +124,7 @@ def only_recording_errors(path: Path) -> None:
     else:
         # What loads is what replay can take: sorted, finite, loads within range.
         assert len(rec) > 0
-        assert all(0 <= v <= recording.parse.MAX_LOAD for v in rec.values.tolist())
+        assert all(0 <= v <= MAX_LOAD for v in rec.values.tolist())
         assert all(math.isfinite(t) for t in rec.times.tolist())
         assert rec.times.tolist() == sorted(rec.times.tolist())
 

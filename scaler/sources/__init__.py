@@ -69,6 +69,13 @@ class Reading:
         return self.error is None
 
 
+# The largest load a source should hand over: far beyond any workload, yet small enough
+# that a window's sum of an hour of seconds, times Knative's 10^6 for its 6-digit rounding,
+# stays far from a float's range (1.8e308, which a single 1.8e302 reaches). A bigger number
+# is a unit mistake or a broken exporter. Recordings refuse it; the windows and the decider
+# would not fail on it (they saturate as Go does) but would ask for the scale-up limit.
+MAX_LOAD = 1e18
+
 # Which NO_DATA_REASONS a single value falls under, in the order they are reported.
 _BAD_VALUE = (("nan", math.isnan), ("inf", math.isinf), ("negative", lambda v: v < 0))
 

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scaler.sources import MAX_LOAD
 from scaler.sources.wire import format_labels, parse_timestamp
 
 
@@ -41,11 +42,6 @@ class RecordingError(ValueError):
     """A recording that cannot be replayed; the message names the file and the place."""
 
 
-# The largest load a recording may hold: far beyond any workload, yet small enough that a
-# window's sum of an hour of seconds, times Knative's 10^6 for its 6-digit rounding, stays
-# far from a float's range (1.8e308 — which a single 1.8e302 reaches). A bigger number is
-# a unit or parsing mistake.
-MAX_LOAD = 1e18
 
 
 @dataclass(frozen=True)
