@@ -399,11 +399,11 @@ class Exchange:
         self._leave_endpoint()
         if self.gone or self.done:
             return
+        self.client.activator.log_upstream_failure(self.route.policy, reason)
         self.attempts += 1
         if self.attempts < MAX_ATTEMPTS:
             self._admit()      # another endpoint, or held again if none is left
             return
-        self.client.activator.log_upstream_failure(self.route.policy, reason)
         self.respond(502, f"scaler activator: could not reach an endpoint of policy "
                           f"{self.route.policy!r} ({reason})", outcome=FAILED)
 
@@ -473,11 +473,11 @@ class Exchange:
         lines.append(b"")
         self.out.append(CRLF.join(lines))
         if self.method == b"HEAD" and self.upstream is not None:
-            # llhttp would wait for the Content-Length's body: the next response needs a
-            # parser that starts from scratch.
-            reusable = self.upstream.keep_alive()
+            # The response ends with its head, which llhttp cannot know (it would wait for
+            # the Content-Length's body). Some servers send that body anyway, so the
+            # connection is not trusted with another request.
             self.upstream.fresh_parser()
-            self._complete(reusable)
+            self._complete(False)
 
     def on_response_body(self, data: bytes) -> None:
         if self.response_framing == CHUNKED:
