@@ -283,3 +283,12 @@ def test_not_ready_until_every_route_knows_its_endpoints():
         a.wait_for(lambda: admin_get(a.admin_port, "/readyz")[0] == 200, what="ready")
         a.call(lambda: setattr(a.activator.states["b"], "synced", False))
         assert admin_get(a.admin_port, "/readyz") == (503, b"endpoints not known yet for: b\n")
+
+
+def test_with_max_pending_zero_a_request_at_zero_is_refused_but_still_pokes():
+    with PokeReceiver() as daemon, \
+            ActivatorThread([route("app", max_pending=0)], {"app": []},
+                            daemon_urls=[daemon.url]) as a:
+        assert a.get("/id")[0] == 503
+        a.wait_for(lambda: len(daemon.pokes) == 1, 5, "a poke")
+        assert daemon.pokes[0][2]["pending"] == 0

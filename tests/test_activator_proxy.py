@@ -321,3 +321,101 @@ def test_a_restarted_workload_is_reached_again_through_fresh_connections():
             first.stop()
             with Backend("second", port=port):
                 assert [a.get("/id")[2] for _ in range(3)] == [b"second"] * 3
+
+
+def test_a_request_with_both_content_length_and_chunked_is_refused(activator, backend):
+    hits = backend.hits
+    sock = connect(activator.port)
+    sock.sendall(b"POST /echo HTTP/1.1\r\nHost: app.test\r\nContent-Length: 4\r\n"
+                 b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+    assert read_all(sock).startswith(b"HTTP/1.1 400 Bad Request")
+    assert backend.hits == hits              # nothing smuggled through
+
+
+def test_an_open_websocket_counts_until_closed_and_ends_as_proxied(activator):
+    before = activator.sample("scaler_activator_requests_total", policy="app",
+                              outcome="proxied")
+
+    async def talk():
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(f"http://127.0.0.1:{activator.port}/ws",
+                                          headers={"Host": "app.test"}) as ws:
+                await ws.send_str("x")
+                await ws.receive_str(timeout=5)
+
+    asyncio.run(talk())
+    activator.wait_for(lambda: activator.route_stats()["in_flight"] == 0, what="tunnel closed")
+    assert activator.sample("scaler_activator_requests_total", policy="app",
+                            outcome="proxied") == before + 1
+
+
+def raw_route(raw) -> ActivatorThread:
+    return ActivatorThread([route("app")], {"app": [raw.address]})
+
+
+def test_transfer_codings_before_chunked_travel_on_and_the_body_is_re_chunked():
+    from support.backends import RawBackend
+
+    def reply(request: bytes):
+        return (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+                b"3\r\nabc\r\n0\r\n\r\n", False)
+
+    with RawBackend(reply, read_body=len(b"2\r\nhi\r\n0\r\n\r\n")) as raw, raw_route(raw) as a:
+        sock = connect(a.port)
+        sock.sendall(b"POST /x HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: gzip, chunked"
+                     b"\r\n\r\n2\r\nhi\r\n0\r\n\r\n")
+        answer = read_until(sock, b"0\r\n\r\n")
+        head, body = answer.split(b"\r\n\r\n", 1)
+        assert b"Transfer-Encoding: gzip, chunked" in head
+        assert body == b"3\r\nabc\r\n0\r\n\r\n"
+        sent = raw.received[0]
+        assert b"\r\nTransfer-Encoding: gzip, chunked\r\n" in sent
+        assert sent.endswith(b"\r\n\r\n2\r\nhi\r\n0\r\n\r\n")
+
+
+def test_a_body_delimited_by_the_workload_closing_reaches_the_client_chunked():
+    from support.backends import RawBackend
+
+    with RawBackend(lambda request: (b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n"
+                                     b"until the end", True)) as raw, raw_route(raw) as a:
+        conn = http.client.HTTPConnection("127.0.0.1", a.port, timeout=10)
+        for _ in range(2):                           # the client's connection stays usable
+            conn.request("GET", "/", headers={"Host": "app.test"})
+            response = conn.getresponse()
+            assert response.getheader("Transfer-Encoding") == "chunked"
+            assert response.read() == b"until the end"
+        assert a.route_stats()["in_flight"] == 0
+
+
+def test_a_workload_that_dies_mid_response_cuts_the_client_off():
+    from support.backends import RawBackend
+
+    with RawBackend(lambda request: (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n"
+                                     b"only part", True)) as raw, raw_route(raw) as a:
+        sock = connect(a.port)
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        try:
+            answer = read_all(sock)
+        except ConnectionResetError:
+            answer = b"(reset)"
+        assert not answer.endswith(b"\r\n\r\n" + b"x" * 100)
+        assert b"only part" in answer or answer == b"(reset)"
+        a.wait_for(lambda: a.sample("scaler_activator_requests_total", policy="app",
+                                    outcome="failed") == 1, what="counted as failed")
+        assert a.route_stats()["in_flight"] == 0
+
+
+def test_a_workload_that_answers_before_the_upload_ends_gets_its_answer_through():
+    from support.backends import RawBackend
+
+    with RawBackend(lambda request: (b"HTTP/1.1 413 Payload Too Large\r\nContent-Length: 4"
+                                     b"\r\nConnection: close\r\n\r\nbig!", True)) as raw, \
+            raw_route(raw) as a:
+        sock = connect(a.port)
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 10000000\r\n\r\n"
+                     + b"x" * 1000)
+        answer = read_until(sock, b"big!")
+        assert answer.startswith(b"HTTP/1.1 413 Payload Too Large")
+        assert a.route_stats()["in_flight"] == 0
+        sock.settimeout(5)
+        assert read_all(sock) == b""                 # then the connection closes

@@ -210,8 +210,9 @@ class Exchange:
     __slots__ = ("client", "method", "url", "http10", "keep_alive", "upgrade", "host",
                  "route", "head", "body_framing", "buffer", "buffered", "request_done",
                  "upstream", "endpoint", "attempts", "was_held", "started", "gone", "done",
-                 "status", "response_framing", "response_started", "out", "interim",
-                 "switching", "upgrade_header", "has_body", "client_eof", "upstream_eof_seen")
+                 "response_framing", "response_started", "out", "interim",
+                 "switching", "upgrade_header", "has_body", "client_eof", "upstream_eof_seen",
+                 "until_eof")
 
     def __init__(self, client: ClientConnection, method: bytes, url: bytes,
                  headers: list[tuple[bytes, bytes]], http10: bool, keep_alive: bool,
@@ -232,8 +233,8 @@ class Exchange:
         self.started = False
         self.gone = False
         self.done = False
-        self.status = 0
         self.response_framing = NO_BODY
+        self.until_eof = False            # the workload's body ends when it closes
         self.response_started = False
         self.out: list[bytes] = []
         self.interim = False
@@ -260,12 +261,14 @@ class Exchange:
         connection = b""
         length = None
         chunked = False
+        codings = b""
         for name, value in headers:
             lname = name.lower()
             if lname in HOP_BY_HOP:
                 if lname == b"connection":
                     connection += b"," + value
                 elif lname == b"transfer-encoding":
+                    codings = codings + b", " + value if codings else value
                     chunked = value.lower().rstrip().endswith(b"chunked")
                 elif lname == b"upgrade":
                     self.upgrade_header = value
@@ -296,9 +299,10 @@ class Exchange:
         if forwarded_host is None and self.host is not None:
             lines.append(b"X-Forwarded-Host: " + self.host)
         if chunked:
+            # Re-chunked here; codings applied before chunked (gzip, ...) travel on.
             self.body_framing = CHUNKED
             self.has_body = True
-            lines.append(b"Transfer-Encoding: chunked")
+            lines.append(b"Transfer-Encoding: " + codings)
         elif length is not None and length.strip() != b"0":
             self.body_framing = LENGTH
             self.has_body = True
@@ -436,15 +440,18 @@ class Exchange:
                     status, reason, b"".join(n + b": " + v + CRLF for n, v in headers
                                              if n.lower() not in HOP_BY_HOP)))
             return
-        self.status = status
         self.response_started = True
         lines = [b"HTTP/1.1 %d %b" % (status, reason)]
         length = None
+        codings = b""
+        upgrade = self.upgrade_header
         for name, value in headers:
             lname = name.lower()
             if lname in HOP_BY_HOP:
-                if lname == b"connection" and status == 101:
-                    continue
+                if lname == b"transfer-encoding":
+                    codings = codings + b", " + value if codings else value
+                elif lname == b"upgrade":
+                    upgrade = value
                 continue
             if lname == b"content-length":
                 length = value
@@ -452,18 +459,24 @@ class Exchange:
         if status == 101:
             self.switching = True
             lines.append(b"Connection: Upgrade")
-            if self.upgrade_header:
-                lines.append(b"Upgrade: " + self.upgrade_header)
+            if upgrade:
+                lines.append(b"Upgrade: " + upgrade)
         elif self.method == b"HEAD" or status == 204 or status == 304:
             self.response_framing = NO_BODY
         elif length is not None:
             self.response_framing = LENGTH
-        elif self.http10:
-            self.response_framing = UNTIL_CLOSE
-            self.keep_alive = False
         else:
-            self.response_framing = CHUNKED
-            lines.append(b"Transfer-Encoding: chunked")
+            # Chunked, or delimited by the workload closing: re-framed for the client.
+            self.until_eof = not codings.lower().rstrip().endswith(b"chunked")
+            if self.http10:
+                self.response_framing = UNTIL_CLOSE
+                self.keep_alive = False
+            else:
+                # Transfer-codings the workload applied before chunked travel on.
+                self.response_framing = CHUNKED
+                if codings and self.until_eof:
+                    codings += b", chunked"
+                lines.append(b"Transfer-Encoding: " + (codings or b"chunked"))
         if status != 101:
             if not self.keep_alive or self.client.closing:
                 lines.append(b"Connection: close")
@@ -505,7 +518,8 @@ class Exchange:
         if upstream is not None:
             if not self.request_done:
                 upstream.abort()          # it answered before the upload ended: cut it off
-            elif reusable and self.response_framing != UNTIL_CLOSE:
+            elif (reusable and not self.until_eof
+                  and not (self.endpoint is not None and self.endpoint.removed)):
                 self.client.activator.pool.release(upstream)
             else:
                 upstream.exchange = None
@@ -523,7 +537,7 @@ class Exchange:
 
     def upstream_eof(self) -> None:
         """The workload closed its side: the end of a body delimited by the close."""
-        if self.response_started and self.response_framing == UNTIL_CLOSE and not self.done:
+        if self.response_started and self.until_eof and not self.done:
             self.on_response_complete()
 
     def upstream_broken(self, reason: str) -> None:
@@ -538,7 +552,7 @@ class Exchange:
         if self.switching and self.response_started:
             self.end_tunnel()
             return
-        if self.response_started and self.response_framing == UNTIL_CLOSE:
+        if self.response_started and self.until_eof:
             self.upstream = None
             self._complete(False)
             return

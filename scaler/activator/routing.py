@@ -39,11 +39,12 @@ class Waiter(Protocol):
 class EndpointState:
     """One ready endpoint and the requests in flight to it from this activator."""
 
-    __slots__ = ("endpoint", "in_flight")
+    __slots__ = ("endpoint", "in_flight", "removed")
 
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
         self.in_flight = 0
+        self.removed = False        # left the ready set: its connections are not kept
 
     def __repr__(self) -> str:
         return f"EndpointState({self.endpoint}, in_flight={self.in_flight})"
@@ -152,6 +153,8 @@ class RouteState:
         if len(self._held) >= self.route.max_pending:
             if self._episode is not None:
                 self._episode["rejected"] += 1
+            if not self.ready and self._on_zero_arrival is not None:
+                self._on_zero_arrival(self)     # demand at zero, even if it cannot wait
             return REJECT
         now = self._clock()
         handle = self._call_later(self.route.timeout, self._expire, waiter)
@@ -203,6 +206,8 @@ class RouteState:
         self.synced = True
         keep = {ep: self._by_endpoint.get(ep) or EndpointState(ep) for ep in new}
         removed = [ep for ep in self._by_endpoint if ep not in keep]
+        for ep in removed:
+            self._by_endpoint[ep].removed = True
         self._by_endpoint = keep
         self.ready = list(keep.values())
         self._next = 0

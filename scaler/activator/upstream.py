@@ -137,7 +137,6 @@ class UpstreamPool:
         self._idle: dict[Endpoint, list[UpstreamConnection]] = {}
         self._connecting: set[asyncio.Task] = set()
         self._waiting: dict[Endpoint, deque[Exchange]] = {}
-        self._removed: set[Endpoint] = set()
         self.connects = 0
 
     def acquire(self, endpoint: Endpoint, exchange: Exchange, *, fresh: bool = False) -> None:
@@ -153,7 +152,6 @@ class UpstreamPool:
                 conn.exchange = exchange
                 exchange.attach(conn)
                 return
-        self._removed.discard(endpoint)
         waiting = self._waiting.get(endpoint)
         if waiting is None:
             waiting = self._waiting[endpoint] = deque()
@@ -199,7 +197,7 @@ class UpstreamPool:
         if conn.closed:
             return
         idle = self._idle.setdefault(conn.endpoint, [])
-        if conn.endpoint in self._removed or len(idle) >= self.max_idle:
+        if len(idle) >= self.max_idle:
             conn.transport.close()
             return
         conn.idle_since = self._clock()
@@ -211,9 +209,9 @@ class UpstreamPool:
             idle.remove(conn)
 
     def drop(self, endpoints) -> None:
-        """Endpoints left the ready set: close their idle connections (busy ones finish)."""
+        """Endpoints left the ready set: close their idle connections (busy ones finish, and
+        are not kept)."""
         for endpoint in endpoints:
-            self._removed.add(endpoint)
             for conn in self._idle.pop(endpoint, ()):
                 conn.transport.close()
 

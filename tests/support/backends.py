@@ -252,3 +252,65 @@ def rss_mib(pid: int, key: str = "VmRSS") -> float:
         if line.startswith(key + ":"):
             return int(line.split()[1]) / 1024
     raise KeyError(key)
+
+
+class RawBackend:
+    """A backend that speaks bytes: records what arrives on each connection and answers
+    with a scripted reply, for framing cases no well-behaved server produces on demand.
+
+    ``reply(request_bytes) -> (answer_bytes, close)`` is called once the request head (and
+    ``read_body`` bytes of body) have arrived.
+    """
+
+    def __init__(self, reply, *, read_body: int = 0) -> None:
+        import socket
+
+        self.reply = reply
+        self.read_body = read_body
+        self.received: list[bytes] = []
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._stop = False
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def __enter__(self) -> RawBackend:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop = True
+        self.server.close()
+
+    def _serve(self) -> None:
+        while not self._stop:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
+
+    def _one(self, conn) -> None:
+        with conn:
+            data = b""
+            while True:
+                while b"\r\n\r\n" not in data:
+                    part = conn.recv(65536)
+                    if not part:
+                        return
+                    data += part
+                head_end = data.index(b"\r\n\r\n") + 4
+                while len(data) < head_end + self.read_body:
+                    part = conn.recv(65536)
+                    if not part:
+                        break
+                    data += part
+                self.received.append(data)
+                answer, close = self.reply(data)
+                conn.sendall(answer)
+                if close:
+                    return
+                data = b""
