@@ -10,6 +10,7 @@ import http.client
 import json
 import os
 import socket
+import struct
 import time
 
 import aiohttp
@@ -419,3 +420,54 @@ def test_a_workload_that_answers_before_the_upload_ends_gets_its_answer_through(
         assert a.route_stats()["in_flight"] == 0
         sock.settimeout(5)
         assert read_all(sock) == b""                 # then the connection closes
+
+
+def test_a_slow_reader_pauses_the_workload_instead_of_filling_memory(activator):
+    """Flow control downstream: a client that does not read leaves the bytes in the
+    workload's socket, not in the activator."""
+    sock = connect(activator.port)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    sock.sendall(b"GET /bytes?n=300000000 HTTP/1.1\r\nHost: app.test\r\n\r\n")
+    time.sleep(1.0)                                   # read nothing for a second
+    buffered = activator.call(lambda: [c.transport.get_write_buffer_size()
+                                       for c in activator.activator.connections
+                                       if c.queue and c.queue[0].url.startswith(b"/bytes")])
+    assert len(buffered) == 1 and buffered[0] <= 1024 * 1024, buffered
+    received = 0
+    while received < 300_000_000:
+        part = sock.recv(1 << 20)
+        assert part
+        received += len(part)
+    assert received >= 300_000_000
+
+
+def test_a_stalled_workload_pauses_the_upload_instead_of_filling_memory():
+    """Flow control upstream: a workload that does not read leaves the upload in the
+    client's socket."""
+    stalled = socket.create_server(("127.0.0.1", 0), backlog=8)   # never accepts
+    try:
+        address = f"127.0.0.1:{stalled.getsockname()[1]}"
+        with ActivatorThread([route("app")], {"app": [address]}) as a:
+            sock = connect(a.port)
+            sock.sendall(b"POST /upload HTTP/1.1\r\nHost: app.test\r\nContent-Length: "
+                         b"1000000000\r\n\r\n")
+            sock.setblocking(False)
+            sent, deadline = 0, time.monotonic() + 3
+            block = b"u" * 65536
+            while time.monotonic() < deadline:
+                try:
+                    sent += sock.send(block)
+                except BlockingIOError:
+                    time.sleep(0.05)
+            kept = a.call(lambda: [(ex.buffered, ex.upstream.transport.get_write_buffer_size()
+                                    if ex.upstream else 0)
+                                   for c in a.activator.connections for ex in c.queue])
+            assert sent < 1_000_000_000
+            assert len(kept) == 1 and sum(kept[0]) <= 1024 * 1024, kept
+            # A client that gives up resets (its unsent upload would hold a FIN back
+            # behind data the activator does not read): its request is cancelled.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()
+            a.wait_for(lambda: a.route_stats()["in_flight"] == 0, what="cancelled")
+    finally:
+        stalled.close()

@@ -17,6 +17,7 @@ appended, X-Forwarded-Proto and X-Forwarded-Host are set when the client did not
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections import deque
 from typing import TYPE_CHECKING
 
@@ -36,15 +37,32 @@ MAX_ATTEMPTS = 3                  # connect attempts per request (refused, timed
 
 # Why the client connection's reading is paused (bits: any set keeps it paused).
 PAUSE_BUFFER, PAUSE_UPSTREAM, PAUSE_UPGRADE = 1, 2, 4
+LIVENESS_INTERVAL = 1.0           # how often a paused client is checked for having left
+TCP_ESTABLISHED = 1               # tcp_info.tcpi_state (linux/tcp_states.h)
 
 # How a response body reaches the client.
 NO_BODY, LENGTH, CHUNKED, UNTIL_CLOSE = 0, 1, 2, 3
 
 
+def peer_closed(transport: asyncio.Transport) -> bool:
+    """True once the peer closed or reset the connection, read from the kernel's TCP state
+    (a peek would see the unread data queued ahead of the close instead)."""
+    raw = transport.get_extra_info("socket")
+    if raw is None:
+        return False
+    sock = socket.socket(fileno=raw.fileno())
+    try:
+        return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] != TCP_ESTABLISHED
+    except OSError:
+        return True
+    finally:
+        sock.detach()         # the fd stays the transport's
+
+
 class ClientConnection(asyncio.Protocol):
     __slots__ = ("activator", "parser", "transport", "peer", "queue", "parsing", "url",
                  "headers", "in_head", "head_bytes", "paused", "tunnel", "upgrade_rest",
-                 "last_active", "lost", "closing", "__weakref__")
+                 "last_active", "lost", "closing", "liveness", "__weakref__")
 
     def __init__(self, activator: Activator) -> None:
         self.activator = activator
@@ -63,6 +81,7 @@ class ClientConnection(asyncio.Protocol):
         self.last_active = 0.0
         self.lost = False
         self.closing = False
+        self.liveness: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:
@@ -104,6 +123,8 @@ class ClientConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
+        if self.liveness is not None:
+            self.liveness.cancel()
         self.activator.connections.discard(self)
         exchanges = list(self.queue)
         self.queue.clear()
@@ -159,6 +180,8 @@ class ClientConnection(asyncio.Protocol):
     def pause(self, reason: int) -> None:
         if not self.paused and not self.lost:
             self.transport.pause_reading()
+            self.liveness = asyncio.get_running_loop().call_later(
+                LIVENESS_INTERVAL, self._check_alive)
         self.paused |= reason
 
     def resume(self, reason: int) -> None:
@@ -167,6 +190,21 @@ class ClientConnection(asyncio.Protocol):
         self.paused &= ~reason
         if not self.paused and not self.lost:
             self.transport.resume_reading()
+            if self.liveness is not None:
+                self.liveness.cancel()
+                self.liveness = None
+
+    def _check_alive(self) -> None:
+        """While reading is paused a client's close goes unseen; peek at the socket so a
+        client that gave up still cancels its request (and the workload's work)."""
+        self.liveness = None
+        if self.lost or not self.paused:
+            return
+        if peer_closed(self.transport):
+            self.transport.abort()
+            return
+        self.liveness = asyncio.get_running_loop().call_later(LIVENESS_INTERVAL,
+                                                              self._check_alive)
 
     def exchange_done(self, exchange: Exchange, close: bool) -> None:
         """The active exchange wrote its whole response; start the next one, or close."""
