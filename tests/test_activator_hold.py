@@ -142,7 +142,7 @@ def test_a_held_upload_is_buffered_only_up_to_a_limit_and_then_streams(backend):
                      % len(body))
         sent = 0
         sock.setblocking(False)
-        deadline = time.monotonic() + 2
+        deadline = time.monotonic() + 1
         while time.monotonic() < deadline:           # push until the activator stops reading
             try:
                 sent += sock.send(body[sent:sent + 65536])
