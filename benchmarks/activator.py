@@ -143,16 +143,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_activator(tmp: Path, endpoints: list[str]) -> ActivatorProcess:
+def start_activator(tmp: Path, endpoints: list[str], nice: int = 0) -> ActivatorProcess:
     routes = write_routes(tmp / "routes.yaml", [{
         "policy": "app", "port": 8080, "hosts": [HOST], "maxPendingRequests": 2000,
         "timeout": "60s", "endpoints": endpoints}])
-    return ActivatorProcess(routes, cpu=ACTIVATOR_CPU).__enter__()
+    activator = ActivatorProcess(routes, cpu=ACTIVATOR_CPU)
+    if nice:
+        activator.cmd = ["nice", "-n", str(nice), *activator.cmd]
+    return activator.__enter__()
 
 
-def start_aiohttp_proxy(backend_port: int) -> tuple[subprocess.Popen, int]:
+def start_aiohttp_proxy(backend_port: int, nice: int = 0) -> tuple[subprocess.Popen, int]:
     port = free_port()
-    process = subprocess.Popen(["taskset", "-c", str(ACTIVATOR_CPU), sys.executable, "-c",
+    process = subprocess.Popen(["nice", "-n", str(nice), "taskset", "-c", str(ACTIVATOR_CPU),
+                                sys.executable, "-c",
                                 AIOHTTP_PROXY, str(port), str(backend_port)],
                                stderr=subprocess.DEVNULL)   # wrk's hang-ups at the end
     deadline = time.monotonic() + 15
@@ -262,12 +266,18 @@ def main() -> int:
     parser.add_argument("--burst", type=int, default=1000)
     parser.add_argument("--startup", type=float, default=1.0)
     parser.add_argument("--compare-aiohttp", action="store_true")
+    parser.add_argument("--nice", type=int, default=0,
+                        help="run the proxies at this niceness (e.g. -10, as root): on a "
+                             "shared machine, what a CPU request gives the activator in a "
+                             "cluster; the load and backend keep the default")
     args = parser.parse_args()
     if (os.cpu_count() or 1) < 2:
         sys.exit("error: needs 2 CPUs (the activator on one, backend and load on the other)")
     print(f"machine: {machine()}")
     print(f"load average before the runs: {Path('/proc/loadavg').read_text().split()[0]} "
           "(other work on the machine competes with the pinned processes)")
+    if args.nice:
+        print(f"the proxies run at nice {args.nice}")
     failures = []
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
@@ -275,7 +285,7 @@ def main() -> int:
         script.write_text(PACED)
         backend, backend_port = fast_backend_process(cpu=LOAD_CPU)
         try:
-            activator = start_activator(tmp, [f"127.0.0.1:{backend_port}"])
+            activator = start_activator(tmp, [f"127.0.0.1:{backend_port}"], args.nice)
             try:
                 pid = activator.process.pid
                 time.sleep(0.5)
@@ -289,7 +299,7 @@ def main() -> int:
                 activator.stop()
             compare = None
             if args.compare_aiohttp:
-                proxy, proxy_port = start_aiohttp_proxy(backend_port)
+                proxy, proxy_port = start_aiohttp_proxy(backend_port, args.nice)
                 try:
                     compare = (warm_path(backend_port, proxy_port, args, script),
                                max_rate(proxy.pid, proxy_port, args.seconds))
