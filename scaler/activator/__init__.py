@@ -53,8 +53,19 @@ poked, so a leader change loses nothing)::
     {"activator": "3f9c1a2b4d5e", "policy": "checkout", "namespace": "shop",
      "pending": 1, "in_flight": 1, "sent_at": 1764160000.125}
 
-Any 2xx answer is success (202 with no body is what a daemon should send). Pokes time out
-after 0.5 s and are never retried for the same arrival: the daemon's next stats read
-covers a lost poke. Per daemon and policy at most one poke is in flight, and at most one
-per second while the route keeps holding requests.
+Any 2xx answer to a poke is success (202 with no body is what a daemon should send).
+Pokes time out after 0.5 s and are never retried for the same arrival: the daemon's next
+stats read covers a lost poke. Per daemon and policy at most one poke is in flight, and at
+most one per second while the route keeps holding requests.
+
+Metrics (``/metrics`` on the admin port): ``scaler_activator_requests_total{policy,outcome}``
+with outcome proxied (forwarded at once), held (held at zero, then forwarded), rejected
+(503: the hold queue was full), timed_out (504: held past the route's timeout), failed (no
+endpoint reachable, or it broke mid-response) or cancelled (the client left first) — each
+request counts once, when it ends; ``scaler_activator_in_flight{policy}``,
+``scaler_activator_pending_requests{policy}``, ``scaler_activator_ready_endpoints{policy}``,
+``scaler_activator_cold_start_seconds{policy}`` (histogram of hold times of released
+requests), ``scaler_activator_pokes_total{result}``,
+``scaler_activator_upstream_errors_total{policy}``,
+``scaler_activator_unrouted_requests_total``.
 """

@@ -83,7 +83,8 @@ def parse_duration(value: Any) -> float | None:
     return float(match.group(1)) * _UNIT[match.group(2)]
 
 
-def route_from_mapping(doc: Any, where: str) -> tuple[Route | None, tuple[Endpoint, ...], list[str]]:
+def route_from_mapping(doc: Any, where: str
+                       ) -> tuple[Route | None, tuple[Endpoint, ...], list[str]]:
     """One route (and its static endpoints, if listed) from a mapping; errors name ``where``."""
     errors: list[str] = []
     if not isinstance(doc, dict):

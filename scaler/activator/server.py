@@ -17,7 +17,7 @@ from scaler.activator.endpoints import EndpointSource
 from scaler.activator.observability import Metrics
 from scaler.activator.poke import Poker
 from scaler.activator.proxy import ClientConnection
-from scaler.activator.routing import RouteState
+from scaler.activator.routing import FAILED, RouteState
 from scaler.activator.upstream import UpstreamPool
 
 SWEEP_INTERVAL = 5.0
@@ -188,7 +188,7 @@ class Activator:
             for waiter in state.take_held():
                 waiter.respond(503, "scaler activator: shutting down before an endpoint of "
                                     f"policy {state.policy!r} became ready; retry",
-                               outcome="failed", retry_after=1)
+                               outcome=FAILED, retry_after=1)
         left = self.in_flight()
         await asyncio.sleep(0)
         return left

@@ -177,8 +177,8 @@ class UpstreamPool:
                 loop.create_connection(lambda: UpstreamConnection(self, endpoint),
                                        endpoint.host, endpoint.port),
                 self.connect_timeout)
-        except (OSError, asyncio.TimeoutError) as exc:
-            reason = ("connect timed out" if isinstance(exc, asyncio.TimeoutError)
+        except (OSError, TimeoutError) as exc:
+            reason = ("connect timed out" if isinstance(exc, TimeoutError)
                       else exc.strerror or type(exc).__name__)
             exchange = self._next_waiting(endpoint)
             if exchange is not None:
