@@ -10,10 +10,13 @@ activator runs alternate in one sitting against the same backend, so the noise o
 machine falls on both.
 
     python benchmarks/activator.py [--seconds 10] [--pairs 3] [--runs 3] [--compare-aiohttp]
+                                   [--realtime]
 
 ``--compare-aiohttp`` also measures a minimal aiohttp reverse proxy (web server +
 ClientSession, streaming both ways) the same way: the reason the activator parses HTTP
-itself. Exit code 1 when a target is missed.
+itself. The machine is shared: the script reports how long the activator waited for its
+CPU while other work ran on its core; ``--realtime`` (diagnosis only) takes those waits out.
+Exit code 1 when a target is missed.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from support.prometheus import free_port  # noqa: E402
 
 ACTIVATOR_CPU, LOAD_CPU = 0, 1
 HOST = "app.bench"
+REALTIME = ["chrt", "-f", "10"]
 TARGET_ADDED_P50_MS = 0.5
 TARGET_ADDED_P99_MS = 2.0
 TARGET_RATE = 5000
@@ -138,25 +142,32 @@ def preempted(pid: int) -> int:
     return 0
 
 
+def runqueue_wait(pid: int) -> float:
+    """Seconds the process spent ready to run but waiting for its CPU (schedstat)."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+
+
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_activator(tmp: Path, endpoints: list[str], nice: int = 0) -> ActivatorProcess:
+def start_activator(tmp: Path, endpoints: list[str], realtime: bool = False
+                    ) -> ActivatorProcess:
     routes = write_routes(tmp / "routes.yaml", [{
         "policy": "app", "port": 8080, "hosts": [HOST], "maxPendingRequests": 2000,
         "timeout": "60s", "endpoints": endpoints}])
     activator = ActivatorProcess(routes, cpu=ACTIVATOR_CPU)
-    if nice:
-        activator.cmd = ["nice", "-n", str(nice), *activator.cmd]
+    if realtime:
+        activator.cmd = [*REALTIME, *activator.cmd]
     return activator.__enter__()
 
 
-def start_aiohttp_proxy(backend_port: int, nice: int = 0) -> tuple[subprocess.Popen, int]:
+def start_aiohttp_proxy(backend_port: int, realtime: bool = False
+                       ) -> tuple[subprocess.Popen, int]:
     port = free_port()
-    process = subprocess.Popen(["nice", "-n", str(nice), "taskset", "-c", str(ACTIVATOR_CPU),
-                                sys.executable, "-c",
+    process = subprocess.Popen([*(REALTIME if realtime else []), "taskset", "-c",
+                                str(ACTIVATOR_CPU), sys.executable, "-c",
                                 AIOHTTP_PROXY, str(port), str(backend_port)],
                                stderr=subprocess.DEVNULL)   # wrk's hang-ups at the end
     deadline = time.monotonic() + 15
@@ -266,18 +277,19 @@ def main() -> int:
     parser.add_argument("--burst", type=int, default=1000)
     parser.add_argument("--startup", type=float, default=1.0)
     parser.add_argument("--compare-aiohttp", action="store_true")
-    parser.add_argument("--nice", type=int, default=0,
-                        help="run the proxies at this niceness (e.g. -10, as root): on a "
-                             "shared machine, what a CPU request gives the activator in a "
-                             "cluster; the load and backend keep the default")
+    parser.add_argument("--realtime", action="store_true",
+                        help="diagnosis on a shared machine: run the proxies under chrt -f "
+                             "(as root) so other work on their core cannot delay them; shows "
+                             "what the proxy itself adds")
     args = parser.parse_args()
     if (os.cpu_count() or 1) < 2:
         sys.exit("error: needs 2 CPUs (the activator on one, backend and load on the other)")
     print(f"machine: {machine()}")
     print(f"load average before the runs: {Path('/proc/loadavg').read_text().split()[0]} "
           "(other work on the machine competes with the pinned processes)")
-    if args.nice:
-        print(f"the proxies run at nice {args.nice}")
+    if args.realtime:
+        print("the proxies run under chrt -f (FIFO priority): their waits for the CPU are "
+              "taken out, to show what they add themselves")
     failures = []
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)
@@ -285,21 +297,22 @@ def main() -> int:
         script.write_text(PACED)
         backend, backend_port = fast_backend_process(cpu=LOAD_CPU)
         try:
-            activator = start_activator(tmp, [f"127.0.0.1:{backend_port}"], args.nice)
+            activator = start_activator(tmp, [f"127.0.0.1:{backend_port}"], args.realtime)
             try:
                 pid = activator.process.pid
                 time.sleep(0.5)
                 idle_rss = rss_mib(pid)
-                switches = preempted(pid)
+                switches, waited = preempted(pid), runqueue_wait(pid)
                 warm = warm_path(backend_port, activator.port, args, script)
                 warm["preempted"] = preempted(pid) - switches
+                warm["waited"] = runqueue_wait(pid) - waited
                 rate = max_rate(pid, activator.port, args.seconds)
                 warm_rss = rss_mib(pid)
             finally:
                 activator.stop()
             compare = None
             if args.compare_aiohttp:
-                proxy, proxy_port = start_aiohttp_proxy(backend_port, args.nice)
+                proxy, proxy_port = start_aiohttp_proxy(backend_port, args.realtime)
                 try:
                     compare = (warm_path(backend_port, proxy_port, args, script),
                                max_rate(proxy.pid, proxy_port, args.seconds))
@@ -319,16 +332,21 @@ def main() -> int:
               f"p50 {proxied['p50'] / 1000:.3f} ms p99 {proxied['p99'] / 1000:.3f} ms")
     print(f"  added latency (median of pairs): p50 {warm['added_p50_ms']:.3f} ms "
           f"(target <= {TARGET_ADDED_P50_MS}), p99 {warm['added_p99_ms']:.3f} ms "
-          f"(target <= {TARGET_ADDED_P99_MS}); errors {warm['errors']}; the activator was "
-          f"preempted {warm['preempted']:,} times by other work on its core")
+          f"(target <= {TARGET_ADDED_P99_MS}); errors {warm['errors']}")
+    proxied = sum(b["requests"] for _, b in warm["pairs"])
+    print(f"  other work on the activator's core: it was preempted {warm['preempted']:,} "
+          f"times and waited {warm['waited']:.2f} s for its CPU in all "
+          f"({warm['waited'] / max(1, proxied) * 1e6:.0f} us per request on average)")
     print(f"max rate through one activator on one core (wrk, 64 connections, "
           f"{args.seconds:g} s): {rate['rate']:,.0f} req/s at {rate['cpu'] * 100:.0f}% "
-          f"of a core; errors {rate['errors'] + rate['non2xx']} (target >= {TARGET_RATE:,})")
+          f"of a core, {rate['rate'] / rate['cpu']:,.0f} per CPU-second; errors "
+          f"{rate['errors'] + rate['non2xx']} (target >= {TARGET_RATE:,})")
     if compare:
         cw, cr = compare
         print(f"aiohttp reverse proxy, same runs: added p50 {cw['added_p50_ms']:.3f} ms, "
               f"p99 {cw['added_p99_ms']:.3f} ms; max {cr['rate']:,.0f} req/s at "
-              f"{cr['cpu'] * 100:.0f}% of a core")
+              f"{cr['cpu'] * 100:.0f}% of a core, {cr['rate'] / cr['cpu']:,.0f} per "
+              "CPU-second")
     print(f"RSS: idle {idle_rss:.1f} MiB (target <= {TARGET_RSS_IDLE_MIB}), after the warm "
           f"runs {warm_rss:.1f} MiB")
     print(f"cold start: {args.burst} concurrent requests at zero, endpoints published "
