@@ -314,8 +314,10 @@ def main() -> int:
             if args.compare_aiohttp:
                 proxy, proxy_port = start_aiohttp_proxy(backend_port, args.realtime)
                 try:
-                    compare = (warm_path(backend_port, proxy_port, args, script),
-                               max_rate(proxy.pid, proxy_port, args.seconds))
+                    waited = runqueue_wait(proxy.pid)
+                    compare_warm = warm_path(backend_port, proxy_port, args, script)
+                    compare_warm["waited"] = runqueue_wait(proxy.pid) - waited
+                    compare = (compare_warm, max_rate(proxy.pid, proxy_port, args.seconds))
                 finally:
                     proxy.terminate()
                     proxy.wait()
@@ -346,7 +348,7 @@ def main() -> int:
         print(f"aiohttp reverse proxy, same runs: added p50 {cw['added_p50_ms']:.3f} ms, "
               f"p99 {cw['added_p99_ms']:.3f} ms; max {cr['rate']:,.0f} req/s at "
               f"{cr['cpu'] * 100:.0f}% of a core, {cr['rate'] / cr['cpu']:,.0f} per "
-              "CPU-second")
+              f"CPU-second; in the latency runs it waited {cw['waited']:.2f} s for its CPU")
     print(f"RSS: idle {idle_rss:.1f} MiB (target <= {TARGET_RSS_IDLE_MIB}), after the warm "
           f"runs {warm_rss:.1f} MiB")
     print(f"cold start: {args.burst} concurrent requests at zero, endpoints published "
