@@ -92,7 +92,24 @@ def _parser() -> argparse.ArgumentParser:
                    help="Lease namespace (env POD_NAMESPACE)")
     d.add_argument("--log-format", choices=["auto", "json", "console"], default="auto",
                    help="json when stdout is not a terminal (default auto)")
+    d.add_argument("--activator-url", action="append", default=[], metavar="URL",
+                   help="an activator's admin base URL, read every second for "
+                        "metric.source activator and the serve/proxy switch (repeatable)")
+    d.add_argument("--activator-service", metavar="NAME[:PORT]",
+                   help="read every activator behind this Service (its EndpointSlices in "
+                        "the pod's namespace; PORT: name or number, default admin)")
     d.set_defaults(func=cmd_run)
+
+    a = sub.add_parser(
+        "activator", help="run the activator: hold requests at zero, forward when warm",
+        description="An HTTP proxy in front of the workloads whose policies have an "
+                    "activator block: it holds their requests while they have no ready "
+                    "endpoint, pokes the daemons, forwards to the ready endpoints with the "
+                    "fewest requests in flight, and counts requests in flight exactly.")
+    from scaler.activator.cli import add_arguments as activator_arguments
+
+    activator_arguments(a)
+    a.set_defaults(func=cmd_activator)
 
     rec = sub.add_parser(
         "record", help="save a query's history from Prometheus as a recording for replay",
@@ -165,12 +182,19 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     app.configure_logging(args.log_format)
     policies = app.load_policies(args.policy)
+    connection = (_connection(args) if args.prometheus_url or app.needs_prometheus(policies)
+                  else None)
     parts = app.build_daemon(
-        policies, args.policy, _connection(args), kubeconfig=args.kubeconfig,
+        policies, args.policy, connection, kubeconfig=args.kubeconfig,
         dry_run=args.dry_run, leader_elect=args.leader_elect, lease_name=args.lease_name,
-        lease_namespace=args.lease_namespace)
+        lease_namespace=args.lease_namespace, activator_urls=args.activator_url,
+        activator_service=args.activator_service)
     return app.serve(parts, metrics_port=args.metrics_port, health_port=args.health_port,
                      bind_address=args.bind_address, dry_run=args.dry_run)
+
+
+def cmd_activator(args: argparse.Namespace) -> int:
+    return app.run_activator(args)
 
 
 def cmd_record(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ import pytest
 
 from support.activator import ActivatorThread, PokeReceiver, admin_get, route
 from support.backends import Backend
+from support.prometheus import free_port
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +86,8 @@ def test_beyond_max_pending_requests_get_503_with_retry_after(backend):
         status, headers, body = a.get("/id")
         assert status == 503 and headers["Retry-After"] == "1"
         assert body == (b"scaler activator: policy 'app' has no ready endpoint and already "
-                        b"holds 2 requests (maxPendingRequests); retry later\n")
+                        b"holds 2 requests (maxPendingRequests): no daemon is configured or "
+                        b"discovered to poke; retry later\n")
         a.set_endpoints("app", [backend.address])
         requests.join()
         assert [requests.answers[k][0] for k in "01"] == [200, 200]
@@ -95,6 +97,21 @@ def test_beyond_max_pending_requests_get_503_with_retry_after(backend):
         assert a.route_stats()["in_flight"] == 0
 
 
+def test_the_504_says_when_no_daemon_answered_and_not_when_one_did():
+    down = f"http://127.0.0.1:{free_port()}"
+    with ActivatorThread([route("app", timeout=0.5)], {"app": []}, daemon_urls=[down]) as a:
+        status, _headers, body = a.get("/id")
+        assert status == 504
+        assert body.startswith(b"scaler activator: policy 'app' had no ready endpoint within "
+                               b"its timeout (0.5s): no daemon answered its last poke (" +
+                               down.encode() + b": ConnectionRefusedError")
+    with PokeReceiver() as daemon, ActivatorThread([route("app", timeout=0.5)], {"app": []},
+                                                   daemon_urls=[daemon.url]) as a:
+        status, _headers, body = a.get("/id")
+        assert (status, body) == (504, b"scaler activator: policy 'app' had no ready "
+                                       b"endpoint within its timeout (0.5s); retry later\n")
+
+
 def test_a_request_held_past_the_timeout_gets_504_with_retry_after():
     with ActivatorThread([route("app", timeout=0.3)], {"app": []}) as a:
         started = time.monotonic()
@@ -102,7 +119,8 @@ def test_a_request_held_past_the_timeout_gets_504_with_retry_after():
         elapsed = time.monotonic() - started
         assert status == 504 and headers["Retry-After"] == "1"
         assert body == (b"scaler activator: policy 'app' had no ready endpoint within its "
-                        b"timeout (0.3s); retry later\n")
+                        b"timeout (0.3s): no daemon is configured or discovered to poke; "
+                        b"retry later\n")
         assert elapsed >= 0.3
         assert a.sample("scaler_activator_requests_total", policy="app",
                         outcome="timed_out") == 1
@@ -271,7 +289,8 @@ def test_admin_port_serves_stats_metrics_and_probes(backend):
         assert admin_get(a.admin_port, "/readyz") == (200, b"ok\n")
         assert admin_get(a.admin_port, "/nope")[0] == 404
         stats = a.stats()
-        assert set(stats) == {"activator", "sampled_at", "uptime", "routes"}
+        assert set(stats) == {"activator", "sampled_at", "uptime", "proxy_port", "routes"}
+        assert stats["proxy_port"] == a.port          # where the daemon points traffic
         assert set(stats["routes"]["app"]) == {"namespace", "mode", "in_flight", "pending",
                                                "ready_endpoints", "requests",
                                                "in_flight_seconds"}

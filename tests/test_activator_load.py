@@ -3,35 +3,13 @@ counts, least-in-flight balancing, and a burst held at zero that is released who
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
 
 import pytest
 
 from support.activator import ActivatorThread, route
 from support.backends import Backend
-
-HEY = shutil.which("hey")
-
-
-def hey(url: str, *, n: int, c: int, host: str = "app.test", timeout: int = 30,
-        background: bool = False):
-    assert HEY, "Debian's hey is not installed (scripts/bootstrap --test installs it)"
-    cmd = [HEY, "-n", str(n), "-c", str(c), "-host", host, "-t", str(timeout), "-o", "csv", url]
-    if background:
-        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    return parse(subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 30).stdout)
-
-
-def parse(csv: str) -> list[tuple[float, int]]:
-    """(response time in seconds, status) per request; a request that failed is absent."""
-    rows = []
-    for line in csv.splitlines()[1:]:
-        fields = line.split(",")
-        if len(fields) >= 7 and fields[6].isdigit():
-            rows.append((float(fields[0]), int(fields[6])))
-    return rows
+from support.load import hey, parse
 
 
 def test_in_flight_is_exact_under_concurrency_and_integrates_to_the_latencies():

@@ -63,3 +63,33 @@ def test_the_daemon_does_not_load_numpy_scipy_or_pillow(tmp_path):
     """)
     assert "kubernetes" in modules and "prometheus_api_client" in modules   # it did build
     assert {"numpy", "scipy", "PIL"} & set(modules) == set()
+
+
+def test_the_activator_never_loads_the_kubernetes_client_nor_the_array_libraries(tmp_path):
+    """The activator's memory budget (60 MiB idle) has no room for the kubernetes package
+    (about 36 MiB on import): its list+watch is its own. Built as `scaler activator
+    --policy` builds it, without listening."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "clusters: [{name: k, cluster: {server: 'https://127.0.0.1:9'}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+        "contexts: [{name: c, context: {cluster: k, user: u}}]\n")
+    (tmp_path / "p.yaml").write_text(
+        "apiVersion: scaler/v1\nkind: ScalingPolicy\nmetadata: {name: app}\nspec:\n"
+        "  scaleTargetRef: {name: app}\n  metric: {source: activator}\n"
+        "  activator: {port: http, hosts: [app.test]}\n")
+    modules = loaded(f"""
+        from scaler import cli
+        from scaler.activator.cli import Setup
+        from scaler.activator.endpointslices import EndpointSliceSource
+        from scaler.activator.kubeapi import KubeAPI
+        from scaler.activator.server import Activator
+        args = cli._parser().parse_args(["activator", "--policy", {str(tmp_path)!r},
+                                         "--kubeconfig", {str(kubeconfig)!r}])
+        setup = Setup(args)
+        Activator(setup.routes, EndpointSliceSource(KubeAPI(setup.creds)))
+    """)
+    assert "httptools" in modules and "yaml" in modules                # it did build
+    assert {"kubernetes", "urllib3", "requests", "prometheus_api_client", "numpy", "scipy",
+            "PIL", "tenacity"} & set(modules) == set()

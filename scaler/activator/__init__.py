@@ -9,17 +9,25 @@ not wait for a metrics scrape.
 
 Modules, in the order a request meets them::
 
-    cli            arguments, signals, drain; ``main(argv)``
+    cli            arguments, signals, reload, drain; ``main(argv)``, ``scaler activator``
     server         Activator: wires routes, endpoint watches, listeners, pool, pokes
     proxy          ClientConnection (parsing, keep-alive, tunnels) and Exchange (one request)
     routing        RouteState: ready endpoints, least-in-flight choice, hold queue, counts
     endpoints      Endpoint, the EndpointSource protocol, StaticEndpoints
+    endpointslices the cluster's endpoints: a Service's EndpointSlices listed and watched
+                   (EndpointSliceSource), the daemons behind theirs (DaemonDiscovery)
+    kubeapi        a lean asyncio LIST and WATCH, with ``scaler.kubeconfig``'s credentials
     upstream       UpstreamPool and UpstreamConnection (keep-alive, response parsing)
     http1          hop-by-hop headers, chunk framing, the activator's own responses
     poke           Poker: coalesced, fire-and-forget pokes to every daemon
     admin          the admin port: /v1/stats, /metrics, /healthz, /readyz
     observability  structlog set-up and the Prometheus collector
-    config         Route (frozen) and the routes file
+    policies       routes from policy files (every policy with an activator block)
+    config         Route (frozen) and the routes file (static endpoints, for local runs)
+
+It imports ``scaler.policy``, ``scaler.kubeconfig`` and ``scaler.endpointslices``, never
+the kubernetes package: importing that client alone costs about 36 MiB, more than half of
+the activator's memory budget.
 
 Wire formats (JSON, UTF-8; the daemon side reads them)
 ----------------------------------------------------
@@ -30,6 +38,8 @@ Stats — ``GET http://ACTIVATOR:ADMIN_PORT/v1/stats``, read by each daemon ever
                                         # counters below restarted from zero
      "sampled_at": 1764160000.123,      # unix seconds when the figures were read
      "uptime": 812.5,                   # seconds since start (monotonic clock)
+     "proxy_port": 8080,                # where it takes workload traffic (the daemon's
+                                        # serve/proxy switch points public Services here)
      "routes": {
        "checkout": {                    # the policy's name
          "namespace": "shop",

@@ -48,8 +48,36 @@ class Poker:
         self._last: dict[tuple[str, str], float] = {}     # when the last poke went
         self._again: dict[tuple[str, str], RouteState] = {}
         self._down: set[str] = set()
+        self._reasons: dict[str, str] = {}                # why each daemon in _down is
         self._tasks: set[asyncio.Task] = set()
         self.sent = 0
+
+    def set_daemons(self, urls: list[str]) -> None:
+        """The daemons to poke from now on (discovery found them, or lost some)."""
+        daemons = []
+        for url in urls:
+            try:
+                daemons.append(DaemonURL(url))
+            except ValueError as exc:
+                if self._log:
+                    self._log.warning("daemon address ignored", url=url, reason=str(exc))
+        before = {d.url for d in self.daemons}
+        self.daemons = daemons
+        now = {d.url for d in daemons}
+        self._down &= now
+        if now != before and self._log:
+            self._log.info("daemons to poke", daemons=sorted(now))
+
+    def why_not_scaling(self) -> str:
+        """Why held requests may wait in vain, for the activator's own 503/504 answers:
+        no daemon to poke, or none answered its last poke. Empty when a daemon answered."""
+        if not self.daemons:
+            return "no daemon is configured or discovered to poke"
+        if all(d.url in self._down for d in self.daemons):
+            return "no daemon answered its last poke (" + "; ".join(
+                f"{d.url}: {self._reasons.get(d.url, 'unreachable')}"
+                for d in self.daemons) + ")"
+        return ""
 
     def poke(self, route: RouteState) -> None:
         """A request arrived at ``route`` with no ready endpoint."""
@@ -114,13 +142,16 @@ class Poker:
         self._count("sent" if ok else "failed")
         if ok and daemon.url in self._down:
             self._down.discard(daemon.url)
+            self._reasons.pop(daemon.url, None)
             if self._log:
                 self._log.info("daemon reachable again", daemon=daemon.url)
-        elif not ok and daemon.url not in self._down:
-            self._down.add(daemon.url)
+        elif not ok:
             reason = (f"HTTP {task.result()}" if exc is None else
                       "timed out" if isinstance(exc, asyncio.TimeoutError)
                       else f"{type(exc).__name__}: {exc}")
+            self._reasons[daemon.url] = reason
+        if not ok and daemon.url not in self._down:
+            self._down.add(daemon.url)
             if self._log:
                 self._log.warning("daemon unreachable: held requests wait for its next "
                                   "metric read", daemon=daemon.url, reason=reason)

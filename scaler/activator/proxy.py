@@ -375,7 +375,7 @@ class Exchange:
             route = self.route.route
             self.respond(503, f"scaler activator: policy {route.policy!r} has no ready "
                               f"endpoint and already holds {route.max_pending} requests "
-                              "(maxPendingRequests); retry later",
+                              f"(maxPendingRequests){self._scaling_note()}; retry later",
                          outcome=REJECTED, retry_after=1)
         else:
             self.forward(decision)
@@ -423,8 +423,14 @@ class Exchange:
     def hold_expired(self) -> None:
         route = self.route.route
         self.respond(504, f"scaler activator: policy {route.policy!r} had no ready endpoint "
-                          f"within its timeout ({route.timeout:g}s); retry later",
+                          f"within its timeout ({route.timeout:g}s){self._scaling_note()}; "
+                          "retry later",
                      outcome=TIMED_OUT, retry_after=1)
+
+    def _scaling_note(self) -> str:
+        """Why the workload may not be coming: the daemons could not be told."""
+        why = self.client.activator.poker.why_not_scaling()
+        return f": {why}" if why else ""
 
     # -- upstream connection ----------------------------------------------------------------
     def attach(self, conn: UpstreamConnection) -> None:

@@ -65,6 +65,7 @@ class Activator:
         self.admin_port = 0
         self._servers: list[asyncio.AbstractServer] = []
         self._tasks: list[asyncio.Task] = []
+        self._watches: dict[str, asyncio.Task] = {}
         self._upstream_errors_logged: dict[str, float] = {}
         self.metrics.watch_routes(lambda: self.states.values(), lambda: self.unrouted)
 
@@ -100,15 +101,7 @@ class Activator:
                     admin: tuple[str, int] | None = ("0.0.0.0", 9090)) -> Activator:
         loop = asyncio.get_running_loop()
         for route in self.routes:
-            state = RouteState(route, call_later=loop.call_later, clock=self._clock,
-                               log=self.log, on_zero_arrival=self._zero_arrival,
-                               on_released=self._released,
-                               on_endpoints_removed=self.pool.drop)
-            self.states[route.policy] = state
-            for host in route.hosts:
-                self.hosts[host.encode()] = state
-        for state in self.states.values():
-            self._tasks.append(loop.create_task(self._watch(state)))
+            self._add_route(route)
         server = await loop.create_server(lambda: ClientConnection(self), listen[0], listen[1],
                                           backlog=4096, reuse_address=True)
         self._servers.append(server)
@@ -123,6 +116,58 @@ class Activator:
         self._tasks.append(loop.create_task(self._sweep()))
         return self
 
+    # -- routes: at start, and when the policies change ---------------------------------------
+    def _add_route(self, route: Route) -> None:
+        state = RouteState(route, call_later=asyncio.get_running_loop().call_later,
+                           clock=self._clock, log=self.log,
+                           on_zero_arrival=self._zero_arrival, on_released=self._released,
+                           on_endpoints_removed=self.pool.drop)
+        self.states[route.policy] = state
+        for host in route.hosts:
+            self.hosts[host.encode()] = state
+        self._watches[route.policy] = asyncio.get_running_loop().create_task(
+            self._watch(state))
+
+    def set_routes(self, routes: Iterable[Route]) -> dict[str, list[str]]:
+        """Apply a new set of routes (validated already): new ones start at zero and watch
+        their endpoints; removed ones answer their held requests 503; changed limits and
+        hosts apply to new arrivals; a changed Service or port watches anew, keeping the
+        last ready set until the new watch delivers. Returns what changed, by kind."""
+        routes = list(routes)
+        new = {r.policy: r for r in routes}
+        changes: dict[str, list[str]] = {"added": [], "removed": [], "changed": []}
+        for policy in list(self.states):
+            if policy not in new:
+                state = self.states.pop(policy)
+                self._watches.pop(policy).cancel()
+                for waiter in state.take_held():
+                    waiter.respond(503, f"scaler activator: policy {policy!r} was removed "
+                                        "while this request was held; retry",
+                                   outcome=FAILED, retry_after=1)
+                changes["removed"].append(policy)
+        for route in routes:
+            state = self.states.get(route.policy)
+            if state is None:
+                self._add_route(route)
+                changes["added"].append(route.policy)
+            elif state.route != route:
+                old, state.route = state.route, route
+                if (old.namespace, old.service, old.port) != \
+                        (route.namespace, route.service, route.port):
+                    self._watches[route.policy].cancel()
+                    self._watches[route.policy] = asyncio.get_running_loop().create_task(
+                        self._watch(state))
+                changes["changed"].append(route.policy)
+        self.routes = routes
+        self.hosts = {host.encode(): self.states[r.policy] for r in routes for host in r.hosts}
+        return changes
+
+    def spawn(self, coroutine) -> asyncio.Task:
+        """Run a helper (e.g. daemon discovery) for the life of the activator."""
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.append(task)
+        return task
+
     def _zero_arrival(self, state: RouteState) -> None:
         self.poker.poke(state)
 
@@ -130,9 +175,10 @@ class Activator:
         self.metrics.cold_start.labels(state.policy).observe(waited)
 
     async def _watch(self, state: RouteState) -> None:
+        route = state.route
         while True:
             try:
-                async for ready in self.source.watch(state.route):
+                async for ready in self.source.watch(route):
                     state.set_endpoints(ready)
                 return
             except asyncio.CancelledError:
@@ -155,6 +201,7 @@ class Activator:
         """The figures the daemons read every second (wire format: see the package doc)."""
         return {"activator": self.id, "sampled_at": round(self._wall(), 3),
                 "uptime": round(self._clock() - self.started_at, 6),
+                "proxy_port": self.port,
                 "routes": {policy: state.snapshot() for policy, state in self.states.items()}}
 
     def healthy(self) -> tuple[bool, str]:
@@ -196,10 +243,12 @@ class Activator:
     async def stop(self) -> None:
         for server in self._servers:
             server.close()
-        for task in self._tasks:
+        tasks = self._tasks + list(self._watches.values())
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
+        self._watches.clear()
         self.poker.close()
         for conn in list(self.connections):
             conn.transport.abort()

@@ -2,7 +2,8 @@
 
 One class per block of the YAML document: :class:`Policy` is ``spec`` (with
 ``metadata.name``), :class:`ScaleTargetRef` and :class:`MetricSpec` its two required
-blocks, :class:`PredictionPolicy` the ``prediction`` block. ``scaleToZeroGracePeriod``
+blocks, :class:`PredictionPolicy` the ``prediction`` block, :class:`ActivatorPolicy` the
+``activator`` block. ``scaleToZeroGracePeriod``
 and ``scaleToZero.keepAlive`` are two fields of :class:`Policy`; ``scaler.decide.zero``
 turns them into the policy's scale-to-zero strategy. ``scaler.policy.parse`` builds these
 from YAML; nothing here reads files or YAML.
@@ -22,6 +23,10 @@ MODES = ("act", "observe")
 WINDOW_ALGORITHMS = ("linear", "weighted-exponential")
 # The scale-to-zero strategies ``scaler.decide.zero`` has (spec.scaleToZero.keepAlive).
 KEEP_ALIVE = ("fixed", "histogram")
+# Where a policy's load comes from (spec.metric.source), and how its activator sits in
+# the traffic's path (spec.activator.mode).
+METRIC_SOURCES = ("prometheus", "activator")
+ACTIVATOR_MODES = ("always", "whenNeeded")
 DAY = 86_400.0
 
 
@@ -42,6 +47,28 @@ class ScaleTargetRef:
 class MetricSpec:
     type: str = "concurrency"   # concurrency | rps
     query: str = ""             # PromQL giving the workload's total load, also at zero replicas
+    source: str = "prometheus"  # prometheus (the query) | activator (its counts; no query)
+
+
+@dataclass(frozen=True)
+class ActivatorPolicy:
+    """The ``activator`` block: how the activator routes, holds and counts the policy's
+    traffic. The Service and the public Service live in the target's namespace."""
+
+    service: str                       # the workload's Service: its EndpointSlices are the pods
+    port: int | str                    # the endpoints' port, a number or the slice port's name
+    hosts: tuple[str, ...]             # Host header values routed to this policy
+    max_pending_requests: int = 1000   # held at zero; beyond: 503 with Retry-After
+    timeout: float = 60.0              # a held request waits at most this long: then 504
+    mode: str = "whenNeeded"           # always in the path, or only at (or near) zero
+    public_service: str = ""           # the selector-less Service the ingress sends to;
+                                       # "" = "<service>-public"
+
+    @property
+    def public(self) -> str:
+        """The public Service (and its one EndpointSlice) the daemon points at the pods or
+        at the activators: the serve/proxy switch of ``mode: whenNeeded``."""
+        return self.public_service or f"{self.service}-public"
 
 
 @dataclass(frozen=True)
@@ -173,6 +200,7 @@ class Policy:
     window_algorithm: str = "linear"           # one of WINDOW_ALGORITHMS
     prediction: PredictionPolicy = PredictionPolicy()
     keep_alive: str = "fixed"                  # one of KEEP_ALIVE: fixed (the grace) | histogram
+    activator: ActivatorPolicy | None = None   # spec.activator: held at zero, counted exactly
     source: str = field(default="<built-in>", compare=False)  # where it was read, for messages
 
     @property
@@ -191,10 +219,13 @@ class Policy:
         """One line for ``scaler validate``."""
         upper = "unlimited" if self.max_replicas == 0 else str(self.max_replicas)
         return (
-            f"{self.name}: {self.scale_target_ref}, {self.metric.type} target "
+            f"{self.name}: {self.scale_target_ref}, {self.metric.type}"
+            f"{' from the activator' if self.metric.source == 'activator' else ''} target "
             f"{self.target_value:g} per replica ({self.target:g} × "
             f"{self.target_utilization_percentage:g}%), replicas {self.min_replicas}..{upper}, "
             f"stable {format_duration(self.stable_window)} / panic "
             f"{format_duration(self.panic_window)} at {self.panic_threshold_percentage:g}%, "
             f"tick {format_duration(self.tick_interval)}"
+            + (f", activator {self.activator.mode} for {', '.join(self.activator.hosts)}"
+               if self.activator else "")
         )

@@ -65,10 +65,10 @@ class RecordingLog:
 
 class ActivatorThread:
     def __init__(self, routes: list[Route], endpoints: dict[str, list[str]] | None = None, *,
-                 daemon_urls: list[str] = (), **options: Any) -> None:
+                 daemon_urls: list[str] = (), source=None, **options: Any) -> None:
         self.routes = routes
-        self.source = StaticEndpoints({p: [Endpoint.parse(e) for e in eps]
-                                       for p, eps in (endpoints or {}).items()})
+        self.source = source or StaticEndpoints({p: [Endpoint.parse(e) for e in eps]
+                                                 for p, eps in (endpoints or {}).items()})
         self.registry = CollectorRegistry()
         self.log = RecordingLog()
         self.activator = Activator(routes, self.source, registry=self.registry,
@@ -218,13 +218,16 @@ def write_routes(path: Path, routes: list[dict]) -> Path:
 
 
 class ActivatorProcess:
-    """``python -m scaler.activator`` as its own process, logging JSON lines."""
+    """``python -m scaler.activator`` as its own process, logging JSON lines: with a routes
+    file, or with ``option="--policy"`` and a policy file or directory."""
 
     def __init__(self, routes_file: Path, *, extra: list[str] = (), cpu: int | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, option: str = "--routes",
+                 command: list[str] | None = None) -> None:
         self.port = free_port()
         self.admin_port = free_port()
-        cmd = [sys.executable, "-m", "scaler.activator", "--routes", str(routes_file),
+        cmd = [*(command or [sys.executable, "-m", "scaler.activator"]), option,
+               str(routes_file),
                "--listen", f"127.0.0.1:{self.port}",
                "--admin-listen", f"127.0.0.1:{self.admin_port}", *extra]
         if cpu is not None:
