@@ -2,9 +2,10 @@
 ``scaler activator`` as processes, real backends whose endpoints the fake API publishes one
 second after their replicas exist (support.pods), and ``hey``.
 
-One setup serves the module, in order: a cold start under 1,000 concurrent requests, then
-the warm path (no hop through the activator), overflow and timeout answers, an activator
-replica killed mid-load, and last the daemon killed. Latency figures are benchmarks
+One setup serves the module, in order: a cold start under 1,000 concurrent requests, a
+PromQL policy (the real Prometheus) brought up from zero by the poke alone, the warm path
+(no hop through the activator), overflow and timeout answers, an activator replica killed
+mid-load, and last the daemon killed. Latency figures are benchmarks
 (benchmarks/activator_e2e.py); these check what must hold.
 """
 
@@ -24,21 +25,28 @@ STARTUP = 1.0
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+def cluster(tmp_path_factory, prometheus, load_exporter):
+    load_exporter.set("app_inflight_requests", 0.0)
+    prometheus.wait_for_sample("app_inflight_requests")
     policies = {
-        # Counted by the activator, scaled from zero, switched: pods served directly as
-        # soon as there is a ready one (targetBurstCapacity 0: Knative's "activator only
-        # at zero"). A long grace keeps it warm for the later tests.
-        "app": policy("app", target=10, maxReplicas=4, targetBurstCapacity=0,
-                      scaleToZeroGracePeriod="5m", stableWindow="10s",
-                      activator={"timeout": "30s", "maxPendingRequests": 2000}),
+        # Counted by the activator (so always in the path), scaled from zero. A long grace
+        # keeps it warm for the later tests.
+        "app": policy("app", target=10, maxReplicas=4, scaleToZeroGracePeriod="5m",
+                      stableWindow="10s", activator={"timeout": "30s", "mode": "always",
+                                                     "maxPendingRequests": 2000}),
+        # Its load from PromQL (the ingress's count in a cluster; here a gauge the test
+        # sets), out of the path when warm: pods served directly as soon as one is ready
+        # (targetBurstCapacity 0: Knative's "activator only at zero").
+        "web": policy("web", source="prometheus", query="sum(app_inflight_requests)",
+                      maxReplicas=2, targetBurstCapacity=0, stableWindow="10s",
+                      scaleToZeroGracePeriod="5m", activator={"timeout": "20s"}),
         # Never gets a ready pod (not simulated): small limits show the activator's answers.
         "tiny": policy("tiny", maxReplicas=1,
                        activator={"timeout": "1s", "maxPendingRequests": 3, "mode": "always"}),
     }
-    with Cluster(tmp_path_factory.mktemp("e2e"), policies, simulate={"app": "app"},
-                 startup=STARTUP) as c:
-        c.wait_for(lambda: c.public("app")[0] == "proxy", 10, "the public slice at the "
+    with Cluster(tmp_path_factory.mktemp("e2e"), policies, simulate={"app": "app", "web": "web"},
+                 startup=STARTUP, prometheus_url=prometheus.url) as c:
+        c.wait_for(lambda: c.public("web")[0] == "proxy", 10, "the public slice at the "
                                                                 "activator")
         yield c
 
@@ -72,28 +80,44 @@ def test_1000_concurrent_requests_at_zero_all_succeed(cluster):
     cluster.wait_for(lambda: cluster.replicas("app") == 4, 10, "scaled to maxReplicas")
 
 
+def test_a_promql_policy_at_zero_scales_up_on_the_poke_before_prometheus_sees_anything(
+        cluster, prometheus, load_exporter):
+    """The real Prometheus still says 0 for the policy's query: the held request's poke
+    alone starts the scale-up, and the request is answered once the pod is ready."""
+    assert cluster.replicas("web") == 0
+    began = time.monotonic()
+    status, _headers, body = cluster.get("web.test", "/id")
+    waited = time.monotonic() - began
+    assert (status, body) == (200, b"web-1")
+    assert STARTUP <= waited < STARTUP + 5
+    assert "web" in {line["policy"] for line in cluster.daemon.lines
+                     if line.get("event") == "poked"}
+    assert prometheus.query("sum(app_inflight_requests)")[0]["value"][1] == "0"
+    scaled = [t for t in cluster.daemon.ticks("web") if t["action"] == "scaled"]
+    assert (scaled[0]["current"], scaled[0]["replicas"]) == (0, 1)
+    load_exporter.set("app_inflight_requests", 3.0)     # the ingress now counts it too
+
+
 def test_warm_traffic_goes_to_the_pods_without_the_activator(cluster):
     """mode whenNeeded, warm: the public Service lists the pods themselves: a request
     to it meets the workload directly (0 added hops: no X-Forwarded-For from a proxy,
     the activator counts nothing)."""
-    pods = cluster.wait_for(lambda: cluster.pods.ready("app") >= 1 and cluster.pods.ready("app"),
-                            10, "ready pods")
-    assert pods >= 1
     side, endpoints = cluster.wait_for(
-        lambda: (s := cluster.public("app"))[0] == "serve" and s, 10, "the switch to the pods")
-    ports = {b.port for b in cluster.pods.backends("app")}
-    assert {port for _host, port in endpoints} <= ports and endpoints
-    before = cluster.stats()["routes"]["app"]["requests"]
-    host, port = endpoints[0]
-    status, _headers, body = cluster.get("app.test", "/echo", port=port)
+        lambda: (s := cluster.public("web"))[0] == "serve" and s, 10, "the switch to the pods")
+    ports = {b.port for b in cluster.pods.backends("web")}
+    assert endpoints and {port for _host, port in endpoints} <= ports
+    before = cluster.stats()["routes"]["web"]["requests"]
+    _host, port = endpoints[0]
+    status, _headers, body = cluster.get("web.test", "/echo", port=port)
     seen = json.loads(body)
-    assert status == 200
+    assert status == 200 and seen["backend"].startswith("web-")
     assert "x-forwarded-for" not in {k.lower() for k, _v in seen["headers"]}
-    assert cluster.stats()["routes"]["app"]["requests"] == before
+    assert cluster.stats()["routes"]["web"]["requests"] == before
     # Through the activator (what the public Service lists at zero) the same request is
     # proxied, with the forwarding headers a proxy adds.
-    status, _headers, body = cluster.get("app.test", "/echo")
+    status, _headers, body = cluster.get("web.test", "/echo")
     assert status == 200 and "X-Forwarded-For" in {k for k, _v in json.loads(body)["headers"]}
+    assert cluster.stats()["routes"]["web"]["requests"] == before + 1
 
 
 def test_overflow_and_timeout_answer_503_and_504_with_retry_after(cluster):
@@ -149,26 +173,3 @@ def test_with_the_daemon_down_warm_targets_are_served_and_zero_says_why(cluster)
     assert time.monotonic() - began >= 1.0                       # held for its timeout
     assert b"no daemon answered its last poke" in body and b"refused" in body.lower()
 
-
-def test_a_promql_policy_at_zero_scales_up_on_the_poke_before_prometheus_sees_anything(
-        prometheus, load_exporter, tmp_path):
-    """A policy whose load comes from Prometheus (the real one) keeps the activator in the
-    path: at zero the held request pokes the daemon, which scales at once though the
-    query still says 0; the request is answered once the pod is ready."""
-    load_exporter.set("app_inflight_requests", 0.0)
-    prometheus.wait_for_sample("app_inflight_requests")
-    promql = policy("web", source="prometheus", query="sum(app_inflight_requests)",
-                    activator={"mode": "always", "timeout": "20s"}, stableWindow="10s")
-    with Cluster(tmp_path, {"web": promql}, startup=STARTUP,
-                 prometheus_url=prometheus.url) as c:
-        c.wait_for(lambda: c.daemon.ticks("web"), 10, "a tick on Prometheus data")
-        began = time.monotonic()
-        status, _headers, body = c.get("web.test", "/id")
-        waited = time.monotonic() - began
-        assert (status, body) == (200, b"web-1")
-        assert STARTUP <= waited < STARTUP + 5
-        assert [line["policy"] for line in c.daemon.lines if line.get("event") == "poked"] \
-            == ["web"]
-        assert prometheus.query("sum(app_inflight_requests)")[0]["value"][1] == "0"
-        scaled = [t for t in c.daemon.ticks("web") if t["action"] == "scaled"]
-        assert scaled[0]["replicas"] == 1 and scaled[0]["current"] == 0

@@ -39,7 +39,8 @@ def parse(*docs):
 
 
 def test_defaults_and_what_validate_prints():
-    (policy,) = parse(doc(activator={"port": "http", "hosts": ["Checkout.Shop.Example."]}))
+    (policy,) = parse(doc(activator={"port": "http", "hosts": ["Checkout.Shop.Example."]},
+                          targetBurstCapacity=-1))
     block = policy.activator
     assert (block.service, block.port, block.hosts, block.max_pending_requests, block.timeout,
             block.mode, block.public) == ("checkout", "http", ("checkout.shop.example",), 1000,
@@ -86,7 +87,7 @@ ERRORS = {
 @pytest.mark.parametrize("block, message", ERRORS.values(), ids=ERRORS.keys())
 def test_errors_name_file_document_key_value_and_range(block, message):
     with pytest.raises(PolicyError) as err:
-        parse(doc(activator=block))
+        parse(doc(activator={"mode": "always", **block}))
     assert any(line.startswith("policies/p.yaml: document 1 (checkout): ") and message in line
                for line in err.value.errors), err.value.errors
 
@@ -100,6 +101,11 @@ METRIC_ERRORS = {
         "spec.metric.query: not used with source: activator"),
     "an unknown source": (doc(metric={"source": "statsd", "query": "x"}),
                           "spec.metric.source: 'statsd' is not one of: prometheus, activator"),
+    "source activator with mode whenNeeded": (
+        doc(activator={"port": 80, "hosts": ["a.example"]}),
+        "spec.activator.mode: 'whenNeeded' sends warm traffic past the activator, which then "
+        "cannot count it for spec.metric.source: activator (allowed: always, or "
+        "targetBurstCapacity: -1"),
     "prometheus without a query": (
         doc(metric={"type": "rps"}, activator={"port": 80, "hosts": ["a.example"]}),
         "spec.metric.query: is required"),
@@ -120,8 +126,10 @@ def test_a_promql_policy_may_have_an_activator_too():
 
 
 def test_hosts_and_public_services_are_claimed_once_across_policies():
-    a = doc("a", activator={"service": "web", "port": 80, "hosts": ["shared.example"]})
-    b = doc("b", activator={"service": "web", "port": 80, "hosts": ["shared.example"]})
+    a = doc("a", activator={"service": "web", "port": 80, "hosts": ["shared.example"]},
+            metric={"query": "sum(a)"})
+    b = doc("b", activator={"service": "web", "port": 80, "hosts": ["shared.example"]},
+            metric={"query": "sum(b)"})
     with pytest.raises(PolicyError) as err:
         check_unique(parse(a, b))
     assert err.value.errors == [
@@ -183,7 +191,7 @@ def test_a_policy_edit_reaches_the_running_activator_process(tmp_path):
         policies = tmp_path / "policies"
         policies.mkdir()
         path = policies / "p.yaml"
-        block = {"port": "http", "hosts": ["a.example"], "timeout": "1s"}
+        block = {"port": "http", "hosts": ["a.example"], "timeout": "1s", "mode": "always"}
         path.write_text(yaml.safe_dump(doc("app", activator=block, namespace="default")))
         kubeconfig = write_kubeconfig(tmp_path / "kc", server.url)
         with ActivatorProcess(path, extra=["--kubeconfig", str(kubeconfig)],
@@ -192,7 +200,7 @@ def test_a_policy_edit_reaches_the_running_activator_process(tmp_path):
             block["hosts"] = ["a.example", "b.example"]
             path.write_text(yaml.safe_dump_all([
                 doc("app", activator=block, namespace="default"),
-                doc("web", activator={"port": 80, "hosts": ["web.example"]},
+                doc("web", activator={"port": 80, "hosts": ["web.example"], "mode": "always"},
                     namespace="default")]))
             activator.signal(signal.SIGHUP)
             activator.wait_for(lambda: set(activator.stats()["routes"]) == {"app", "web"}, 10,

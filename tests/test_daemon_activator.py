@@ -204,7 +204,8 @@ def test_a_poke_over_http_wakes_a_sleeping_loop_within_milliseconds():
 
 def test_activator_policies_read_the_activator_source():
     clock = ManualClock(BASE)
-    policy = replace(POLICY, metric=MetricSpec(source="activator"))
+    policy = replace(POLICY, metric=MetricSpec(source="activator"),
+                     activator=replace(ACTIVATOR, mode="always"))
     workload = Workload(0)
     workload.clock = clock
     asked: list[str] = []

@@ -539,9 +539,6 @@ def test_example_policies_are_valid_and_drive_rendered_workloads():
 def test_example_demand_is_measured_at_the_ingress_not_in_the_workload(tmp_path):
     _configmap, policies = _example_policies()
     assert any(p.min_replicas == 0 for p in policies)
-    # The activator counts in front of the pods too; the others query the ingress.
-    assert any(p.metric.source == "activator" for p in policies)
-    policies = [p for p in policies if p.metric.source == "prometheus"]
     for policy in policies:
         selectors = re.findall(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\s*\{", policy.metric.query)
         assert selectors, policy.name

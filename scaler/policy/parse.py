@@ -346,6 +346,14 @@ def _cross_checks(p: Policy, out: _Collector) -> None:
     if p.metric.source == "activator" and p.activator is None:
         out.add("spec.metric.source", "'activator' needs a spec.activator block (the "
                                       "activator counts only the traffic it routes)")
+    elif (p.metric.source == "activator" and p.activator.mode == "whenNeeded"
+          and p.target_burst_capacity != -1):
+        # Warm traffic would go straight to the pods, past the only thing counting it:
+        # the load would read 0 and the target would be scaled down under it.
+        out.add("spec.activator.mode", "'whenNeeded' sends warm traffic past the activator, "
+                "which then cannot count it for spec.metric.source: activator (allowed: "
+                "always, or targetBurstCapacity: -1; or read a PromQL query measured at the "
+                "ingress and keep whenNeeded)")
     if p.max_replicas and p.min_replicas > p.max_replicas:
         out.add("spec.minReplicas", f"{p.min_replicas} is above spec.maxReplicas "
                                     f"{p.max_replicas} (allowed: 0..maxReplicas)")
