@@ -326,3 +326,88 @@ def test_a_missing_public_slice_says_what_to_create(api):
     with pytest.raises(Exception, match="deploy/components/activator") as err:
         TrafficSwitch(client).point(policy, False, ACTIVATORS, deadline=time.monotonic() + 5)
     assert err.value.reason == "not_found"
+
+
+def test_an_activator_policy_ticks_once_its_second_is_read_not_half_a_second_later():
+    clock = ManualClock(BASE + 0.7)
+    counted = replace(POLICY, name="counted", metric=MetricSpec(source="activator"),
+                      activator=replace(ACTIVATOR, mode="always", hosts=("c.test",)),
+                      tick_interval=1.0, scale_target_ref=replace(REF, name="counted"))
+    scraped = replace(POLICY, tick_interval=1.0)
+
+    class Activators(Steady):
+        query_for = staticmethod(lambda name, kind: f"{kind}:{name}")
+
+    workload = Workload(1)
+    workload.clock = clock
+    daemon = Daemon([counted, scraped], source=Steady(1.0), actuator=workload, clock=clock,
+                    metrics=Metrics(CollectorRegistry()), activator_source=Activators(1.0))
+    ticked: list[tuple[str, float, float]] = []
+    original = daemon.tick
+
+    def tick(target, t, **kw):
+        ticked.append((target.name, t, clock.now()))
+        return original(target, t, **kw)
+
+    daemon.tick = tick
+    daemon.run_once()                       # both decide at start (the latest due tick)
+    ticked.clear()
+    clock.set(BASE + 1.15)
+    daemon.run_once()
+    assert ticked == [("counted", BASE + 1, BASE + 1.15)]
+    clock.set(BASE + 1.55)
+    daemon.run_once()
+    assert ticked[1:] == [("app", BASE + 1, BASE + 1.55)]
+
+
+# ----------------------------------------------------------------------------------------
+# how the daemon is told about activators
+
+
+def test_activators_are_discovered_behind_their_service(api):
+    from scaler import app
+
+    server, client = api
+    server.create(endpoint_slice("scaler-activator", {"10.2.0.1": True, "10.2.0.2": False},
+                                 port=9090, port_name="admin", name="act-a"))
+    stop = threading.Event()
+    source = app.activator_source([], "scaler-activator", "default", client, SystemClock(),
+                                  stop)
+    assert source.discover() == ["http://10.2.0.1:9090"]          # ready ones only
+    numbered = app.activator_source(["http://127.0.0.1:1"], "scaler-activator:9999",
+                                    "default", client, SystemClock(), stop)
+    assert numbered.discover() == ["http://10.2.0.1:9999"]
+    assert numbered.urls() == ["http://127.0.0.1:1"]            # until the reader discovers
+
+
+def run_cli(tmp_path, capsys, policy_text: str, *extra: str) -> tuple[int, str]:
+    from scaler import cli
+
+    (tmp_path / "p.yaml").write_text(policy_text)
+    kubeconfig = write_kubeconfig(tmp_path / "kc", "http://127.0.0.1:9")
+    code = cli.main(["run", "--policy", str(tmp_path / "p.yaml"), "--kubeconfig",
+                     str(kubeconfig), *extra])
+    return code, capsys.readouterr().err.strip()
+
+
+COUNTED = """apiVersion: scaler/v1
+kind: ScalingPolicy
+metadata: {name: api}
+spec:
+  scaleTargetRef: {name: api}
+  metric: {source: activator}
+  activator: {port: http, hosts: [api.test], mode: always}
+"""
+
+
+def test_run_without_an_activator_for_a_policy_that_reads_one_is_bad_input(tmp_path, capsys,
+                                                                          monkeypatch):
+    monkeypatch.delenv("PROMETHEUS_URL", raising=False)
+    assert run_cli(tmp_path, capsys, COUNTED) == (
+        2, "error: api: metric.source activator needs --activator-url or --activator-service")
+    assert run_cli(tmp_path, capsys, COUNTED, "--activator-url", "127.0.0.1:9090") == (
+        2, "error: --activator-url '127.0.0.1:9090' is not http://HOST:PORT (the activator's "
+           "admin port)")
+    promql = COUNTED.replace("metric: {source: activator}", "metric: {query: sum(x)}")
+    assert run_cli(tmp_path, capsys, promql) == (
+        2, "error: --prometheus-url (or PROMETHEUS_URL) is required")

@@ -1,7 +1,8 @@
 """What the daemon does for policies with an ``activator`` block, mixed into its loop.
 
 * **Metric.** ``metric: {source: activator}`` reads the activators (``activator_source``)
-  instead of Prometheus; the query names the policy (``concurrency:checkout``).
+  instead of Prometheus; the query names the policy (``concurrency:checkout``). Their
+  second T is read by T + 0.1 s, so such a policy's tick T runs then, not at T + 0.5 s.
 * **Pokes.** An activator holding a request at zero pokes every daemon (``POST /v1/poke``).
   As Knative's autoscaler does with the stat an activator pushes, the loop records the
   poke's requests in flight into the policy's windows and, when its last decision was zero
@@ -54,8 +55,19 @@ def wants_serving(policy, result: TickResult) -> bool | None:
     return want > 0 and decision.excess_burst_capacity >= 0
 
 
+# The activators are read just after each second (scaler.sources.activator); their
+# second T is complete by T + 0.1, where Prometheus needs the loop's evaluation delay.
+ACTIVATOR_EVALUATION_DELAY = 0.1
+
+
 class ActivatorHooks:
     """Methods of :class:`~scaler.daemon.loop.Daemon` for the activator's side."""
+
+    def _evaluation_delay(self, policy) -> float:
+        """How long after tick T the loop processes it: the source's data for T must be in."""
+        if policy.metric.source == "activator":
+            return min(self.evaluation_delay, ACTIVATOR_EVALUATION_DELAY)
+        return self.evaluation_delay
 
     def _metric_of(self, policy) -> tuple[MetricSource, str]:
         """The source a policy's load comes from, and what to ask it."""

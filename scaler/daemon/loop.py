@@ -158,7 +158,7 @@ class Daemon(ActivatorHooks):
         for target in list(self.targets.values()):
             if self.stop.is_set():
                 break
-            due = now - self.evaluation_delay
+            due = now - self._evaluation_delay(target.policy)
             if target.next_tick > due:
                 continue
             step = target.policy.tick_interval
@@ -178,7 +178,8 @@ class Daemon(ActivatorHooks):
     def _seconds_to_next_tick(self) -> float:
         if not self.targets:
             return 1.0
-        due = min(t.next_tick for t in self.targets.values()) + self.evaluation_delay
+        due = min(t.next_tick + self._evaluation_delay(t.policy)
+                  for t in self.targets.values())
         return max(0.0, due - self.clock.now())
 
     def _files_changed(self) -> bool:
