@@ -38,6 +38,7 @@ MAX_ATTEMPTS = 3                  # connect attempts per request (refused, timed
 # Why the client connection's reading is paused (bits: any set keeps it paused).
 PAUSE_BUFFER, PAUSE_UPSTREAM, PAUSE_UPGRADE = 1, 2, 4
 LIVENESS_INTERVAL = 1.0           # how often a paused client is checked for having left
+LINGER_SECONDS = 2.0              # how long a refused client may go on sending (nginx: 5 s)
 TCP_ESTABLISHED = 1               # tcp_info.tcpi_state (linux/tcp_states.h)
 
 # How a response body reaches the client.
@@ -62,7 +63,7 @@ def peer_closed(transport: asyncio.Transport) -> bool:
 class ClientConnection(asyncio.Protocol):
     __slots__ = ("activator", "parser", "transport", "peer", "queue", "parsing", "url",
                  "headers", "in_head", "head_bytes", "paused", "tunnel", "upgrade_rest",
-                 "last_active", "lost", "closing", "liveness", "__weakref__")
+                 "last_active", "lost", "closing", "liveness", "lingering", "__weakref__")
 
     def __init__(self, activator: Activator) -> None:
         self.activator = activator
@@ -82,6 +83,7 @@ class ClientConnection(asyncio.Protocol):
         self.lost = False
         self.closing = False
         self.liveness: asyncio.TimerHandle | None = None
+        self.lingering = False
 
     # -- asyncio.Protocol -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:
@@ -92,6 +94,8 @@ class ClientConnection(asyncio.Protocol):
         self.activator.connections.add(self)
 
     def data_received(self, data: bytes) -> None:
+        if self.lingering:
+            return                  # refused and answered: what still arrives is dropped
         if self.tunnel is not None:
             self.tunnel.tunnel_to_upstream(data)
             return
@@ -234,9 +238,19 @@ class ClientConnection(asyncio.Protocol):
             self.reply_and_close(400, f"scaler activator: malformed request: {exc}")
 
     def reply_and_close(self, status: int, text: str) -> None:
-        if not self.lost:
-            self.transport.write(simple_response(status, text, close=True))
-            self.transport.close()
+        """Answer and close with a lingering close, as nginx does: a client that is still
+        sending (an oversized head, a refused upload) would otherwise get a reset from our
+        close before it reads the answer. Half-close, drop what still arrives, and close
+        when the client does or after LINGER_SECONDS."""
+        if self.lost or self.lingering:
+            return
+        self.transport.write(simple_response(status, text, close=True))
+        self.lingering = True
+        if self.paused:
+            self.transport.resume_reading()      # drain, so the close finds nothing unread
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        asyncio.get_running_loop().call_later(LINGER_SECONDS, self.transport.close)
 
     def idle(self) -> bool:
         return not self.queue and self.tunnel is None and not self.in_head
