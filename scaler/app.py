@@ -376,8 +376,8 @@ def build_daemon(policies: list[Policy], policy_path: str | Path,
                     is_leader=elector.is_leader if elector else None, stop=stop,
                     activator_source=activators,
                     traffic=TrafficSwitch(client, clock=clock, dry_run=dry_run))
-    daemon.pokes = PokeInbox(daemon.wake, known=lambda name: name in daemon.targets,
-                             now=clock.now)
+    daemon.pokes = PokeInbox(daemon.wake, known=lambda name: name in daemon.targets and (
+        daemon.targets[name].policy.activator is not None), now=clock.now)
     return DaemonParts(daemon, source, live, registry, elector, client.host, stop, activators)
 
 

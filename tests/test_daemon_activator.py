@@ -111,6 +111,21 @@ def daemon_at_zero(clock, *, leader=None, policy=POLICY):
     return daemon, workload, metrics
 
 
+def test_a_poke_counts_no_more_than_one_activator_can_hold():
+    """A forged poke claiming a million requests records at most maxPendingRequests."""
+    clock = ManualClock(BASE)
+    small = replace(POLICY, activator=replace(ACTIVATOR, max_pending_requests=20),
+                    target=1.0, target_utilization_percentage=100.0)
+    daemon, workload, _ = daemon_at_zero(clock, policy=small)
+    settle(daemon, clock)
+    clock.advance(0.3)
+    poke(daemon.pokes, in_flight=1_000_000)
+    daemon.run_once()
+    (when, replicas), = workload.writes
+    # 20 held at most (1 per replica), averaged into the windows: far from a million.
+    assert when == clock.now() and 1 <= replicas <= 20
+
+
 def poke(inbox: PokeInbox, policy="app", in_flight=1) -> tuple[int, str]:
     body = {"activator": "a1", "policy": policy, "namespace": "default", "pending": in_flight,
             "in_flight": in_flight, "sent_at": 0}
@@ -166,7 +181,8 @@ def test_a_standby_keeps_the_poke_so_a_new_leader_scales_up():
 def test_bad_pokes_are_refused_with_a_reason():
     clock = ManualClock(BASE)
     daemon, _, _ = daemon_at_zero(clock)
-    assert poke(daemon.pokes, policy="nope") == (404, "no policy named 'nope' here")
+    assert poke(daemon.pokes, policy="nope") == (
+        404, "no policy named 'nope' with an activator block here")
     assert daemon.pokes.handle(b"{") == (400, "bad poke: body is not JSON")
     status, text = daemon.pokes.handle(json.dumps({"policy": "app", "in_flight": -1}).encode())
     assert status == 400 and "in_flight" in text

@@ -86,8 +86,14 @@ class ActivatorHooks:
             if target is None:
                 continue
             self.metrics.pokes.labels(target.name).inc()
+            block = target.policy.activator
+            if block is None:
+                continue
             if self._last_replicas.get(target.name, 0) == 0 and poke.in_flight > 0:
-                target.scaler.record(poke.received, float(poke.in_flight))
+                # At zero, what one activator has in flight is what it holds: no more than
+                # its queue. The cap keeps a forged poke from scaling a target to its max.
+                held = min(poke.in_flight, max(1, block.max_pending_requests))
+                target.scaler.record(poke.received, float(held))
                 due[target.name] = target
         for target in due.values():
             if self.stop.is_set():

@@ -125,6 +125,8 @@ class HealthServer:
                 handler = posted.get(self.path.split("?")[0])
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(min(length, 1 << 16))
+                if length > len(body):
+                    self.close_connection = True    # the rest is not read: no keep-alive
                 if handler is None:
                     status, text = 404, f"no POST handler for {self.path}"
                 else:

@@ -78,7 +78,7 @@ class PokeInbox:
         except ValueError as exc:
             return 400, f"bad poke: {exc}"
         if not self._known(poke.policy):
-            return 404, f"no policy named {poke.policy!r} here"
+            return 404, f"no policy named {poke.policy!r} with an activator block here"
         with self._lock:
             self._queue.append(poke)
             self.received += 1
