@@ -78,7 +78,7 @@ def test_the_activator_never_loads_the_kubernetes_client_nor_the_array_libraries
     (tmp_path / "p.yaml").write_text(
         "apiVersion: scaler/v1\nkind: ScalingPolicy\nmetadata: {name: app}\nspec:\n"
         "  scaleTargetRef: {name: app}\n  metric: {source: activator}\n"
-        "  activator: {port: http, hosts: [app.test]}\n")
+        "  activator: {port: http, hosts: [app.test], mode: always}\n")
     modules = loaded(f"""
         from scaler import cli
         from scaler.activator.cli import Setup

@@ -418,7 +418,11 @@ spec:
 
 def test_run_without_an_activator_for_a_policy_that_reads_one_is_bad_input(tmp_path, capsys,
                                                                           monkeypatch):
+    from scaler import app
+
     monkeypatch.delenv("PROMETHEUS_URL", raising=False)
+    # Logging set up on pytest's captured stdout would outlive this test.
+    monkeypatch.setattr(app, "configure_logging", lambda *a, **k: None)
     assert run_cli(tmp_path, capsys, COUNTED) == (
         2, "error: api: metric.source activator needs --activator-url or --activator-service")
     assert run_cli(tmp_path, capsys, COUNTED, "--activator-url", "127.0.0.1:9090") == (
