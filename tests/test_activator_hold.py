@@ -12,7 +12,6 @@ import pytest
 
 from support.activator import ActivatorThread, PokeReceiver, admin_get, route
 from support.backends import Backend
-from support.prometheus import free_port
 
 
 @pytest.fixture(scope="module")
@@ -98,8 +97,12 @@ def test_beyond_max_pending_requests_get_503_with_retry_after(backend):
 
 
 def test_the_504_says_when_no_daemon_answered_and_not_when_one_did():
-    down = f"http://127.0.0.1:{free_port()}"
-    with ActivatorThread([route("app", timeout=0.5)], {"app": []}, daemon_urls=[down]) as a:
+    # A port bound but not listening refuses connections, and no one else can take it.
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    down = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    with closed, ActivatorThread([route("app", timeout=0.5)], {"app": []},
+                                 daemon_urls=[down]) as a:
         status, _headers, body = a.get("/id")
         assert status == 504
         assert body.startswith(b"scaler activator: policy 'app' had no ready endpoint within "

@@ -4,6 +4,7 @@ that are no data (never zero), and the reader against real activators."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 
@@ -12,7 +13,6 @@ import pytest
 from scaler.clock import ManualClock, SystemClock
 from scaler.sources.activator import ActivatorSource, StatsSeries, parse_query, query_for
 from support.activator import ActivatorThread, route
-from support.prometheus import free_port
 
 
 def stats(ident: str, uptime: float, in_flight_seconds: float, requests: int = 0,
@@ -166,8 +166,11 @@ def test_reads_of_two_real_activators_sum_their_held_requests():
 
 def test_an_unreachable_activator_is_no_data_within_the_deadline():
     clock = ManualClock(1000.0)
-    source = ActivatorSource([f"http://127.0.0.1:{free_port()}"], clock=clock)
+    closed = socket.socket()                     # bound, not listening: refuses
+    closed.bind(("127.0.0.1", 0))
+    source = ActivatorSource([f"http://127.0.0.1:{closed.getsockname()[1]}"], clock=clock)
     source.read_round()
+    closed.close()
     reading = source.read(query_for("app"), 999, 1000, deadline=clock.monotonic())
     assert reading.error == "unreachable" and "refused" in reading.detail.lower()
     assert source.history(query_for("app"), 900, 1000).error == "unreachable"
