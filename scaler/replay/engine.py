@@ -185,7 +185,8 @@ def _forecast(policy: Policy, decider: Decider, times: np.ndarray, values: np.nd
     """(upper forecast, point forecast, replica floor) for every tick."""
     from scaler.decide import predict
 
-    series = predict.forecast_series(policy.prediction, times, values, ticks)
+    series = predict.forecast_series(policy.prediction, times, values, ticks,
+                                     decider.spec.target_value)
     # The per-tick engine records NaN for ticks where the forecaster gives no advice.
     if policy.prediction.mode == "act":
         floor = predict.floor_series(series, decider.spec.target_value)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scaler.decide.predict.advice import Core
+from scaler.decide.predict.advice import new_core
 from scaler.policy import PredictionPolicy
 
 
@@ -25,9 +25,11 @@ def floor_series(series: ForecastSeries, target_value: float) -> np.ndarray:
     return np.ceil(upper / target_value).astype(np.int64)
 
 
-def forecast_series(spec: PredictionPolicy, times, values, ticks) -> ForecastSeries:
+def forecast_series(spec: PredictionPolicy, times, values, ticks,
+                    target_value: float | None = None) -> ForecastSeries:
     """Advice at every tick of a recording, exactly as a :class:`Forecaster` fed every
-    sample with time <= tick would give at that tick. ``times`` must be non-decreasing."""
+    sample with time <= tick would give at that tick. ``times`` must be non-decreasing;
+    ``target_value`` is the decider's (seasonal-level needs it)."""
     times = np.asarray(times, dtype=np.float64)
     values = np.asarray(values, dtype=np.float64)
     ticks = np.asarray(ticks, dtype=np.float64)
@@ -59,7 +61,7 @@ def forecast_series(spec: PredictionPolicy, times, values, ticks) -> ForecastSer
     ev_upper = np.full(n_events, np.nan)
     ev_ready = np.zeros(n_events, dtype=bool)
     ev_end = np.full(n_events, np.inf)   # inf: no history (never stale, never active)
-    core = Core(spec)
+    core = new_core(spec, target_value)
     for i in range(n_events):
         core.complete(buckets[i], means_l[i], buckets[i + 1])
         if core.last is None:
