@@ -448,3 +448,13 @@ def check_unique(policies: list[Policy]) -> None:
         seen_targets.setdefault(p.scale_target_ref, p)
     if errors:
         raise PolicyError(errors)
+
+
+def tunable_keys() -> tuple[str, ...]:
+    """Every spec key a tuner may vary, as dotted paths inside ``spec`` (``stableWindow``,
+    ``prediction.horizon``, ``scaleToZero.keepAlive``): all but ``scaleTargetRef`` and
+    ``metric``, which say what is scaled and on what rather than how."""
+    keys = [row[0] for row in _SPEC_FIELDS]
+    keys += [f"prediction.{row[0]}" for row in _PREDICTION_FIELDS]
+    keys += [f"scaleToZero.{key}" for key in sorted(_SCALE_TO_ZERO_KEYS)]
+    return tuple(keys)
