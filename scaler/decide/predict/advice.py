@@ -14,7 +14,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -43,15 +43,17 @@ def replica_floor(advice: Advice, target_value: float) -> int:
     return math.ceil(advice.upper / target_value)
 
 
-def new_core(spec: PredictionPolicy, target_value: float | None = None) -> Core | SeasonalLevel:
+def new_core(spec: PredictionPolicy, target_value: float | None = None,
+             shape: Any = None) -> Core | SeasonalLevel:
     """The per-bucket core of ``spec.model``; seasonal-level needs the decider's
-    ``target_value`` (its band is costed in replicas)."""
+    ``target_value`` (its band is costed in replicas), and takes a
+    :class:`~scaler.decide.predict.seasonal.Shape` (its fixed sizes; benchmarks vary them)."""
     if spec.model == "seasonal-level":
-        from scaler.decide.predict.seasonal import SeasonalLevel
+        from scaler.decide.predict.seasonal import SHAPE, SeasonalLevel
 
         if target_value is None:
             raise ValueError("model seasonal-level needs the decider's target value")
-        return SeasonalLevel(spec, target_value)
+        return SeasonalLevel(spec, target_value, shape or SHAPE)
     return Core(spec)
 
 
