@@ -21,6 +21,18 @@ def loaded(code: str, *, cwd: Path = ROOT) -> list[str]:
     return eval(result.stderr.strip().splitlines()[-1])
 
 
+def unreachable_cluster(tmp_path: Path) -> Path:
+    """A kubeconfig for an API server that is not there: building the daemon needs one,
+    ticking it once does not reach it."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "clusters: [{name: k, cluster: {server: 'http://127.0.0.1:9'}}]\n"
+        "users: [{name: u, user: {}}]\n"
+        "contexts: [{name: c, context: {cluster: k, user: u}}]\n")
+    return kubeconfig
+
+
 def test_import_contracts_hold():
     lint = Path(sys.executable).parent / "lint-imports"
     result = subprocess.run([str(lint), "--config", str(ROOT / ".importlinter")], cwd=ROOT,
@@ -46,12 +58,7 @@ def test_the_daemon_does_not_load_numpy_scipy_or_pillow(tmp_path):
     """A sidecar pays for every import: the daemon's path stays free of the replay's
     array libraries (prediction, when on, is the one place scipy may load). The whole
     live daemon is built — source, actuator, dry run, lease, loop — and ticks once."""
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
-        "clusters: [{name: k, cluster: {server: 'http://127.0.0.1:9'}}]\n"
-        "users: [{name: u, user: {}}]\n"
-        "contexts: [{name: c, context: {cluster: k, user: u}}]\n")
+    kubeconfig = unreachable_cluster(tmp_path)
     modules = loaded(f"""
         from scaler import app
         connection = app.prometheus_connection("http://127.0.0.1:9")
@@ -69,12 +76,7 @@ def test_the_daemon_with_seasonal_level_prediction_loads_numpy_but_never_scipy(t
     """The default forecasting model is numpy only: a sidecar with prediction on pays for
     numpy, never for scipy (about a second and 40 MiB); Holt-Winters and EWMA import scipy
     when they first fit."""
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(
-        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
-        "clusters: [{name: k, cluster: {server: 'http://127.0.0.1:9'}}]\n"
-        "users: [{name: u, user: {}}]\n"
-        "contexts: [{name: c, context: {cluster: k, user: u}}]\n")
+    kubeconfig = unreachable_cluster(tmp_path)
     policy = tmp_path / "p.yaml"
     policy.write_text(
         "apiVersion: scaler/v1\nkind: ScalingPolicy\nmetadata: {name: web}\nspec:\n"
