@@ -160,6 +160,136 @@ def run_replay(recording: str | Path | None, *, policy_path: str | Path | None =
                      clock.monotonic() - started)
 
 
+# ------------------------------------------------------------------------------------ tune
+
+@dataclass(frozen=True)
+class TuneRun:
+    """What ``scaler tune`` did: the variants and their figures, the front, the pick."""
+
+    policy: Policy
+    recording: Path
+    samples: int
+    knobs: list
+    outcome: Any               # scaler.replay.tune.Outcome
+    front: list[int]
+    current: int
+    picked: int | None
+    objective: Any             # scaler.replay.tune.Objective
+    table: str
+    written: list[Path]
+
+
+def run_tune(recording: str | Path, *, vary: list[str], policy_path: str | Path | None = None,
+             name: str | None = None, column: str | None = None, out: str | Path = "tune-out",
+             startup_delay: float = 0.0, pick: str | None = None, jobs: int | None = None,
+             progress: Progress | None = None) -> TuneRun:
+    """Replay every combination of the ``vary`` knobs on a recording, print the Pareto
+    front, draw tune.png and write the picked variant as policy.yaml into ``out``."""
+    _keep_freed_memory()
+    from scaler.replay import tune
+    from scaler.sources import recording as recordings
+
+    if not (math.isfinite(startup_delay) and startup_delay >= 0):
+        raise UsageError(f"--startup-delay: {startup_delay:g} is not allowed "
+                         "(a number of seconds >= 0)")
+    if jobs is not None and jobs < 1:
+        raise UsageError(f"--jobs: {jobs} is not allowed (1 or more processes)")
+    if not vary:
+        raise UsageError("--vary KEY=V1,V2,... is required (at least one knob to tune)")
+    try:
+        knobs = [tune.parse_vary(v) for v in vary]
+        objective = tune.parse_objective(pick or tune.DEFAULT_OBJECTIVE)
+    except tune.TuneError as exc:
+        raise UsageError(str(exc)) from None
+    policy = select_policy(policy_path, name)
+    document, source = tune.document_of(policy)
+    try:
+        grid = tune.variants(document, source, knobs)
+    except tune.TuneError as exc:
+        raise UsageError(str(exc)) from None
+    found = grid.variants
+    path = Path(recording)
+    _phase(progress, "reading recording", 0.0)
+    try:
+        rec = recordings.load(path, column)
+    except recordings.RecordingError as exc:
+        raise UsageError(str(exc)) from None
+    longest = max((rec.times[-1] - rec.times[0]) / v.policy.tick_interval for v in found)
+    if longest > MAX_TICKS:
+        raise UsageError(f"{rec.source}: spans {longest:,.0f} ticks; replay handles up to "
+                         f"{MAX_TICKS:,} (about a year at 1 s)")
+    if longest < 1:
+        raise UsageError(f"{rec.source}: the recording spans less than one tick; nothing "
+                         "to replay")
+    _phase(progress, f"{len(found)} variants", 0.05)
+    try:
+        outcome = tune.run(found, rec.times, rec.values, startup_delay, jobs=jobs,
+                           progress=progress and (lambda f: progress.update(0.05 + 0.9 * f)))
+    except tune.TuneError as exc:
+        raise UsageError(f"{rec.source}: {exc}") from None
+    current = next(i for i, v in enumerate(found) if v.current)
+    front = tune.pareto_front(outcome.figures)
+    picked = objective.pick(outcome.figures, current)
+    table = tune.format_table(knobs, outcome, front, current, picked, objective)
+    if grid.skipped:
+        table += (f"\n\nskipped {len(grid.skipped)} combination"
+                  f"{'s' if len(grid.skipped) != 1 else ''} the policy validator rejects "
+                  f"(scaler validate says why): {'; '.join(grid.skipped[:3])}"
+                  f"{'; ...' if len(grid.skipped) > 3 else ''}")
+    _phase(progress, "writing outputs", 0.95)
+    written = _write_tune(Path(out), tune, knobs, outcome, front, current, picked, objective,
+                          path, policy, startup_delay)
+    if progress:
+        progress.done()
+    return TuneRun(policy, path, len(rec), knobs, outcome, front, current, picked,
+                   objective, table, written)
+
+
+def _write_tune(out: Path, tune: Any, knobs: list, outcome: Any, front: list[int],
+                current: int, picked: int | None, objective: Any, recording: Path,
+                policy: Policy, startup_delay: float) -> list[Path]:
+    """variants.csv, tune.png and (when a variant was picked) policy.yaml, all or nothing."""
+    import shutil
+    import tempfile
+
+    from scaler.replay.report.tune_chart import draw_tune_chart
+
+    keys = " x ".join(k.key for k in knobs)
+    title = f"scaler tune: {recording.name} with policy {policy.name}"
+    subtitle = (f"{len(outcome.variants)} variants of {keys}, startup delay "
+                f"{startup_delay:g}s; picked by {objective}")
+    figures = outcome.figures
+    files = {"variants.csv": tune.variants_csv(knobs, outcome, set(front), picked)}
+    if picked is not None:
+        files["policy.yaml"] = tune.policy_yaml(outcome.variants[picked], [
+            f"scaler tune {recording.name}: picked by {objective} from "
+            f"{len(outcome.variants)} variants (startup delay {startup_delay:g}s)",
+            tune.with_values(outcome.variants[picked], knobs)])
+    try:
+        out.resolve().parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.resolve().parent))
+        try:
+            for name, text in files.items():
+                (staging / name).write_text(text)
+            draw_tune_chart(
+                staging / "tune.png",
+                pod_seconds=[f["pod_seconds"] for f in figures],
+                unserved=[f["under_provisioned_demand_seconds"] for f in figures],
+                cold_starts=[f["cold_start_episodes"] for f in figures],
+                front=front, current=current, picked=picked, title=title, subtitle=subtitle)
+            names = [*files, "tune.png"]
+            out.mkdir(parents=True, exist_ok=True)
+            if picked is None:
+                (out / "policy.yaml").unlink(missing_ok=True)   # no longer this run's pick
+            for name in names:
+                os.replace(staging / name, out / name)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot write there: {exc.strerror or exc}") from None
+    return [out / n for n in names]
+
+
 def _subtitle(policy: Policy, startup_delay: float, summary: dict) -> str:
     subtitle = (f"target {policy.target_value:g} per replica, stable {policy.stable_window}s, "
                 f"panic {policy.panic_window}s at {policy.panic_threshold_percentage:g}%, "

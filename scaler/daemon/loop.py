@@ -288,17 +288,14 @@ class Daemon(ActivatorHooks):
         return reading
 
     def _warm_forecaster(self, target: Target, end: int, deadline: float) -> None:
-        """Feed the forecaster the past before the windows' (at its 1-minute grid):
-        minHistory seasons plus one for Holt-Winters, an hour for the other models.
+        """Feed the forecaster the past before the windows' (at its 1-minute grid): as
+        much as lets its model act at once (``PredictionPolicy.warm_history``).
 
         Done once, after the windows are warm and with the time left in the tick: a
         failure only means the forecast warms up live; the reactive decisions never wait
         for it."""
         target.forecast_warm = True
-        pred = target.policy.prediction
-        span = (pred.min_history + 1) * max(pred.seasonality) if pred.model == "holt-winters" \
-            else 3600.0
-        span = min(span, 14 * 86400.0)
+        span = target.policy.prediction.warm_history
         if deadline - self.clock.monotonic() < 0.05:
             self.log.warning("no time left to read forecast history; prediction warms up live",
                              policy=target.name)

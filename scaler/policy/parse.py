@@ -22,6 +22,7 @@ from scaler.policy.model import (
     ACTIVATOR_MODES,
     KEEP_ALIVE,
     METRIC_SOURCES,
+    MODEL_KEYS,
     MODELS,
     MODES,
     ActivatorPolicy,
@@ -85,16 +86,18 @@ _PREDICTION_FIELDS: tuple[tuple[str, str, str, _Check, str], ...] = (
     ("enabled", "enabled", "bool", lambda v: True, "true or false"),
     ("mode", "mode", "enum:" + ",".join(MODES), lambda v: True, "act or observe"),
     ("model", "model", "enum:" + ",".join(MODELS), lambda v: True,
-     "holt-winters, linear or ewma"),
+     "seasonal-level, holt-winters, linear or ewma"),
     ("seasonality", "seasonality", "seasons", lambda v: True,
-     "a duration or a list of them, whole minutes, 2m..30d"),
+     "a duration or a list of them, whole minutes, 2m..30d; none for seasonal-level"),
     ("horizon", "horizon", "duration", lambda v: 0 <= v <= 3600, "0s..1h"),
+    ("maxExtraCost", "max_extra_cost", "share", lambda v: 0 <= v <= 1,
+     "0%..100%, or a fraction 0..1"),
     ("minHistory", "min_history", "number", lambda v: 1 <= v <= 52, "1..52 seasons"),
     ("quantile", "quantile", "number", lambda v: 0.5 <= v < 1, "0.5..0.999"),
     ("refitInterval", "refit_interval", "duration", lambda v: 60 <= v <= 86400, "1m..1d"),
 )
 _PREDICTION_KEYS = {row[0] for row in _PREDICTION_FIELDS}
-_SCALE_TO_ZERO_KEYS = {"keepAlive"}
+_SCALE_TO_ZERO_KEYS = {"keepAlive", "coldStartCost"}
 _REF_KEYS = {"apiVersion", "kind", "name", "namespace"}
 _METRIC_KEYS = {"type", "query", "source"}
 _METADATA_KEYS = {"name", "labels", "annotations"}
@@ -186,7 +189,11 @@ def _convert(value: Any, kind: str, key: str, allowed: str, out: _Collector) -> 
             out.add(key, f"expected true or false, got {_show(value)}")
             return None
         return value
+    if kind == "share":
+        return _share(value, key, allowed, out)
     if kind == "seasons":
+        if value == "none":
+            return ()   # seasonal-level without a season: the level alone
         items = value if isinstance(value, list) else [value]
         seasons = []
         for item in items:
@@ -213,6 +220,20 @@ def _convert(value: Any, kind: str, key: str, allowed: str, out: _Collector) -> 
             return None
         return value
     raise AssertionError(kind)
+
+
+def _share(value: Any, key: str, allowed: str, out: _Collector) -> float | None:
+    """A share as a percentage string ("10%") or a fraction (0.1); returned as a fraction."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            number = float(value.strip()[:-1])
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number):
+            out.add(key, f"{_show(value)} is not a percentage (allowed: {allowed})")
+            return None
+        return number / 100.0
+    return _convert(value, "number", key, allowed, out)
 
 
 def _fields(block: dict, rows, prefix: str, out: _Collector) -> dict[str, Any]:
@@ -294,17 +315,14 @@ def parse_document(doc: Any, where: str) -> tuple[Policy | None, list[str]]:
     if prediction:
         _unknown_keys(prediction, _PREDICTION_KEYS, "spec.prediction.", out)
         parsed = _fields(prediction, _PREDICTION_FIELDS, "spec.prediction.", out)
+        _keys_of_other_models(prediction, parsed, out)
         pp = _prediction(parsed, out)
         if pp is not None:
             values["prediction"] = pp
     stz = _mapping(spec.get("scaleToZero"), "spec.scaleToZero", out)
     if stz:
         _unknown_keys(stz, _SCALE_TO_ZERO_KEYS, "spec.scaleToZero.", out)
-        if "keepAlive" in stz:
-            keep = _convert(stz["keepAlive"], "enum:" + ",".join(KEEP_ALIVE),
-                            "spec.scaleToZero.keepAlive", "fixed or histogram", out)
-            if keep is not None:
-                values["keep_alive"] = keep
+        values.update(_scale_to_zero(stz, out))
 
     activator = _mapping(spec.get("activator"), "spec.activator", out)
     if activator is not None and "activator" in spec:
@@ -321,15 +339,59 @@ def parse_document(doc: Any, where: str) -> tuple[Policy | None, list[str]]:
     return (None, out.errors) if out.errors else (policy, [])
 
 
+def _keys_of_other_models(block: dict, parsed: dict[str, Any], out: _Collector) -> None:
+    """A key the chosen model does not use is an error, not a knob that silently does
+    nothing (``quantile`` with seasonal-level, ``maxExtraCost`` with holt-winters)."""
+    if "model" in block and "model" not in parsed:
+        return   # the model itself is wrong: that is the error
+    model = parsed.get("model", PredictionPolicy().model)
+    for key, models in MODEL_KEYS.items():
+        if key in block and model not in models:
+            names = " and ".join(", ".join(models).rsplit(", ", 1))
+            out.add(f"spec.prediction.{key}", f"is not used by model {model} (it applies to "
+                    f"{names} only)")
+    seasons = parsed.get("seasonality")
+    if seasons is not None and model == "seasonal-level" and len(seasons) > 1:
+        out.add("spec.prediction.seasonality", f"{_show(block['seasonality'])}: model "
+                "seasonal-level takes one season, or none")
+    if seasons == () and model != "seasonal-level":
+        out.add("spec.prediction.seasonality", f"none: model {model} needs a season "
+                "(only seasonal-level runs without one)")
+
+
+def _scale_to_zero(block: dict, out: _Collector) -> dict[str, Any]:
+    """``keepAlive`` and, for ``histogram``, ``coldStartCost``."""
+    values: dict[str, Any] = {}
+    if "keepAlive" in block:
+        keep = _convert(block["keepAlive"], "enum:" + ",".join(KEEP_ALIVE),
+                        "spec.scaleToZero.keepAlive", "fixed or histogram", out)
+        if keep is not None:
+            values["keep_alive"] = keep
+    if "coldStartCost" in block:
+        key, allowed = "spec.scaleToZero.coldStartCost", "1m..4h"
+        if block.get("keepAlive", "fixed") != "histogram":
+            out.add(key, "is used only with keepAlive: histogram")
+            return values
+        cost = _convert(block["coldStartCost"], "duration", key, allowed, out)
+        if cost is not None and not 60 <= cost <= 4 * 3600:
+            out.add(key, f"{_show(block['coldStartCost'])} is out of range (allowed: {allowed})")
+        elif cost is not None:
+            values["cold_start_cost"] = cost
+    return values
+
+
 def _prediction(parsed: dict[str, Any], out: _Collector) -> PredictionPolicy | None:
     """The prediction block from its parsed keys, or None after recording why not."""
     defaults = PredictionPolicy()
     model = parsed.get("model", defaults.model)
     horizon = parsed.get("horizon", defaults.horizon)
-    shortest = parsed.get("seasonality", defaults.seasonality)[0]
+    seasons = parsed.get("seasonality", defaults.seasonality)
+    if (len(seasons) > 1 if model == "seasonal-level" else not seasons):
+        return None   # _keys_of_other_models said why
+    shortest = seasons[0] if seasons else math.inf
     # now + horizon must land within one season of the last complete forecast bucket:
     # at most the shortest season less one bucket (a 10m season allows up to 9m).
-    if model == "holt-winters" and horizon > shortest - defaults.grid:
+    if model in ("holt-winters", "seasonal-level") and horizon > shortest - defaults.grid:
         out.add("spec.prediction.horizon", f"{format_duration(horizon)} must be shorter than "
                 f"the shortest season ({format_duration(shortest)}) by at least the forecast's "
                 f"{format_duration(defaults.grid)} grid")
@@ -534,3 +596,13 @@ def check_unique(policies: list[Policy]) -> None:
     errors.extend(_check_activator_claims(policies))
     if errors:
         raise PolicyError(errors)
+
+
+def tunable_keys() -> tuple[str, ...]:
+    """Every spec key a tuner may vary, as dotted paths inside ``spec`` (``stableWindow``,
+    ``prediction.horizon``, ``scaleToZero.keepAlive``): all but ``scaleTargetRef`` and
+    ``metric``, which say what is scaled and on what rather than how."""
+    keys = [row[0] for row in _SPEC_FIELDS]
+    keys += [f"prediction.{row[0]}" for row in _PREDICTION_FIELDS]
+    keys += [f"scaleToZero.{key}" for key in sorted(_SCALE_TO_ZERO_KEYS)]
+    return tuple(keys)
