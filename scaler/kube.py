@@ -11,19 +11,20 @@ tenacity (the actuator) or on their own rhythm (the lease).
 
 Enters: a method, a path, a JSON body. Leaves: a :class:`Response`, or a
 :class:`TransportError` when no HTTP answer came. May import: the kubernetes package,
-urllib3 and the standard library; nothing else of scaler.
+urllib3, the standard library and ``scaler.kubeconfig`` (where credentials come from).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from kubernetes.client import Configuration
+
+    from scaler.kubeconfig import Credentials
 
 
 class TransportError(Exception):
@@ -44,6 +45,25 @@ class Response:
     status: int
     body: Any          # parsed JSON, or the raw text when the body is not JSON
     headers: Mapping[str, str]
+
+
+def configuration(creds: Credentials) -> Configuration:
+    """The kubernetes package's Configuration for these credentials; the Authorization header
+    is asked of them before every request (a rotated token or an expired exec token)."""
+    from kubernetes.client import Configuration
+
+    config = Configuration()
+    config.host = creds.server
+    config.verify_ssl = not creds.insecure
+    config.ssl_ca_cert = creds.ca_file
+    config.cert_file = creds.cert_file
+    config.key_file = creds.key_file
+    config.tls_server_name = creds.tls_server_name
+    if creds.authorization() is not None:
+        config.api_key["authorization"] = creds.authorization()
+        config.refresh_api_key_hook = (
+            lambda c: c.api_key.__setitem__("authorization", creds.authorization()))
+    return config
 
 
 class KubeClient:
@@ -68,19 +88,11 @@ class KubeClient:
 
     @classmethod
     def from_config(cls, kubeconfig: str | None = None) -> KubeClient:
-        """Use ``kubeconfig`` if given, else $KUBECONFIG, else the in-cluster service account."""
-        from kubernetes.client import Configuration
-        from kubernetes.config import load_incluster_config, load_kube_config
+        """Use ``kubeconfig`` if given, else $KUBECONFIG, else the in-cluster service account
+        (read by :mod:`scaler.kubeconfig`, which the activator shares)."""
+        from scaler import kubeconfig as kubeconfigs
 
-        configuration = Configuration()
-        path = kubeconfig or os.environ.get("KUBECONFIG")
-        if path:
-            # persist_config=False: a mounted kubeconfig is read-only; never write it back.
-            load_kube_config(config_file=path, client_configuration=configuration,
-                             persist_config=False)
-        else:
-            load_incluster_config(client_configuration=configuration)
-        return cls(configuration)
+        return cls(configuration(kubeconfigs.load(kubeconfig)))
 
     @property
     def host(self) -> str:

@@ -88,11 +88,20 @@ class Metrics:
         self.reload_time = Gauge("scaler_policy_reload_timestamp_seconds",
                                  "When policies were last (re)loaded successfully",
                                  registry=registry)
+        # The activator's side of the daemon: pokes, and the serve/proxy switch.
+        self.pokes = Counter("scaler_pokes_total",
+                             "Pokes from activators (a request held at zero replicas)", p,
+                             registry=registry)
+        self.activator_in_path = Gauge(
+            "scaler_activator_in_path",
+            "1 while the policy's public Service points at the activators, 0 at the pods", p,
+            registry=registry)
 
     def forget(self, policy: str) -> None:
         """Drop a removed policy's series so dashboards don't show stale values."""
         for gauge in (self.desired, self.current, self.ready, self.stable, self.panic,
-                      self.panic_mode, self.paused, self.forecast, self.forecast_active):
+                      self.panic_mode, self.paused, self.forecast, self.forecast_active,
+                      self.activator_in_path):
             try:
                 gauge.remove(policy)
             except KeyError:
@@ -100,13 +109,35 @@ class Metrics:
 
 
 class HealthServer:
-    """/healthz and /readyz on their own port, answered from two callables."""
+    """/healthz and /readyz on their own port, answered from two callables; ``posts`` adds
+    POST paths (the activators' /v1/poke), each a callable from the body to (status, text)."""
 
     def __init__(self, port: int, *, healthy: Callable[[], tuple[bool, str]],
-                 ready: Callable[[], tuple[bool, str]], host: str = "0.0.0.0") -> None:
+                 ready: Callable[[], tuple[bool, str]], host: str = "0.0.0.0",
+                 posts: dict[str, Callable[[bytes], tuple[int, str]]] | None = None) -> None:
         checks = {"/healthz": healthy, "/readyz": ready}
+        posted = dict(posts or {})
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                handler = posted.get(self.path.split("?")[0])
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(min(length, 1 << 16))
+                if length > len(body):
+                    self.close_connection = True    # the rest is not read: no keep-alive
+                if handler is None:
+                    status, text = 404, f"no POST handler for {self.path}"
+                else:
+                    status, text = handler(body)
+                data = text.encode() + b"\n"
+                self.send_response(status)
+                self.send_header("Content-Type", "text/plain; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
                 check = checks.get(self.path.split("?")[0])
                 if check is None:

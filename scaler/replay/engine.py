@@ -110,14 +110,18 @@ def replay_per_tick(policy: Policy, times: np.ndarray, values: np.ndarray,
 
 
 def replay(policy: Policy, times: np.ndarray, values: np.ndarray, startup_delay: float = 0.0,
-           progress: Progress | None = None, *, resolution: float | None = None
-           ) -> ReplayResult:
-    """The fast engine; same results as :func:`replay_per_tick`."""
-    series = per_second(times, values, resolution)
+           progress: Progress | None = None, *, resolution: float | None = None,
+           seconds: Seconds | None = None, windows: tuple | None = None,
+           forecast: tuple | None = None) -> ReplayResult:
+    """The fast engine; same results as :func:`replay_per_tick`. ``seconds``,
+    ``windows`` and ``forecast``, when given, are what :func:`per_second`,
+    :func:`_windows` and :func:`_forecast` return for this recording and this policy's
+    ticks: ``scaler tune`` computes them once for the variants that share them."""
+    series = seconds or per_second(times, values, resolution)
     ticks = tick_times(series.times, policy.tick_interval)
     n = len(ticks)
     decider = Decider(policy)
-    stable, panic, empty = _windows(policy, series, ticks)
+    stable, panic, empty = windows or _windows(policy, series, ticks)
     # With no panic data the decider reads the stable average in its place.
     blind = np.isnan(panic)
     panic_read = panic if np.array_equal(blind, empty) else np.where(blind, stable, panic)
@@ -125,10 +129,11 @@ def replay(policy: Policy, times: np.ndarray, values: np.ndarray, startup_delay:
     # equal, so a tick without data always takes the full path.
     dspc_l = kpa_batch.raw_counts(decider.spec, stable).tolist()
     dppc_l = kpa_batch.raw_counts(decider.spec, panic_read).tolist()
-    forecast = forecast_point = floor = None
+    shared_forecast, forecast = forecast, None
+    forecast_point = floor = None
     if policy.prediction.enabled:
-        forecast, forecast_point, floor = _forecast(policy, decider, series.times,
-                                                    series.values, ticks)
+        forecast, forecast_point, floor = shared_forecast or _forecast(
+            policy, decider, series.times, series.values, ticks)
     floor_l = floor.tolist() if floor is not None else None
     if progress:
         progress(0.2)
@@ -211,7 +216,8 @@ def _forecast(policy: Policy, decider: Decider, times: np.ndarray, values: np.nd
     """(upper forecast, point forecast, replica floor) for every tick."""
     from scaler.decide import predict
 
-    series = predict.forecast_series(policy.prediction, times, values, ticks)
+    series = predict.forecast_series(policy.prediction, times, values, ticks,
+                                     decider.spec.target_value)
     # The per-tick engine records NaN for ticks where the forecaster gives no advice.
     if policy.prediction.mode == "act":
         floor = predict.floor_series(series, decider.spec.target_value)
