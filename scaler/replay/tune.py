@@ -38,6 +38,7 @@ from scaler.policy import Policy, PolicyError, format_duration, parse_document, 
 from scaler.policy.parse import tunable_keys
 from scaler.replay import engine
 from scaler.replay.report.summary import summarize
+from scaler.sources.recording.seconds import per_second
 
 MAX_VARIANTS = 10_000
 # What a variant's summary keeps (summary.json's keys).
@@ -284,15 +285,16 @@ def _forecast_key(p: Policy) -> tuple | None:
 
 
 def _ticks(policy: Policy) -> np.ndarray:
-    return engine.tick_times(_SHARED["times"], policy.tick_interval)
+    return engine.tick_times(_SHARED["seconds"].times, policy.tick_interval)
 
 
 def _windows_job(policy: Policy) -> tuple:
-    return engine._windows(policy, _SHARED["times"], _SHARED["values"], _ticks(policy))
+    return engine._windows(policy, _SHARED["seconds"], _ticks(policy))
 
 
 def _forecast_job(policy: Policy) -> tuple:
-    return engine._forecast(policy, Decider(policy), _SHARED["times"], _SHARED["values"],
+    seconds = _SHARED["seconds"]
+    return engine._forecast(policy, Decider(policy), seconds.times, seconds.values,
                             _ticks(policy))
 
 
@@ -301,7 +303,7 @@ def _variant_job(i: int) -> tuple[int, dict | str]:
     policy = _SHARED["policies"][i]
     try:
         result = engine.replay(policy, _SHARED["times"], _SHARED["values"],
-                               _SHARED["startup_delay"],
+                               _SHARED["startup_delay"], seconds=_SHARED["seconds"],
                                windows=_SHARED["windows"][_window_key(policy)],
                                forecast=_SHARED["forecasts"].get(_forecast_key(policy)))
     except TooManyReplicas as exc:
@@ -322,8 +324,9 @@ def run(found: list[Variant], times: np.ndarray, values: np.ndarray, startup_del
     policies = [v.policy for v in found]
     by_window = {_window_key(p): p for p in policies}
     by_forecast = {k: p for p in policies if (k := _forecast_key(p)) is not None}
-    _SHARED.update(times=times, values=values, startup_delay=startup_delay,
-                   policies=policies, windows={}, forecasts={})
+    # The recording spread over the seconds its rows hold, once for every variant.
+    _SHARED.update(times=times, values=values, seconds=per_second(times, values),
+                   startup_delay=startup_delay, policies=policies, windows={}, forecasts={})
     # A forecast costs about three replays: weigh it so in the progress bar.
     total = len(by_window) + 3 * len(by_forecast) + len(policies)
     done = 0

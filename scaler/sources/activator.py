@@ -253,7 +253,7 @@ class ActivatorSource:
                 self.changed.wait(max(0.0, min(0.05, deadline - self.clock.monotonic())))
             if missing is not None:
                 return missing
-            return Reading(samples=self._samples(policy, kind, first, last))
+            return self._reading(policy, kind, first, last)
 
     def history(self, query: str, start: float, end: float, step: float = 1.0, *,
                 deadline: float | None = None) -> Reading:
@@ -267,9 +267,10 @@ class ActivatorSource:
             problem = self._unavailable(policy)
             if problem is not None:
                 return problem
-            seconds = self._samples(policy, kind, math.ceil(start), math.floor(end))
+            reading = self._reading(policy, kind, math.ceil(start), math.floor(end))
         if step <= 1.0:
-            return Reading(samples=seconds)
+            return reading
+        seconds = reading.samples
         grouped: dict[float, list[float]] = {}
         for t, v in seconds:
             grouped.setdefault(start + math.floor((t - start) / step) * step, []).append(v)
@@ -419,11 +420,13 @@ class ActivatorSource:
         return Reading(error="timeout", detail=(
             f"the activators were not read up to second {last} in time"))
 
-    def _samples(self, policy: str, kind: str, first: int,
-                 last: int) -> tuple[tuple[float, float], ...]:
-        out = []
+    def _reading(self, policy: str, kind: str, first: int, last: int) -> Reading:
+        """Seconds first..last: their averages, and the ones left out as unknown."""
+        out, unknown = [], []
         for s in range(first, last + 1):
             value = self.series.value(policy, kind, s)
-            if not isinstance(value, str):
+            if isinstance(value, str):
+                unknown.append(s)
+            else:
                 out.append((float(s), round(value, 9)))
-        return tuple(out)
+        return Reading(samples=tuple(out), unknown=tuple(unknown))
