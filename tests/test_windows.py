@@ -686,3 +686,12 @@ def test_batch_windows_equal_incremental_with_unknown_seconds(rec) -> None:
                 want_empty.append(v is None)
             assert avg.tolist() == want_avg, (algorithm, w)
             assert empty.tolist() == want_empty, (algorithm, w)
+
+
+def test_a_known_second_stays_known() -> None:
+    """A value for a second its source called unknown (an activator's poke into a second
+    no read had covered) makes it known; a later mark for a written second changes nothing."""
+    poked = observed(10, gone(range(0, 5)) + [(4.9, 7.0)])
+    assert poked.value(T0 + 4) == 7.0
+    marked_after = observed(10, [(0, 3.0), (1, 5.0), (1, None), (2, None)])
+    assert marked_after.value(T0 + 2) == 4.0   # (3 + 5) / 2: second 1 is known, 2 is not

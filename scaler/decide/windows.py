@@ -147,6 +147,8 @@ class BucketWindow:
         # Unknown seconds, ascending; none more than a window older than the newest second
         # seen. Nearly always empty, and then every number is Knative's.
         self._unknown: list[int] = []
+        # The second each slot was last written for: a known second stays known.
+        self._written: list[int | None] = [None] * self.window
 
     @property
     def last_write(self) -> int | None:
@@ -155,9 +157,13 @@ class BucketWindow:
     def mark_unknown(self, second: float) -> None:
         """Second ``second`` (a whole unix second) has no known value.
 
-        Sources mark a second either unknown or write samples into it, never both, and
-        hand both over in time order (a mark before any later second's samples)."""
+        Sources hand marks and samples over in time order (a mark before any later
+        second's samples). A second that holds a sample is known: a mark for it is ignored,
+        and a sample for a marked second (a value that came another way, such as an
+        activator's poke) makes it known."""
         s = math.floor(second)
+        if self._written[s % self.window] == s:
+            return
         unknown = self._unknown
         if unknown and s <= unknown[-1]:
             i = bisect_left(unknown, s)
@@ -200,6 +206,11 @@ class BucketWindow:
                 self._last = bt
         self._buckets[bt % n] += value
         self._total += value
+        self._written[bt % n] = bt
+        if self._unknown and bt <= self._unknown[-1]:
+            i = bisect_left(self._unknown, bt)
+            if i < len(self._unknown) and self._unknown[i] == bt:
+                del self._unknown[i]
 
     def _outage_ends(self, bt: int) -> bool:
         """Whether the unknown seconds just before ``bt`` (since the last write) are an
