@@ -30,6 +30,7 @@ NO_DATA_REASONS = (
     "nan",              # NaN value
     "inf",              # +Inf or -Inf value
     "negative",         # a negative load is a broken query, not a load
+    "too_large",        # a value beyond any load (above 2**53): a broken query or exporter
     "stale",            # newest point older than the staleness bound
     "http_error",       # non-2xx answer from the server
     "timeout",          # no answer before the deadline
