@@ -17,7 +17,7 @@ the decider or the daemon.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from scaler.policy import ScaleTargetRef
@@ -31,6 +31,9 @@ class ScaleStatus:
     ready_replicas: int         # ready pods, from the target's status (the decider's ready_pods)
     resource_version: str = ""  # for optimistic concurrency on the next write
     paused: bool = False        # annotation scaler/paused: "true" on the target
+    # Who else last set spec.replicas (its managedFields manager), "" when it was us or
+    # nobody knows: provenance, not state, so it takes no part in comparisons.
+    replicas_owner: str = field(default="", compare=False)
 
 
 class ActuatorError(Exception):
@@ -72,3 +75,8 @@ class Actuator(Protocol):
         Returns True when the target now has ``replicas`` (written, or already so), False
         when the actuator only reported the write (a dry run).
         """
+
+    def warn(self, target: ScaleTargetRef, reason: str, message: str, *,
+             deadline: float | None = None) -> bool:
+        """Tell the target's owners something is wrong (a Kubernetes Warning Event such
+        as FailedGetScale); best effort, never raises. True when recorded."""
