@@ -361,6 +361,40 @@ def test_the_scope_check_recognises_cluster_scoped_kinds():
 
 
 # --------------------------------------------------------------------------------------
+# network exposure
+
+
+@pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
+def test_network_policy_admits_only_the_metrics_scrape(kustomization):
+    """Ingress to the scaler pods: the metrics port only. The kubelet's probes come from
+    the pod's node, which NetworkPolicy always admits, so the health port needs no rule
+    and must have none."""
+    docs = render(kustomization)
+    (policy,) = find(docs, "NetworkPolicy")
+    pod_labels = one(docs, "Deployment", "scaler")["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    container = scaler_container(docs)
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    admitted = set()
+    for rule in policy["spec"]["ingress"]:
+        assert rule.get("ports"), "a rule without ports admits every port"
+        for port in rule["ports"]:
+            admitted.add(ports.get(port["port"], port["port"]))
+            assert port.get("protocol", "TCP") == "TCP"
+    assert admitted == {ports["metrics"]} and ports["health"] not in admitted
+    if kustomization == BASE:
+        return
+    # The example narrows the scrape to the namespace its Prometheus lives in.
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    prometheus_namespace = re.match(r"https?://[^.]+\.([^.]+)\.svc", env["PROMETHEUS_URL"])
+    assert prometheus_namespace, env["PROMETHEUS_URL"]
+    for rule in policy["spec"]["ingress"]:
+        assert rule["from"] == [{"namespaceSelector": {"matchLabels": {
+            "kubernetes.io/metadata.name": prometheus_namespace.group(1)}}}]
+
+
+# --------------------------------------------------------------------------------------
 # the scaler Deployment against the daemon's contract and the image
 
 
