@@ -297,8 +297,9 @@ def build_daemon(policies: list[Policy], policy_path: str | Path, connection: Co
         from scaler.daemon.lease import LeaderElector
 
         # The holder's name: the pod's (from the Downward API) unless given.
+        # serve() releases the lease itself, within the shutdown budget.
         elector = LeaderElector(client, lease_namespace, lease_name, identity=identity,
-                                clock=clock, stop=stop)
+                                clock=clock, stop=stop, release_on_cancel=False)
     daemon = Daemon(policies, source=source, actuator=DryRunActuator(live) if dry_run else live,
                     clock=clock, metrics=Metrics(registry), policy_path=Path(policy_path),
                     is_leader=elector.is_leader if elector else None, stop=stop)

@@ -116,3 +116,37 @@ def test_the_election_thread_does_not_release_twice(server: FakeKubeAPIServer,
     releases = [r for r in server.requests_to("PUT", LEASE_PATH)
                 if r.body["spec"]["holderIdentity"] == ""]
     assert len(releases) == 1 and holder(server) == ""
+
+
+def test_a_second_release_waits_for_the_first(server: FakeKubeAPIServer,
+                                              client: KubeClient) -> None:
+    """The election thread releasing on its way out, and the daemon releasing too: the
+    daemon's call returns only once the lease is released, not while it is in flight."""
+    a = LeaderElector(client, "default", "scaler", "a", request_timeout=3.0)
+    assert a.try_acquire_or_renew()
+    server.inject("PUT", LEASE_PATH, delay=0.8, times=1)
+    first = threading.Thread(target=a.release, kwargs={"deadline": time.monotonic() + 3})
+    first.start()
+    time.sleep(0.2)
+    began = time.monotonic()
+    assert not a.release(deadline=time.monotonic() + 3)    # the other call did it...
+    assert time.monotonic() - began >= 0.4                 # ...and this one waited for it
+    assert holder(server) == ""
+    first.join(timeout=5)
+
+
+def test_a_round_cut_short_by_the_stop_still_lets_the_release_happen(
+        server: FakeKubeAPIServer, client: KubeClient) -> None:
+    """The stop comes while a renewal round is between its GET and its PUT: the round
+    writes nothing, and the release that follows still knows the lease is ours."""
+    stop = threading.Event()
+    a = LeaderElector(client, "default", "scaler", "a", stop=stop)
+    assert a.try_acquire_or_renew()
+    server.inject("GET", LEASE_PATH, delay=0.5, times=1)
+    renewal = threading.Thread(target=a.try_acquire_or_renew)
+    renewal.start()
+    time.sleep(0.2)
+    stop.set()
+    renewal.join(timeout=5)
+    assert a.release(deadline=time.monotonic() + 3)
+    assert holder(server) == ""

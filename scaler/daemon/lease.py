@@ -96,6 +96,8 @@ class LeaderElector:
         self._observed_at = 0.0                   # monotonic, when _observed last changed
         self._observed_rv = ""
         self._release_claimed = False             # release() runs once, whoever calls it
+        self._released = threading.Event()        # ...and a second caller waits for it
+        self._release_result = False
 
     # ---- the daemon's question
 
@@ -160,8 +162,9 @@ class LeaderElector:
         """Create or update the lease: ``ok`` wins it, a 409 (someone else wrote first)
         loses it, anything else leaves this round undecided."""
         if self._stop.is_set():
-            # Shutting down: the lease may already be released; never take it back.
-            return self._lost("shutting down")
+            # Shutting down: the lease may already be released; never take it back. (Not
+            # _lost(): release() still needs to know that this replica held it.)
+            return False
         resp = self._client.request(method, path, body=body, timeout=self._timeout)
         if resp.status == 409:
             return self._lost(lost)
@@ -198,18 +201,30 @@ class LeaderElector:
     def release(self, deadline: float | None = None) -> bool:
         """Give the lease up (holderIdentity cleared) so another replica can take it now.
 
-        Runs once (a second call returns False) and ends by ``deadline``, a
-        ``clock.monotonic()`` value (default: one request timeout from now)."""
+        Runs once, whoever calls it, and ends by ``deadline``, a ``clock.monotonic()``
+        value (default: one request timeout from now). A caller that comes second waits
+        for the first one's outcome until its own deadline, and returns False."""
+        until = self._clock.monotonic() + self._timeout if deadline is None else deadline
         with self._lock:
             was = self._renewed_at is not None
             self._renewed_at = None      # stop writing before the lease is gone
-            if self._release_claimed:
-                return False
+            second = self._release_claimed
             self._release_claimed = True
             observed, rv = self._observed or {}, self._observed_rv
-        if not was or observed.get("holderIdentity") != self.identity:
+        if second:
+            # E.g. the election thread on its way out: the process must not exit before
+            # that release is answered.
+            self._released.wait(max(0.0, until - self._clock.monotonic()))
             return False
-        until = self._clock.monotonic() + self._timeout if deadline is None else deadline
+        try:
+            self._release_result = (was and observed.get("holderIdentity") == self.identity
+                                    and self._put_released(observed, rv, until))
+        finally:
+            self._released.set()
+        return self._release_result
+
+    def _put_released(self, observed: dict[str, Any], rv: str, until: float) -> bool:
+        """Clear holderIdentity; after a 409 (a renewal landed meanwhile) read again."""
         path = f"{self._path}/{self._name}"
         error = "no time left"
         for _ in range(3):   # a 409 means a renewal landed meanwhile: read and try again
