@@ -4,7 +4,8 @@ Enters: a target and a replica count. Leaves: the target's :class:`ScaleStatus`,
 a write (or, for a dry run, a report of the write). One module per actuator, each
 behind :class:`Actuator`:
 
-* ``kubernetes`` — the live daemon's actuator (the target's scale subresource);
+* ``kubernetes`` — the live daemon's actuator (the target's scale subresource), with
+  ``events`` recording its Kubernetes Events as client-go does;
 * ``simulated``  — replay's workload model (start-up delay, ReplicaSet victim order),
   and an actuator over it for running the daemon's loop on a recording;
 * ``dry_run``    — wraps another actuator: reads pass through, writes are only logged.
