@@ -5,8 +5,11 @@ Starts what the tests start — Debian's Prometheus scraping a load exporter eve
 and the project's fake Kubernetes API — then runs `scaler run` with one policy
 (prediction off, default windows, 2 s ticks) as its own process, and reads its
 /proc/PID/status. Also checks that scipy was never loaded (no scipy shared object mapped).
+With --prediction the policy has the default forecast floor on (seasonal-level, numpy
+only: scipy must still never load; Prometheus holds only seconds of history, so this is
+the import and steady cost, not a 14-day warm start).
 
-    python benchmarks/daemon_weight.py [--seconds 60] [--runs 3]
+    python benchmarks/daemon_weight.py [--seconds 60] [--runs 3] [--prediction]
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--prediction", action="store_true",
+                        help="the policy with the default forecast floor on (seasonal-level)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, LoadExporter() as exporter, \
             FakeKubeAPIServer() as kube:
@@ -69,7 +74,9 @@ def main() -> int:
             kube.create(deployment("app", replicas=1))
             kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", kube.url)
             policies = tmp_path / "policies"
-            write_policy(policies, "app", "sum(app_inflight_requests)")
+            extra = {"prediction": {"enabled": True, "horizon": "60s"}} if args.prediction \
+                else {}
+            write_policy(policies, "app", "sum(app_inflight_requests)", **extra)
             time.sleep(3)   # a few seconds of history for the warm start to read
             runs = [one_run(args.seconds, prometheus, kubeconfig, policies)
                     for _ in range(args.runs)]

@@ -164,6 +164,136 @@ def run_replay(recording: str | Path | None, *, policy_path: str | Path | None =
                      clock.monotonic() - started)
 
 
+# ------------------------------------------------------------------------------------ tune
+
+@dataclass(frozen=True)
+class TuneRun:
+    """What ``scaler tune`` did: the variants and their figures, the front, the pick."""
+
+    policy: Policy
+    recording: Path
+    samples: int
+    knobs: list
+    outcome: Any               # scaler.replay.tune.Outcome
+    front: list[int]
+    current: int
+    picked: int | None
+    objective: Any             # scaler.replay.tune.Objective
+    table: str
+    written: list[Path]
+
+
+def run_tune(recording: str | Path, *, vary: list[str], policy_path: str | Path | None = None,
+             name: str | None = None, column: str | None = None, out: str | Path = "tune-out",
+             startup_delay: float = 0.0, pick: str | None = None, jobs: int | None = None,
+             progress: Progress | None = None) -> TuneRun:
+    """Replay every combination of the ``vary`` knobs on a recording, print the Pareto
+    front, draw tune.png and write the picked variant as policy.yaml into ``out``."""
+    _keep_freed_memory()
+    from scaler.replay import tune
+    from scaler.sources import recording as recordings
+
+    if not (math.isfinite(startup_delay) and startup_delay >= 0):
+        raise UsageError(f"--startup-delay: {startup_delay:g} is not allowed "
+                         "(a number of seconds >= 0)")
+    if jobs is not None and jobs < 1:
+        raise UsageError(f"--jobs: {jobs} is not allowed (1 or more processes)")
+    if not vary:
+        raise UsageError("--vary KEY=V1,V2,... is required (at least one knob to tune)")
+    try:
+        knobs = [tune.parse_vary(v) for v in vary]
+        objective = tune.parse_objective(pick or tune.DEFAULT_OBJECTIVE)
+    except tune.TuneError as exc:
+        raise UsageError(str(exc)) from None
+    policy = select_policy(policy_path, name)
+    document, source = tune.document_of(policy)
+    try:
+        grid = tune.variants(document, source, knobs)
+    except tune.TuneError as exc:
+        raise UsageError(str(exc)) from None
+    found = grid.variants
+    path = Path(recording)
+    _phase(progress, "reading recording", 0.0)
+    try:
+        rec = recordings.load(path, column)
+    except recordings.RecordingError as exc:
+        raise UsageError(str(exc)) from None
+    longest = max((rec.times[-1] - rec.times[0]) / v.policy.tick_interval for v in found)
+    if longest > MAX_TICKS:
+        raise UsageError(f"{rec.source}: spans {longest:,.0f} ticks; replay handles up to "
+                         f"{MAX_TICKS:,} (about a year at 1 s)")
+    if longest < 1:
+        raise UsageError(f"{rec.source}: the recording spans less than one tick; nothing "
+                         "to replay")
+    _phase(progress, f"{len(found)} variants", 0.05)
+    try:
+        outcome = tune.run(found, rec.times, rec.values, startup_delay, jobs=jobs,
+                           progress=progress and (lambda f: progress.update(0.05 + 0.9 * f)))
+    except tune.TuneError as exc:
+        raise UsageError(f"{rec.source}: {exc}") from None
+    current = next(i for i, v in enumerate(found) if v.current)
+    front = tune.pareto_front(outcome.figures)
+    picked = objective.pick(outcome.figures, current)
+    table = tune.format_table(knobs, outcome, front, current, picked, objective)
+    if grid.skipped:
+        table += (f"\n\nskipped {len(grid.skipped)} combination"
+                  f"{'s' if len(grid.skipped) != 1 else ''} the policy validator rejects "
+                  f"(scaler validate says why): {'; '.join(grid.skipped[:3])}"
+                  f"{'; ...' if len(grid.skipped) > 3 else ''}")
+    _phase(progress, "writing outputs", 0.95)
+    written = _write_tune(Path(out), tune, knobs, outcome, front, current, picked, objective,
+                          path, policy, startup_delay)
+    if progress:
+        progress.done()
+    return TuneRun(policy, path, len(rec), knobs, outcome, front, current, picked,
+                   objective, table, written)
+
+
+def _write_tune(out: Path, tune: Any, knobs: list, outcome: Any, front: list[int],
+                current: int, picked: int | None, objective: Any, recording: Path,
+                policy: Policy, startup_delay: float) -> list[Path]:
+    """variants.csv, tune.png and (when a variant was picked) policy.yaml, all or nothing."""
+    import shutil
+    import tempfile
+
+    from scaler.replay.report.tune_chart import draw_tune_chart
+
+    keys = " x ".join(k.key for k in knobs)
+    title = f"scaler tune: {recording.name} with policy {policy.name}"
+    subtitle = (f"{len(outcome.variants)} variants of {keys}, startup delay "
+                f"{startup_delay:g}s; picked by {objective}")
+    figures = outcome.figures
+    files = {"variants.csv": tune.variants_csv(knobs, outcome, set(front), picked)}
+    if picked is not None:
+        files["policy.yaml"] = tune.policy_yaml(outcome.variants[picked], [
+            f"scaler tune {recording.name}: picked by {objective} from "
+            f"{len(outcome.variants)} variants (startup delay {startup_delay:g}s)",
+            tune.with_values(outcome.variants[picked], knobs)])
+    try:
+        out.resolve().parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.resolve().parent))
+        try:
+            for name, text in files.items():
+                (staging / name).write_text(text)
+            draw_tune_chart(
+                staging / "tune.png",
+                pod_seconds=[f["pod_seconds"] for f in figures],
+                unserved=[f["under_provisioned_demand_seconds"] for f in figures],
+                cold_starts=[f["cold_start_episodes"] for f in figures],
+                front=front, current=current, picked=picked, title=title, subtitle=subtitle)
+            names = [*files, "tune.png"]
+            out.mkdir(parents=True, exist_ok=True)
+            if picked is None:
+                (out / "policy.yaml").unlink(missing_ok=True)   # no longer this run's pick
+            for name in names:
+                os.replace(staging / name, out / name)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot write there: {exc.strerror or exc}") from None
+    return [out / n for n in names]
+
+
 def _subtitle(policy: Policy, startup_delay: float, summary: dict) -> str:
     subtitle = (f"target {policy.target_value:g} per replica, stable {policy.stable_window}s, "
                 f"panic {policy.panic_window}s at {policy.panic_threshold_percentage:g}%, "
@@ -240,12 +370,72 @@ class DaemonParts:
     """A daemon and the edges it was built with, for :func:`serve` to run and close."""
 
     daemon: Daemon
-    source: Any            # PrometheusSource
+    source: Any            # PrometheusSource (or the stand-in when no policy needs it)
     actuator: Any          # KubernetesActuator (the live one, also under a dry run)
     registry: Any          # the metrics' CollectorRegistry
     elector: LeaderElector | None
     kubernetes: str        # the API server's address, for the log
     stop: threading.Event
+    activators: Any = None  # ActivatorSource, when activators are given or discovered
+
+
+def needs_prometheus(policies: list[Policy]) -> bool:
+    """Whether any policy reads its load with PromQL (the others read the activators)."""
+    return any(p.metric.source == "prometheus" for p in policies)
+
+
+class _NoPrometheus:
+    """The source for PromQL policies when the daemon was started without Prometheus
+    (every policy read the activators then; a reload may add one that does not)."""
+
+    class connection:   # noqa: N801 (read by serve()'s log line)
+        url = None
+
+    def read(self, query: str, start: float, end: float, *, deadline: float):
+        from scaler.sources import Reading
+
+        return Reading(error="unreachable", detail="no Prometheus configured: start the "
+                                                   "daemon with --prometheus-url")
+
+    def history(self, query, start, end, step=1.0, *, deadline=None):
+        return self.read(query, start, end, deadline=0.0)
+
+    def close(self) -> None:
+        pass
+
+
+def _activator_service(text: str) -> tuple[str, int | str]:
+    name, _, port = text.partition(":")
+    if not name:
+        raise UsageError(f"--activator-service {text!r}: expected NAME[:PORT]")
+    return name, (int(port) if port.isdigit() else port or "admin")
+
+
+def activator_source(urls: list[str], service: str | None, namespace: str | None, client: Any,
+                     clock: Clock, stop: threading.Event):
+    """The activators' stats reader: ``--activator-url``s and, with ``service``, the
+    endpoints of that Service (its port named ``admin`` unless given) in ``namespace``."""
+    import structlog
+
+    from scaler.endpointslices import list_slices, ready_endpoints, url_host
+    from scaler.sources.activator import ActivatorSource
+
+    discover = None
+    if service:
+        name, port = _activator_service(service)
+        if not namespace:
+            raise UsageError("--activator-service needs the namespace: POD_NAMESPACE or "
+                             "--lease-namespace")
+
+        def discover() -> list[str]:
+            slices = list_slices(client, namespace, name, timeout=2.0)
+            return sorted({f"http://{url_host(e.address)}:{e.port}"
+                           for e in ready_endpoints(slices, port)})
+    try:
+        return ActivatorSource(urls, discover=discover, clock=clock, shutdown=stop,
+                               log=structlog.get_logger("scaler"))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def configure_logging(log_format: str = "auto") -> None:
@@ -256,27 +446,38 @@ def configure_logging(log_format: str = "auto") -> None:
                                           "console": False}[log_format])
 
 
-def build_daemon(policies: list[Policy], policy_path: str | Path, connection: Connection, *,
+def build_daemon(policies: list[Policy], policy_path: str | Path,
+                 connection: Connection | None, *,
                  kubeconfig: str | None = None, dry_run: bool = False,
                  leader_elect: bool = False, lease_name: str = "scaler",
                  lease_namespace: str | None = None, identity: str | None = None,
-                 clock: Clock | None = None) -> DaemonParts:
+                 clock: Clock | None = None, activator_urls: list[str] = (),
+                 activator_service: str | None = None) -> DaemonParts:
     """The live daemon for ``policies`` (read from ``policy_path``, re-read on change):
-    Prometheus in, the Kubernetes scale subresource out (only reported under
-    ``dry_run``), on the system clock."""
+    Prometheus and the activators in, the Kubernetes scale subresource (and the public
+    Services of ``activator.mode: whenNeeded``) out, only reported under ``dry_run``, on
+    the system clock. ``connection`` may be None when no policy uses PromQL."""
     from prometheus_client import CollectorRegistry
 
     from scaler.actuators.dry_run import DryRunActuator
     from scaler.actuators.kubernetes import KubernetesActuator
+    from scaler.actuators.traffic import TrafficSwitch
     from scaler.daemon.loop import Daemon
     from scaler.daemon.observability import Metrics
+    from scaler.daemon.poke import PokeInbox
     from scaler.kube import KubeClient
-    from scaler.sources.prometheus import PrometheusSource
+    from scaler import __version__
 
     if leader_elect and not lease_namespace:
         raise UsageError("--leader-elect needs --lease-namespace (or POD_NAMESPACE)")
-    from scaler import __version__
-
+    if connection is None and needs_prometheus(policies):
+        raise UsageError("--prometheus-url (or PROMETHEUS_URL) is required: "
+                         + ", ".join(p.name for p in policies if p.metric.source == "prometheus")
+                         + " read their load with PromQL")
+    reading = [p.name for p in policies if p.metric.source == "activator"]
+    if reading and not activator_urls and not activator_service:
+        raise UsageError(f"{', '.join(reading)}: metric.source activator needs "
+                         "--activator-url or --activator-service")
     clock = clock or SystemClock()
     stop = threading.Event()
     identity = identity or os.environ.get("POD_NAME") or None
@@ -287,9 +488,18 @@ def build_daemon(policies: list[Policy], policy_path: str | Path, connection: Co
         client = KubeClient.from_config(kubeconfig, user_agent=agent)
     except Exception as exc:   # kubeconfig missing, malformed, or not in a cluster
         raise UsageError(f"cannot load Kubernetes configuration: {exc}") from None
-    # Requests are short (a tick's worth of seconds) and capped at 3 s, so an answer still
-    # in flight at SIGTERM cannot hold shutdown past its 5 s budget.
-    source = PrometheusSource(connection, clock=clock, shutdown=stop, request_timeout=3.0)
+    if connection is not None:
+        from scaler.sources.prometheus import PrometheusSource
+
+        # Requests are short (a tick's worth of seconds) and capped at 3 s, so an answer
+        # still in flight at SIGTERM cannot hold shutdown past its 5 s budget.
+        source = PrometheusSource(connection, clock=clock, shutdown=stop, request_timeout=3.0)
+    else:
+        source = _NoPrometheus()
+    activators = None
+    if activator_urls or activator_service:
+        activators = activator_source(list(activator_urls), activator_service,
+                                      lease_namespace, client, clock, stop)
     live = KubernetesActuator(client, clock=clock, stop=stop)
     registry = CollectorRegistry()
     elector = None
@@ -302,8 +512,12 @@ def build_daemon(policies: list[Policy], policy_path: str | Path, connection: Co
                                 clock=clock, stop=stop, release_on_cancel=False)
     daemon = Daemon(policies, source=source, actuator=DryRunActuator(live) if dry_run else live,
                     clock=clock, metrics=Metrics(registry), policy_path=Path(policy_path),
-                    is_leader=elector.is_leader if elector else None, stop=stop)
-    return DaemonParts(daemon, source, live, registry, elector, client.host, stop)
+                    is_leader=elector.is_leader if elector else None, stop=stop,
+                    activator_source=activators,
+                    traffic=TrafficSwitch(client, clock=clock, dry_run=dry_run))
+    daemon.pokes = PokeInbox(daemon.wake, known=lambda name: name in daemon.targets and (
+        daemon.targets[name].policy.activator is not None), now=clock.now)
+    return DaemonParts(daemon, source, live, registry, elector, client.host, stop, activators)
 
 
 def serve(parts: DaemonParts, *, metrics_port: int = 9090, health_port: int = 8080,
@@ -323,17 +537,22 @@ def serve(parts: DaemonParts, *, metrics_port: int = 9090, health_port: int = 80
     try:
         metrics_server = observability.serve_metrics(parts.registry, metrics_port,
                                                      bind_address)
+        posts = {"/v1/poke": daemon.pokes.handle} if daemon.pokes is not None else {}
         health = observability.HealthServer(health_port, healthy=daemon.healthy,
-                                            ready=daemon.ready, host=bind_address).start()
+                                            ready=daemon.ready, host=bind_address,
+                                            posts=posts).start()
     except OSError as exc:
         raise UsageError(f"cannot listen: {exc.strerror or exc}") from None
     lease_thread = parts.elector.start() if parts.elector else None
+    if parts.activators is not None:
+        parts.activators.start()
     structlog.get_logger("scaler").info(
         # Both addresses are free of credentials (the Prometheus URL's went into basic
         # auth, the API server's host is shown without them).
         "serving", metrics_port=metrics_port, health_port=health_port,
         prometheus=parts.source.connection.url, kubernetes=parts.kubernetes,
-        leader_election=parts.elector is not None, dry_run=dry_run)
+        leader_election=parts.elector is not None, dry_run=dry_run,
+        activators=parts.activators.static if parts.activators else None)
     try:
         daemon.run()
     finally:
@@ -346,9 +565,21 @@ def serve(parts: DaemonParts, *, metrics_port: int = 9090, health_port: int = 80
             lease_thread.join(timeout=0.5)
         health.stop()
         metrics_server.shutdown()
+        if parts.activators is not None:
+            parts.activators.close()
         parts.source.close()
         parts.actuator.close()
     return 0
+
+
+# ------------------------------------------------------------------------------- activator
+
+def run_activator(args: Any) -> int:
+    """``scaler activator``: the activator process (its own argument checks, exit codes and
+    event loop live in ``scaler.activator.cli``)."""
+    from scaler.activator.cli import run_args
+
+    return run_args(args)
 
 
 # ---------------------------------------------------------------------------------- record

@@ -70,6 +70,31 @@ def _parser() -> argparse.ArgumentParser:
                         "off, and show both side by side (compare.png)")
     r.set_defaults(func=cmd_replay)
 
+    t = sub.add_parser(
+        "tune", help="replay every combination of a few policy knobs and pick the best",
+        description="Replay a recording with every combination of the --vary values (on all "
+                    "cores), print the Pareto front of pod-seconds, unserved demand and cold "
+                    "starts, draw tune.png and write the picked variant as policy.yaml.")
+    t.add_argument("recording", help="CSV (timestamp,value) or a Prometheus query_range JSON")
+    t.add_argument("--policy", help="the policy to start from: a file or directory (default: "
+                                    "policies/default.yaml)")
+    t.add_argument("--name", help="which policy, when --policy holds several")
+    t.add_argument("--column", help="the value column, when the CSV has several")
+    t.add_argument("--vary", action="append", default=[], metavar="KEY=V1,V2,...",
+                   help="a spec key and its values, or a range A..B/STEP (repeatable), e.g. "
+                        "stableWindow=30s..120s/15s or prediction.horizon=30s,60s")
+    t.add_argument("--startup-delay", type=float, default=0.0, metavar="SECONDS",
+                   help="seconds from adding a replica to it being ready (default: 0)")
+    t.add_argument("--pick", metavar="OBJECTIVE",
+                   help="least-METRIC[:METRIC<=VALUE,...], METRIC pod-seconds, unserved or "
+                        "cold-starts; VALUE a number, N%% of the demand (unserved) or Nx the "
+                        "current policy (default: least-pod-seconds:unserved<=1x,"
+                        "cold-starts<=1x)")
+    t.add_argument("--out", default="tune-out", help="output directory (default: tune-out)")
+    t.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="processes (default: one per core)")
+    t.set_defaults(func=cmd_tune)
+
     d = sub.add_parser(
         "run", help="run the autoscaler daemon",
         description="Poll Prometheus, decide with Knative's KPA, and patch each policy's "
@@ -93,7 +118,24 @@ def _parser() -> argparse.ArgumentParser:
                    help="Lease namespace (env POD_NAMESPACE)")
     d.add_argument("--log-format", choices=["auto", "json", "console"], default="auto",
                    help="json when stdout is not a terminal (default auto)")
+    d.add_argument("--activator-url", action="append", default=[], metavar="URL",
+                   help="an activator's admin base URL, read every second for "
+                        "metric.source activator and the serve/proxy switch (repeatable)")
+    d.add_argument("--activator-service", metavar="NAME[:PORT]",
+                   help="read every activator behind this Service (its EndpointSlices in "
+                        "the pod's namespace; PORT: name or number, default admin)")
     d.set_defaults(func=cmd_run)
+
+    a = sub.add_parser(
+        "activator", help="run the activator: hold requests at zero, forward when warm",
+        description="An HTTP proxy in front of the workloads whose policies have an "
+                    "activator block: it holds their requests while they have no ready "
+                    "endpoint, pokes the daemons, forwards to the ready endpoints with the "
+                    "fewest requests in flight, and counts requests in flight exactly.")
+    from scaler.activator.cli import add_arguments as activator_arguments
+
+    activator_arguments(a)
+    a.set_defaults(func=cmd_activator)
 
     rec = sub.add_parser(
         "record", help="save a query's history from Prometheus as a recording for replay",
@@ -163,15 +205,43 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from scaler.replay.report.progress import Progress
+
+    run = app.run_tune(args.recording, vary=args.vary, policy_path=args.policy,
+                       name=args.name, column=args.column, out=args.out,
+                       startup_delay=args.startup_delay, pick=args.pick, jobs=args.jobs,
+                       progress=Progress(sys.stderr))
+    o = run.outcome
+    title = (f"scaler tune: {run.recording.name} with policy {run.policy.name}, "
+             f"{len(o.variants)} variants, startup delay {args.startup_delay:g}s")
+    print(title)
+    print("-" * len(title))
+    print(f"{len(run.front)} on the Pareto front of pod-seconds, unserved demand and cold "
+          "starts (changes against the current policy):\n")
+    print(run.table)
+    print(f"\nwrote {', '.join(str(p) for p in run.written)} ({o.seconds:.1f}s, "
+          f"{o.processes} process{'es' if o.processes != 1 else ''}; windows computed "
+          f"{o.shared_windows}×, forecasts {o.shared_forecasts}×)")
+    return 0 if run.picked is not None else 1
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     app.configure_logging(args.log_format)
     policies = app.load_policies(args.policy)
+    connection = (_connection(args) if args.prometheus_url or app.needs_prometheus(policies)
+                  else None)
     parts = app.build_daemon(
-        policies, args.policy, _connection(args), kubeconfig=args.kubeconfig,
+        policies, args.policy, connection, kubeconfig=args.kubeconfig,
         dry_run=args.dry_run, leader_elect=args.leader_elect, lease_name=args.lease_name,
-        lease_namespace=args.lease_namespace)
+        lease_namespace=args.lease_namespace, activator_urls=args.activator_url,
+        activator_service=args.activator_service)
     return app.serve(parts, metrics_port=args.metrics_port, health_port=args.health_port,
                      bind_address=args.bind_address, dry_run=args.dry_run)
+
+
+def cmd_activator(args: argparse.Namespace) -> int:
+    return app.run_activator(args)
 
 
 def cmd_record(args: argparse.Namespace) -> int:

@@ -13,13 +13,12 @@ timeouts), a 429/503's Retry-After travels with the :class:`Response`.
 
 Enters: a method, a path, a JSON body. Leaves: a :class:`Response`, or a
 :class:`TransportError` when no HTTP answer came. May import: the kubernetes package,
-urllib3 and the standard library; nothing else of scaler.
+urllib3, the standard library and ``scaler.kubeconfig`` (where credentials come from).
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -27,6 +26,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 if TYPE_CHECKING:
     from kubernetes.client import Configuration
+
+    from scaler.kubeconfig import Credentials
 
 
 class TransportError(Exception):
@@ -68,6 +69,25 @@ def without_userinfo(url: str) -> str:
     return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
+def configuration(creds: Credentials) -> Configuration:
+    """The kubernetes package's Configuration for these credentials; the Authorization header
+    is asked of them before every request (a rotated token or an expired exec token)."""
+    from kubernetes.client import Configuration
+
+    config = Configuration()
+    config.host = creds.server
+    config.verify_ssl = not creds.insecure
+    config.ssl_ca_cert = creds.ca_file
+    config.cert_file = creds.cert_file
+    config.key_file = creds.key_file
+    config.tls_server_name = creds.tls_server_name
+    if creds.authorization() is not None:
+        config.api_key["authorization"] = creds.authorization()
+        config.refresh_api_key_hook = (
+            lambda c: c.api_key.__setitem__("authorization", creds.authorization()))
+    return config
+
+
 class KubeClient:
     """Plain JSON over the kubernetes package's REST layer (no typed models).
 
@@ -94,19 +114,11 @@ class KubeClient:
     @classmethod
     def from_config(cls, kubeconfig: str | None = None, *,
                     user_agent: str = "scaler") -> KubeClient:
-        """Use ``kubeconfig`` if given, else $KUBECONFIG, else the in-cluster service account."""
-        from kubernetes.client import Configuration
-        from kubernetes.config import load_incluster_config, load_kube_config
+        """Use ``kubeconfig`` if given, else $KUBECONFIG, else the in-cluster service account
+        (read by :mod:`scaler.kubeconfig`, which the activator shares)."""
+        from scaler import kubeconfig as kubeconfigs
 
-        configuration = Configuration()
-        path = kubeconfig or os.environ.get("KUBECONFIG")
-        if path:
-            # persist_config=False: a mounted kubeconfig is read-only; never write it back.
-            load_kube_config(config_file=path, client_configuration=configuration,
-                             persist_config=False)
-        else:
-            load_incluster_config(client_configuration=configuration)
-        return cls(configuration, user_agent=user_agent)
+        return cls(configuration(kubeconfigs.load(kubeconfig)), user_agent=user_agent)
 
     @property
     def host(self) -> str:

@@ -371,9 +371,9 @@ def test_from_config_argument_wins_over_env(server: FakeKubeAPIServer, tmp_path:
 
 
 def test_from_config_falls_back_to_in_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
-    from kubernetes.config import ConfigException
+    from scaler.kubeconfig import KubeconfigError
 
     monkeypatch.delenv("KUBECONFIG", raising=False)
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    with pytest.raises(ConfigException, match="Service host/port is not set"):
+    with pytest.raises(KubeconfigError, match="KUBERNETES_SERVICE_HOST is not set"):
         from_config(None)

@@ -57,6 +57,14 @@ METRICS = {
     "scaler_patch_conflicts_total", "scaler_scale_actions_total", "scaler_paused",
     "scaler_leader", "scaler_policy_reload_success", "scaler_policy_reload_timestamp_seconds",
     "scaler_forecast_value", "scaler_forecast_active", "scaler_tick_errors_total",
+    "scaler_pokes_total", "scaler_activator_in_path",
+}
+# The activator's own metrics (its admin port's /metrics).
+ACTIVATOR_METRICS = {
+    "scaler_activator_requests_total", "scaler_activator_in_flight",
+    "scaler_activator_pending_requests", "scaler_activator_ready_endpoints",
+    "scaler_activator_unrouted_requests_total", "scaler_activator_cold_start_seconds",
+    "scaler_activator_pokes_total", "scaler_activator_upstream_errors_total",
 }
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 def test_the_contract_is_what_the_daemon_exports():
@@ -72,10 +80,27 @@ def test_the_contract_is_what_the_daemon_exports():
     assert exported == METRICS
 
 
+def test_the_activator_contract_is_what_the_activator_exports():
+    from prometheus_client import CollectorRegistry
+
+    from scaler.activator.observability import Metrics
+    from scaler.activator.routing import RouteState
+    from support.activator import route
+
+    registry = CollectorRegistry()
+    metrics = Metrics(registry)
+    state = RouteState(route("app"), call_later=lambda *a: None)
+    metrics.watch_routes(lambda: [state], lambda: 0)
+    exported = {family.name + ("_total" if family.type == "counter" else "")
+                for family in registry.collect()}
+    assert exported == ACTIVATOR_METRICS
+
+
 PER_POLICY_METRICS = METRICS - {
     "scaler_tick_duration_seconds", "scaler_leader",
     "scaler_policy_reload_success", "scaler_policy_reload_timestamp_seconds",
-}
+} | (ACTIVATOR_METRICS - {"scaler_activator_unrouted_requests_total",
+                          "scaler_activator_pokes_total"})
 
 # Everything the Role may grant, as (apiGroup, resource, verb, resourceName or None).
 # None means "any name in the namespace". Leases' get/update are pinned to the daemon's
@@ -90,6 +115,13 @@ ALLOWED_PERMISSIONS = (
        ("coordination.k8s.io", "leases", "get", "scaler"),
        ("coordination.k8s.io", "leases", "update", "scaler")}
 )
+# With the activator component, the daemon also lists EndpointSlices (the pods and the
+# activators) and updates the public Services' slices, each by name; the activator only
+# lists and watches EndpointSlices.
+SLICES = "discovery.k8s.io", "endpointslices"
+DAEMON_ACTIVATOR_PERMISSIONS = {(*SLICES, "list", None)}
+ACTIVATOR_PERMISSIONS = {(*SLICES, "list", None), (*SLICES, "watch", None)}
+WITH_ACTIVATOR = (EXAMPLE, EXAMPLE_OPERATOR)
 
 
 # --------------------------------------------------------------------------------------
@@ -157,9 +189,10 @@ def metric_names(expr: str) -> set[str]:
 
 
 def known_metric(name: str) -> bool:
-    if name in METRICS:
+    known = METRICS | ACTIVATOR_METRICS
+    if name in known:
         return True
-    return any(name.endswith(s) and name[: -len(s)] in METRICS for s in HISTOGRAM_SUFFIXES)
+    return any(name.endswith(s) and name[: -len(s)] in known for s in HISTOGRAM_SUFFIXES)
 
 
 def promtool_check(exprs: dict[str, str], tmp_path: Path) -> None:
@@ -300,11 +333,29 @@ def _expand_rules(role: dict) -> set[tuple[str, str, str, str | None]]:
     return granted
 
 
+def granted_to(docs: list[dict], account: str) -> set[tuple[str, str, str, str | None]]:
+    """Everything the Roles bound to ``account`` grant."""
+    roles = {r["metadata"]["name"]: r for r in find(docs, "Role")}
+    granted: set = set()
+    for binding in find(docs, "RoleBinding"):
+        if {"kind": "ServiceAccount", "name": account} in [
+                {k: v for k, v in s.items() if k != "namespace"} for s in binding["subjects"]]:
+            granted |= _expand_rules(roles[binding["roleRef"]["name"]])
+    return granted
+
+
+def public_slices(docs: list[dict]) -> set[str]:
+    """The public Services' slices of the example's whenNeeded policies."""
+    _configmap, policies = _example_policies()
+    return {p.activator.public for p in policies
+            if p.activator is not None and p.activator.mode == "whenNeeded"}
+
+
 @pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
 def test_role_grants_exactly_the_allowed_permissions(kustomization):
     docs = render(kustomization)
     assert not find(docs, "ClusterRole") and not find(docs, "ClusterRoleBinding")
-    (role,) = find(docs, "Role")
+    (role,) = [r for r in find(docs, "Role") if r["metadata"]["name"] == "scaler"]
     granted = _expand_rules(role)
     wildcards = {g for g in granted if "*" in (g[0], g[1], g[2])}
     assert not wildcards, f"wildcards granted: {wildcards}"
@@ -314,6 +365,15 @@ def test_role_grants_exactly_the_allowed_permissions(kustomization):
     # The lease name the Role is pinned to is the one the daemon uses.
     args = scaler_container(docs)["args"]
     assert (flag(args, "lease-name") or "scaler") == "scaler"
+    # With the activator: the daemon may also list slices and update the public ones,
+    # each by name; the activator may only read slices. Nothing else, no wildcard.
+    extra = (DAEMON_ACTIVATOR_PERMISSIONS
+             | {(*SLICES, verb, name) for name in public_slices(docs)
+                for verb in ("get", "update")}) if kustomization in WITH_ACTIVATOR else set()
+    assert granted_to(docs, "scaler") == ALLOWED_PERMISSIONS | extra
+    assert granted_to(docs, "scaler-activator") == (ACTIVATOR_PERMISSIONS
+                                                    if kustomization in WITH_ACTIVATOR
+                                                    else set())
 
 
 def test_role_binding_binds_the_role_to_the_deployments_service_account():
@@ -366,32 +426,41 @@ def test_the_scope_check_recognises_cluster_scoped_kinds():
 
 @pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
 def test_network_policy_admits_only_the_metrics_scrape(kustomization):
-    """Ingress to the scaler pods: the metrics port only. The kubelet's probes come from
-    the pod's node, which NetworkPolicy always admits, so the health port needs no rule
-    and must have none."""
+    """Ingress to the scaler pods: the metrics port, and the health port only from the
+    activators (their pokes) when the activator component is in. The kubelet's probes come
+    from the pod's node, which NetworkPolicy always admits, so they need no rule."""
     docs = render(kustomization)
-    (policy,) = find(docs, "NetworkPolicy")
+    (policy,) = find(docs, "NetworkPolicy", "scaler")
     pod_labels = one(docs, "Deployment", "scaler")["spec"]["template"]["metadata"]["labels"]
     assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
     assert policy["spec"]["policyTypes"] == ["Ingress"]
     container = scaler_container(docs)
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    admitted = set()
+    admitted: dict[int, list] = {}
     for rule in policy["spec"]["ingress"]:
         assert rule.get("ports"), "a rule without ports admits every port"
         for port in rule["ports"]:
-            admitted.add(ports.get(port["port"], port["port"]))
             assert port.get("protocol", "TCP") == "TCP"
-    assert admitted == {ports["metrics"]} and ports["health"] not in admitted
+            admitted.setdefault(ports.get(port["port"], port["port"]), []).append(
+                rule.get("from"))
+    with_activators = any(a.startswith("--activator-service") for a in container["args"])
+    assert set(admitted) == ({ports["metrics"], ports["health"]} if with_activators
+                             else {ports["metrics"]})
+    if with_activators:
+        activator = one(docs, "Deployment", "scaler-activator")
+        labels = activator["spec"]["template"]["metadata"]["labels"]
+        [sources] = admitted[ports["health"]]
+        assert sources == [{"podSelector": {"matchLabels": {
+            "app.kubernetes.io/name": labels["app.kubernetes.io/name"]}}}]
     if kustomization == BASE:
+        assert admitted[ports["metrics"]] == [None]
         return
     # The example narrows the scrape to the namespace its Prometheus lives in.
     env = {e["name"]: e.get("value") for e in container["env"]}
     prometheus_namespace = re.match(r"https?://[^.]+\.([^.]+)\.svc", env["PROMETHEUS_URL"])
     assert prometheus_namespace, env["PROMETHEUS_URL"]
-    for rule in policy["spec"]["ingress"]:
-        assert rule["from"] == [{"namespaceSelector": {"matchLabels": {
-            "kubernetes.io/metadata.name": prometheus_namespace.group(1)}}}]
+    assert admitted[ports["metrics"]] == [[{"namespaceSelector": {"matchLabels": {
+        "kubernetes.io/metadata.name": prometheus_namespace.group(1)}}}]]
 
 
 # --------------------------------------------------------------------------------------
@@ -641,6 +710,125 @@ def test_dashboard_covers_every_metric_per_policy(tmp_path):
     # Substitute Grafana's variables, then let Prometheus' parser judge the PromQL.
     promtool_check({k: v.replace("$__rate_interval", "1m").replace("$policy", ".*")
                     .replace("$namespace", ".*") for k, v in exprs.items()}, tmp_path)
+
+
+# --------------------------------------------------------------------------------------
+# the activator component
+
+
+def activator_container(docs: list[dict]) -> dict:
+    deployment = one(docs, "Deployment", "scaler-activator")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def test_the_activator_runs_two_replicas_on_the_daemons_policies():
+    docs = render(EXAMPLE)
+    deployment = one(docs, "Deployment", "scaler-activator")
+    assert deployment["spec"]["replicas"] == 2
+    pdb = one(docs, "PodDisruptionBudget", "scaler-activator")
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert 1 <= pdb["spec"]["minAvailable"] < deployment["spec"]["replicas"]
+    container = activator_container(docs)
+    args = container["args"]
+    assert args[0] == "activator"
+    # The same policies as the daemon: the same ConfigMap, mounted as a directory.
+    pod_spec = deployment["spec"]["template"]["spec"]
+    (mount,) = [m for m in container["volumeMounts"] if m["mountPath"] == flag(args, "policy")]
+    (volume,) = [v for v in pod_spec["volumes"] if v["name"] == mount["name"]]
+    assert volume["configMap"]["name"] == "scaler-policies" and "subPath" not in mount
+    assert pod_spec["serviceAccountName"] == "scaler-activator"
+    # Drain fits in the grace period, after the preStop pause.
+    pause = container["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert pause + float(flag(args, "drain-timeout")) < pod_spec["terminationGracePeriodSeconds"]
+
+
+def test_activator_ports_probes_and_services_match_its_flags():
+    docs = render(EXAMPLE)
+    container = activator_container(docs)
+    args = container["args"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["http"] == int(flag(args, "listen").rsplit(":", 1)[1])
+    assert ports["admin"] == int(flag(args, "admin-listen").rsplit(":", 1)[1])
+    for probe, path in (("livenessProbe", "/healthz"), ("startupProbe", "/healthz"),
+                        ("readinessProbe", "/readyz")):
+        assert container[probe]["httpGet"] == {"path": path, "port": "admin"}
+    service = one(docs, "Service", "scaler-activator")
+    labels = one(docs, "Deployment", "scaler-activator")["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert {p["name"]: p["targetPort"] for p in service["spec"]["ports"]} == {
+        "http": "http", "admin": "admin"}
+    # The daemon reads the activators behind that Service, on the port named admin.
+    daemon_args = scaler_container(docs)["args"]
+    assert flag(daemon_args, "activator-service") == "scaler-activator"
+    # The activator pokes the daemons behind scaler-api, whose port reaches the daemon's
+    # health server (where /v1/poke is), ready or not.
+    name, _, port = flag(args, "daemon-service").partition(":")
+    api = one(docs, "Service", name)
+    daemon_labels = one(docs, "Deployment", "scaler")["spec"]["template"]["metadata"]["labels"]
+    assert api["spec"]["selector"].items() <= daemon_labels.items()
+    assert api["spec"]["publishNotReadyAddresses"] is True
+    (api_port,) = [p for p in api["spec"]["ports"] if p["name"] == (port or "api")]
+    health = {p["name"]: p["containerPort"] for p in scaler_container(docs)["ports"]}
+    assert api_port["targetPort"] == "health" and health["health"] == int(
+        flag(daemon_args, "health-port") or 8080)
+
+
+def test_the_admin_port_is_open_only_to_the_daemons_and_prometheus():
+    docs = render(EXAMPLE)
+    (policy,) = find(docs, "NetworkPolicy", "scaler-activator")
+    labels = one(docs, "Deployment", "scaler-activator")["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    rules = {tuple(p["port"] for p in rule["ports"]): rule.get("from")
+             for rule in policy["spec"]["ingress"]}
+    assert rules[("http",)] is None                       # workload traffic from anywhere
+    sources = rules[("admin",)]
+    daemon_labels = one(docs, "Deployment", "scaler")["spec"]["template"]["metadata"]["labels"]
+    assert {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "scaler"}}} in sources
+    assert sources[0]["podSelector"]["matchLabels"].items() <= daemon_labels.items()
+    assert any("namespaceSelector" in s for s in sources)
+    assert len(rules) == 2
+
+
+def test_activator_pod_is_locked_down_and_sized_from_measurements():
+    docs = render(EXAMPLE)
+    pod_spec = one(docs, "Deployment", "scaler-activator")["spec"]["template"]["spec"]
+    container = activator_container(docs)
+    sc = container["securityContext"]
+    assert pod_spec["securityContext"]["runAsNonRoot"] is True
+    assert sc["readOnlyRootFilesystem"] is True and sc["capabilities"] == {"drop": ["ALL"]}
+    resources = container["resources"]
+    # Measured: under 50 MiB holding 1,000 requests (benchmarks/README.md).
+    assert quantity_bytes(resources["requests"]["memory"]) >= 60 * 2**20
+    assert quantity_bytes(resources["limits"]["memory"]) >= 100 * 2**20
+    # A CPU limit throttles a proxy into tail latency: a request, no limit.
+    assert "cpu" not in resources.get("limits", {})
+    assert quantity_cores(resources["requests"]["cpu"]) > 0
+
+
+def test_each_whenneeded_policy_has_its_public_service_and_slice():
+    docs = render(EXAMPLE)
+    names = public_slices(docs)
+    assert names == {"checkout-public"}
+    for name in names:
+        public = one(docs, "Service", name)
+        assert "selector" not in public["spec"]           # the daemon writes its endpoints
+        slice_ = one(docs, "EndpointSlice", name)
+        assert slice_["metadata"]["labels"]["kubernetes.io/service-name"] == name
+        assert slice_["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"] == \
+            "scaler"
+        assert [p["name"] for p in slice_["ports"]] == [p["name"]
+                                                         for p in public["spec"]["ports"]]
+        # The ingress sends the policy's hosts to the public Service.
+        _configmap, policies = _example_policies()
+        (policy,) = [p for p in policies if p.activator and p.activator.public == name]
+        for ingress in find(docs, "Ingress"):
+            for rule in ingress["spec"]["rules"]:
+                if rule["host"] in policy.activator.hosts:
+                    backends = {p["backend"]["service"]["name"] for p in rule["http"]["paths"]}
+                    assert backends == {name}
 
 
 def test_operating_guide_names_only_real_metrics():

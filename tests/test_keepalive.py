@@ -1,14 +1,16 @@
-"""scaler.decide.zero: the hybrid histogram keep-alive of Serverless in the Wild, and the
-two scale-to-zero strategies as the pipeline chooses and drives them.
+"""scaler.decide.zero: the warm-schedule keep-alive (``keepAlive: histogram``) and the two
+scale-to-zero strategies as the pipeline chooses and drives them.
 
-Windows are worked out by hand from the formulas in the module docstring (dslab's:
-pre-warm = head bin's lower edge × 0.9, keep-alive = tail bin's upper edge × 1.1); the step
-function is walked through a scripted idle period tick by tick, and held to
-the fixed grace (scaler.decide.zero.grace) whenever the histogram is not trusted.
+Schedules are worked out by hand from the rule in the module docstring (bin b warm iff
+G·c_b > 60·(S_b − c_b) + 30·c_b, the evidence rule inside G, the fixed G below 2 idle
+periods); the step function is walked through scripted idle periods tick by tick, the
+per-workload guard is driven into and out of force, and the fixed keep-alive is held to
+the fixed grace (scaler.decide.zero.grace) it stands for.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import pytest
@@ -19,19 +21,19 @@ from scaler.decide.zero import STRATEGIES, for_policy
 from scaler.decide.zero.grace import FixedGrace, ZeroState, grace_step
 from scaler.decide.zero.histogram import (
     HistogramKeepAlive,
-    HistogramPolicy,
     IdleHistogram,
     KeepAliveState,
-    KeepAliveWindows,
+    ScheduleRules,
+    WarmSchedule,
+    idle_plan,
     keepalive_step,
-    schedule,
-    windows,
+    warm_schedule,
 )
 from scaler.policy import Policy, PredictionPolicy
 from scaler.policy.model import KEEP_ALIVE
 
 MIN = 60.0
-GRACE = 30.0
+G = 600.0      # coldStartCost: the fixed 10-minute keep-alive to beat
 
 
 def hist_of(*idles: float) -> IdleHistogram:
@@ -55,89 +57,88 @@ def test_histogram_bins_minutes_over_four_hours():
     assert h2.record(-5.0).counts[0] == 3     # a negative idle time counts as 0
 
 
-def test_percentile_bin_is_the_first_to_reach_the_share():
-    # 95 idles in bin 5, 5 in bin 30: cumulative 0.95 at bin 5, 1.0 at bin 30
-    h = hist_of(*([5.5 * MIN] * 95 + [30 * MIN] * 5))
-    assert h.percentile_bin(0.05) == 5
-    assert h.percentile_bin(0.95) == 5
-    assert h.percentile_bin(0.99) == 30
-
-
-def test_cv_of_bin_counts():
-    assert hist_of(*[600.0] * 20).cv() == pytest.approx(240 ** 0.5)   # all in one bin
-    spread = hist_of(*[i * MIN for i in range(48)])                     # 48 bins × 1
-    assert spread.cv() == pytest.approx(2.004, abs=1e-3)
-    assert IdleHistogram().cv() == 0.0
+def test_histogram_rejects_a_wrong_number_of_bins():
+    with pytest.raises(ValueError, match="240 bins"):
+        IdleHistogram(counts=(0,) * 10)
 
 
 # --------------------------------------------------------------------------------------
-# Windows
+# Schedules
 
-WINDOW_CASES = [
+SCHEDULE_CASES = [
     pytest.param(
-        # bin [10, 11) min: pre-warm 600 × 0.9 = 540; keep-alive 660 × 1.1 = 726
-        [600.0] * 20, 0.0, KeepAliveWindows(540.0, 726.0, True, ""), id="all-idles-10-min",
+        # one idle period is not a pattern: the fixed keep-alive
+        [600.0], False, ((0.0, G),), False, id="too-few-idles",
     ),
     pytest.param(
-        # head bin 5 → 300 × 0.9 = 270; tail bin 30 → 31 × 60 × 1.1 = 2046
-        [5.5 * MIN] * 95 + [30 * MIN] * 5, 0.0, KeepAliveWindows(270.0, 2046.0, True, ""),
-        id="head-and-tail-bins",
+        # 20 idles in bin 10: inside G, S = 20 survivors make each bin cost 1,200 for
+        # nothing (cold); bin 10: 600 × 20 = 12,000 > 30 × 20 → warm; nothing after
+        [630.0] * 20, False, ((600.0, 660.0),), True, id="timer-every-11-minutes",
     ),
     pytest.param(
-        # all under a minute: head bin 0 → pre-warm 0 (keep warm); keep-alive 60 × 1.1 = 66
-        [20.0, 40.0, 59.0] * 5, 0.0, KeepAliveWindows(0.0, 66.0, True, ""),
-        id="sub-minute-idles-keep-warm",
+        # the same workload behind on cold starts: the guard keeps the first G warm
+        [630.0] * 20, True, ((0.0, 660.0),), True, id="guard-keeps-G",
     ),
     pytest.param(
-        # the start-up time comes off the pre-warm: 540 − 120 = 420
-        [600.0] * 20, 120.0, KeepAliveWindows(420.0, 726.0, True, ""), id="lead-subtracted",
+        # all idles in bin 0 (short ones likely: p = 16/17): bin 0 warm on its own; fewer
+        # than 10 idles reach bins 1..9, too little evidence to go cold inside G
+        [30.0] * 15, False, ((0.0, G),), True, id="short-idles-keep-G",
     ),
     pytest.param(
-        # 540 − 600 < 0: no point going to zero for nothing; keep warm
-        [600.0] * 20, 600.0, KeepAliveWindows(0.0, 726.0, True, ""), id="lead-beyond-head",
+        # two modes, 3 min and 2 h, 20 each: p(short) = 21/42 is not > 1/2, so thin
+        # evidence does not keep G; bin 3 and bin 120 are warm (12,000 > 1,800 and > 600)
+        [200.0] * 20 + [7230.0] * 20, False, ((180.0, 240.0), (7200.0, 7260.0)), True,
+        id="two-modes",
     ),
     pytest.param(
-        # 11 in range + 4 OOB = 27 % OOB < 50 %: percentiles of the in-range ones only
-        [600.0] * 11 + [5 * 3600.0] * 4, 0.0, KeepAliveWindows(540.0, 726.0, True, ""),
-        id="some-oob-still-representative",
+        # every gap over 4 h: nothing is worth keeping, to zero at once
+        [5 * 3600.0] * 10, False, (), True, id="all-out-of-bounds",
     ),
     pytest.param(
-        [600.0] * 9, 0.0, KeepAliveWindows(0.0, GRACE, False, ""), id="too-few-idles",
-    ),
-    pytest.param(
-        # 5 OOB of 10 = 50 % >= dslab's oob_thr 0.5
-        [600.0] * 5 + [5 * 3600.0] * 5, 0.0, KeepAliveWindows(0.0, GRACE, False, ""),
-        id="too-many-oob",
-    ),
-    pytest.param(
-        # one idle in each of 120 bins: CV = sqrt(240/120 − 1)·sqrt(240/239) ≈ 1.0 < 2
-        [i * 2 * MIN for i in range(120)], 0.0, KeepAliveWindows(0.0, GRACE, False, ""),
-        id="too-spread",
+        # bins 5 and 6 are warm and merge; after them only 2 idles survive, too little
+        # evidence to go cold inside G (p(short) = 21/24), so bins 7..9 stay warm too;
+        # bin 180: 600 × 2 > 30 × 2
+        [330.0] * 10 + [390.0] * 10 + [3 * 3600.0] * 2, False,
+        ((300.0, 600.0), (10800.0, 10860.0)), True, id="adjacent-bins-merge",
     ),
 ]
 
 
-@pytest.mark.parametrize("idles, lead, want", WINDOW_CASES)
-def test_windows(idles, lead, want):
-    got = windows(hist_of(*idles), fallback_grace=GRACE, lead=lead)
-    assert (got.prewarm, got.keepalive, got.representative) == pytest.approx(
-        (want.prewarm, want.keepalive, want.representative))
+@pytest.mark.parametrize("idles, guard, runs, learnt", SCHEDULE_CASES)
+def test_warm_schedule(idles, guard, runs, learnt):
+    got = warm_schedule(hist_of(*idles), cold_start_cost=G, guard=guard)
+    assert (got.runs, got.learnt) == (runs, learnt)
 
 
-def test_fallback_reasons_name_the_threshold():
-    assert windows(hist_of(*[600.0] * 9), fallback_grace=GRACE).reason == (
-        "fixed grace: too few idle periods: 9 < 10")
-    assert windows(hist_of(*[600.0] * 5 + [5 * 3600.0] * 5), fallback_grace=GRACE).reason == (
-        "fixed grace: too many idle times over 4 h: 50% >= 50%")
-    assert windows(hist_of(*[i * 2 * MIN for i in range(120)]),
-                   fallback_grace=GRACE).reason.startswith(
-        "fixed grace: idle times too spread: bin-count CV 1.00 < 2")
+def test_schedule_reasons_say_why():
+    assert warm_schedule(hist_of(600.0), cold_start_cost=G).reason == (
+        "fixed keep-alive: 1 idle periods < 2")
+    assert warm_schedule(hist_of(*[200.0] * 20 + [7230.0] * 20), cold_start_cost=G).reason == (
+        "40 idle periods, 2 warm runs")
+    assert warm_schedule(hist_of(*[630.0] * 20), cold_start_cost=G, guard=True).reason == (
+        "20 idle periods, 1 warm run (guard: keep-alive forced)")
 
 
-def test_thresholds_are_parameters():
-    loose = HistogramPolicy(min_idles=3, max_oob_share=0.9, min_cv=0.0)
-    w = windows(hist_of(600.0, 600.0, 600.0), fallback_grace=GRACE, policy=loose)
-    assert w.representative and w.prewarm == pytest.approx(540.0)
+def test_a_dearer_cold_start_keeps_more_warm():
+    # one idle in bin 20 among 40 surviving: 600 × 1 < 60 × 39 + 30 cold; at 4 h it pays
+    idles = [200.0] * 20 + [1230.0] + [7230.0] * 19
+    assert (1200.0, 1260.0) not in warm_schedule(hist_of(*idles), cold_start_cost=G).runs
+    assert (1200.0, 1260.0) in warm_schedule(hist_of(*idles), cold_start_cost=4 * 3600).runs
+
+
+def test_rules_are_parameters():
+    h = hist_of(600.0, 600.0, 600.0)
+    assert not warm_schedule(h, cold_start_cost=G, rules=ScheduleRules(min_idles=4)).learnt
+    assert warm_schedule(h, cold_start_cost=G).learnt
+
+
+def test_schedule_edges():
+    s = WarmSchedule(((0.0, 60.0), (300.0, 360.0)), True, "")
+    assert s.keepalive == 360.0 and s.prewarm == 300.0
+    assert s.warm_at(59.9) and not s.warm_at(60.0) and s.warm_at(300.0)
+    assert not s.warm_at(360.0)
+    assert WarmSchedule((), True, "").keepalive == 0.0
+    assert WarmSchedule(((0.0, 60.0),), True, "").prewarm is None
 
 
 # --------------------------------------------------------------------------------------
@@ -147,57 +148,52 @@ def test_thresholds_are_parameters():
 def run(state: KeepAliveState, script: list[tuple[float, int]], current: int, **kw):
     """Feed (now, count) ticks; the replicas set become the next tick's current."""
     out = []
+    kw.setdefault("cold_start_cost", G)
     for now, count in script:
-        current, state = keepalive_step(state, now, count, current, fallback_grace=GRACE, **kw)
+        current, state = keepalive_step(state, now, count, current, **kw)
         out.append((now, current))
     return out, state
 
 
 def test_prewarm_timeline_on_a_scripted_idle_period():
-    # Learned: idles of 10 min → pre-warm 540 s, keep-alive 726 s after the idle start.
-    state = KeepAliveState(hist=hist_of(*[600.0] * 20), used=True)
+    # Learnt: warm runs [180, 240) and [7200, 7260) s after the idle start; lead 30 s.
+    state = KeepAliveState(hist=hist_of(*[200.0] * 20 + [7230.0] * 20), used=True)
     ticks = [(float(t), 3) for t in range(0, 100, 2)]          # busy
-    ticks += [(float(t), 0) for t in range(100, 1000, 2)]      # idle from z = 100
-    ticks += [(1000.0, 2)]                                     # demand returns
-    out, state = run(state, ticks, current=3)
+    ticks += [(float(t), 0) for t in range(100, 8000, 2)]      # idle from z = 100
+    ticks += [(8000.0, 2)]                                     # demand returns
+    out, state = run(state, ticks, current=3, lead=30.0, prewarm_replicas=2)
     got = dict(out)
     assert got[98.0] == 3
-    assert got[100.0] == 0                  # pre-warm > 0: go to zero at once
-    assert got[638.0] == 0                  # 538 s < 540 s
-    assert got[640.0] == 1                  # z + pre-warm: one replica back, no demand yet
-    assert got[824.0] == 1                  # 724 s < 726 s
-    assert got[826.0] == 0                  # z + keep-alive: gone
-    assert got[998.0] == 0
-    assert got[1000.0] == 2
-    # the idle period (900 s) went into the histogram: bin 15
-    assert state.hist.counts[15] == 1 and state.hist.total == 21
-    assert state.idle_since is None
+    assert got[100.0] == 0                  # bin 0 is cold: to zero at once
+    assert got[248.0] == 0                  # 148 s < 180 − 30
+    assert got[250.0] == 2                  # z + 150: pre-warmed, ready by z + 180
+    assert got[338.0] == 2                  # 238 s < 240
+    assert got[340.0] == 0                  # z + 240: gone
+    assert got[7268.0] == 0 and got[7270.0] == 2 and got[7358.0] == 2 and got[7360.0] == 0
+    assert got[7998.0] == 0 and got[8000.0] == 2
+    # the idle period (7,900 s) went into the histogram: bin 131
+    assert state.hist.counts[131] == 1 and state.hist.total == 41
+    assert state.idle_since is None and state.schedule is None
 
 
-def test_prewarm_brings_back_the_given_replicas():
-    state = KeepAliveState(hist=hist_of(*[600.0] * 20), used=True)
-    out, _ = run(state, [(0.0, 0), (539.0, 0), (540.0, 0), (700.0, 0), (726.0, 0)],
-                 current=4, prewarm_replicas=2)
-    assert [r for _, r in out] == [0, 0, 2, 2, 0]
-
-
-def test_zero_prewarm_keeps_one_warm_until_keepalive():
-    # idles under a minute: pre-warm 0, keep-alive 66 s
-    state = KeepAliveState(hist=hist_of(*[20.0, 40.0, 59.0] * 5), used=True)
-    out, _ = run(state, [(0.0, 0), (2.0, 0), (64.0, 0), (66.0, 0)], current=5)
+def test_a_run_from_zero_keeps_one_and_never_scales_up_from_zero():
+    state = KeepAliveState(hist=hist_of(*[30.0] * 15), used=True)   # [0, G) warm
+    out, _ = run(state, [(0.0, 0), (2.0, 0), (598.0, 0), (600.0, 0)], current=5)
     assert [r for _, r in out] == [1, 1, 1, 0]
-    # ...and never scales up from zero for a zero want
     out, _ = run(state, [(0.0, 0), (2.0, 0)], current=0)
     assert [r for _, r in out] == [0, 0]
 
 
-def test_windows_are_fixed_for_the_whole_idle_period():
-    state = KeepAliveState(hist=hist_of(*[600.0] * 20), used=True)
-    _, state = keepalive_step(state, 0.0, 0, 1, fallback_grace=GRACE)
-    assert schedule(state) == (540.0, 726.0)
-    _, later = keepalive_step(state, 300.0, 0, 0, fallback_grace=999.0)
-    assert later.windows == state.windows
-    assert schedule(KeepAliveState()) is None
+def test_the_schedule_is_fixed_for_the_whole_idle_period():
+    state = KeepAliveState(hist=hist_of(*[630.0] * 20), used=True)
+    _, state = keepalive_step(state, 0.0, 0, 1, cold_start_cost=G)
+    assert idle_plan(state) == (600.0, 660.0)
+    _, later = keepalive_step(state, 300.0, 0, 0, cold_start_cost=60.0)
+    assert later.schedule == state.schedule
+    assert idle_plan(KeepAliveState()) is None
+    zero = KeepAliveState(hist=hist_of(*[5 * 3600.0] * 10), used=True)
+    _, zero = keepalive_step(zero, 50.0, 0, 1, cold_start_cost=G)
+    assert math.isnan(idle_plan(zero)[0]) and idle_plan(zero)[1] == 50.0
 
 
 def test_only_idle_periods_after_a_use_are_recorded():
@@ -209,35 +205,56 @@ def test_only_idle_periods_after_a_use_are_recorded():
     assert state.hist.counts[2] == 1                     # 160 s → bin 2
 
 
-def test_learns_from_a_periodic_workload():
+def test_the_guard_forces_the_keep_alive_after_two_extra_cold_starts():
+    # Learnt: only [600, 660) warm. Idle periods of 3 min end cold although shorter than
+    # G (extra); after two of them the next idle period keeps G warm.
+    state = KeepAliveState(hist=hist_of(*[630.0] * 20), used=True)
+    t = 0.0
+    for n in (1, 2):
+        _, state = run(state, [(t, 0), (t + 180.0, 1)], current=1)
+        assert (state.extra, state.saved) == (n, 0)
+        t += 1000.0
+    out, state = run(state, [(t, 0), (t + 2.0, 0)], current=1)
+    assert state.schedule.runs == ((0.0, 660.0),) and [r for _, r in out] == [1, 1]
+    # ...which ends warm and at least G long: saved, and the guard lets go
+    _, state = run(state, [(t + 630.0, 1)], current=1)
+    assert (state.extra, state.saved) == (2, 1)
+    _, state = run(state, [(t + 1000.0, 0)], current=1)
+    assert state.schedule.runs[0][0] > 0
+
+
+def test_learns_a_periodic_workload_and_prewarms_it():
     # A timer every 10 min that keeps the decider busy for 60 s: idle periods of 540 s.
     state = KeepAliveState()
     current = 1
     history = []
     for t in range(0, 24 * 600, 2):
         count = 1 if t % 600 < 60 else 0
-        current, state = keepalive_step(state, float(t), count, current, fallback_grace=GRACE)
+        current, state = keepalive_step(state, float(t), count, current,
+                                        cold_start_cost=G, lead=20.0)
         history.append((t, current))
     assert state.hist.counts[9] == 23                   # 540 s → bin 9
-    w = windows(state.hist, fallback_grace=GRACE)
-    assert (w.prewarm, w.keepalive) == pytest.approx((486.0, 660.0))
-    # the last cycle: to zero at 60 s, back at 60 + 486 = 546 s, ready for the 600 s call
+    # bin 9 = [540, 600): 23 × 600 > 30 × 23; bins 0..8 cost 23 × 60 each for nothing
+    assert warm_schedule(state.hist, cold_start_cost=G).runs == ((540.0, 600.0),)
+    # the last cycle: to zero at 60 s, back at 60 + 540 − 20 = 580 s, ready for the call
     last = {t % 600: r for t, r in history if t >= 23 * 600}
-    assert last[60] == 0 and last[544] == 0 and last[546] == 1 and last[598] == 1
+    assert last[60] == 0 and last[578] == 0 and last[580] == 1 and last[598] == 1
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.integers(0, 3), min_size=1, max_size=120),
-       st.integers(0, 3), st.sampled_from([0.0, 4.0, 30.0]))
-def test_untrusted_histogram_is_exactly_the_fixed_grace(counts, current, grace):
-    # Fewer than 10 idle periods: keepalive_step must do what the fixed grace does.
+       st.integers(0, 3), st.sampled_from([60.0, 100.0, 600.0]))
+def test_with_too_few_idle_periods_it_is_the_fixed_grace_of_G(counts, current, cost):
+    # Never more than one idle period recorded: exactly a fixed grace period of G.
     ka = KeepAliveState()
     zs = ZeroState()
     cur_ka = cur_z = current
     for i, c in enumerate(counts):
-        now = 2.0 * i
-        cur_ka, ka = keepalive_step(ka, now, c, cur_ka, fallback_grace=grace)
-        cur_z, zs = grace_step(zs, now, c, cur_z, grace_period=grace)
+        now = 20.0 * i
+        if ka.hist.total >= 2:
+            break
+        cur_ka, ka = keepalive_step(ka, now, c, cur_ka, cold_start_cost=cost)
+        cur_z, zs = grace_step(zs, now, c, cur_z, grace_period=cost)
         assert cur_ka == cur_z
 
 
@@ -253,10 +270,11 @@ def test_the_policy_chooses_and_configures_the_strategy():
     fixed = for_policy(replace(Policy(), scale_to_zero_grace_period=45.0))
     assert isinstance(fixed, FixedGrace) and fixed.grace_period == 45.0
     hist = for_policy(replace(Policy(), keep_alive="histogram", initial_replicas=0,
+                              cold_start_cost=1200.0,
                               prediction=replace(PredictionPolicy(), horizon=90.0)))
     assert isinstance(hist, HistogramKeepAlive)
     # pre-warm brings back at least one replica, early by the forecast horizon
-    assert (hist.fallback_grace, hist.prewarm_replicas, hist.lead) == (30.0, 1, 90.0)
+    assert (hist.cold_start_cost, hist.prewarm_replicas, hist.lead) == (1200.0, 1, 90.0)
 
 
 def test_a_reload_keeps_the_clock_of_the_same_strategy_and_resets_another():
@@ -277,10 +295,12 @@ def test_fixed_grace_settles_only_when_no_clock_runs():
     assert g.replicas(0, 1, 32.0) == 0 and g.settled(32.0, 0)
 
 
-def test_histogram_keep_alive_settles_only_past_the_keep_alive():
-    h = HistogramKeepAlive(GRACE)
-    h.state = KeepAliveState(hist=hist_of(*[600.0] * 20), used=True)
-    assert h.replicas(0, 3, 0.0) == 0                 # pre-warm 540 > 0: to zero at once
-    assert not h.settled(0.0, 0) and h.remaining(0.0) == 726.0
-    assert h.replicas(0, 0, 540.0) == 1               # pre-warmed
-    assert h.replicas(0, 1, 726.0) == 0 and h.settled(726.0, 0)
+def test_histogram_keep_alive_settles_only_past_the_schedule():
+    h = HistogramKeepAlive(G)
+    h.state = KeepAliveState(hist=hist_of(*[630.0] * 20), used=True)
+    assert h.replicas(0, 3, 0.0) == 0                 # bin 0 cold: to zero at once
+    assert not h.settled(0.0, 0) and h.remaining(0.0) == 660.0
+    assert h.replicas(0, 0, 600.0) == 1               # pre-warmed
+    assert not h.settled(600.0, 1)
+    assert h.replicas(0, 1, 660.0) == 0 and h.settled(660.0, 0)
+    assert h.replicas(2, 0, 700.0) == 2 and h.settled(700.0, 2) and h.remaining(700.0) is None

@@ -32,9 +32,10 @@ from scaler.policy.model import MODELS, PredictionPolicy
 DAY = 86_400
 
 
-def online(spec: PredictionPolicy, times, values, ticks) -> list[Advice]:
+def online(spec: PredictionPolicy, times, values, ticks,
+           target_value: float | None = None) -> list[Advice]:
     """The reference: every sample with time <= tick into a Forecaster, then advise(tick)."""
-    f = Forecaster(spec)
+    f = Forecaster(spec, target_value)
     out = []
     j = 0
     times_l, values_l = list(map(float, times)), list(map(float, values))
@@ -81,7 +82,7 @@ SMALL = PredictionPolicy(model="holt-winters", seasonality=(20.0,), grid=1.0, ho
 def diurnal_3d():
     """S1 (daily cycle, 10 % noise held per minute) for 3 days at 1 s, default spec."""
     times, values = synthetic.diurnal(days=3)
-    spec = PredictionPolicy()   # holt-winters, 1d season, 1 min grid, 30 s horizon
+    spec = PredictionPolicy(model="holt-winters", horizon=30.0)   # 1d season, 1 min grid
     ticks = ticks_of(times)
     return spec, times, values, ticks, forecast_series(spec, times, values, ticks)
 
@@ -100,7 +101,7 @@ def test_holt_winters_tracks_s1_after_two_seasons(diurnal_3d):
 
 def test_holt_winters_recovers_a_clean_daily_cycle():
     times, values = synthetic.diurnal(days=3, noise_cv=0.0)
-    spec = PredictionPolicy()
+    spec = PredictionPolicy(model="holt-winters", horizon=30.0)
     ticks = ticks_of(times)
     fs = forecast_series(spec, times, values, ticks)
     day3 = ticks >= times[0] + 2 * DAY + 3600
@@ -117,7 +118,7 @@ def test_two_seasons_beat_one_when_the_long_one_matters():
     v = (50 + 20 * np.sin(2 * np.pi * t / 12)) * np.where(weekend, 0.4, 1.0)
     v = v + np.random.default_rng(3).normal(0, 1.0, n)
     ticks = ticks_of(t, 1.0)
-    common = {"grid": 1.0, "horizon": 0.0, "min_history": 2, "refit_interval": 24,
+    common = {"model": "holt-winters", "grid": 1.0, "horizon": 0.0, "min_history": 2, "refit_interval": 24,
                   "error_window": 24, "min_errors": 5, "max_history": 48 * 14}
     one = forecast_series(PredictionPolicy(seasonality=(12.0,), **common), t, v, ticks)
     two = forecast_series(PredictionPolicy(seasonality=(12.0, 48.0), **common), t, v, ticks)
@@ -264,8 +265,8 @@ def test_a_future_spike_never_changes_earlier_advice(model):
     v[spike:spike + 5] = 5000.0
     spec = PredictionPolicy(**{**SMALL.__dict__, "model": model})
     ticks = ticks_of(t, 1.0)
-    full = forecast_series(spec, t, v, ticks)
-    cut = forecast_series(spec, t[:spike], v[:spike], ticks)
+    full = forecast_series(spec, t, v, ticks, 10.0)
+    cut = forecast_series(spec, t[:spike], v[:spike], ticks, 10.0)
     before = ticks < t[spike]
     for a, b in ((full.point, cut.point), (full.upper, cut.upper), (full.active, cut.active)):
         np.testing.assert_array_equal(a[before], b[before])
@@ -296,12 +297,17 @@ def recordings(draw):
 def specs(draw):
     grid = float(draw(st.integers(1, 5)))
     m = draw(st.integers(max(2, math.ceil(20 / grid)), max(2, 60 // int(grid))))
+    model = draw(st.sampled_from(MODELS))
     seasons = (grid * m,)
-    if draw(st.booleans()):
+    if model == "seasonal-level":
+        if draw(st.booleans()):
+            seasons = ()   # the level alone
+    elif draw(st.booleans()):
         seasons = (grid * m, grid * m * draw(st.integers(2, 3)))
     horizon = float(draw(st.integers(0, int(grid * (m - 2)))))
     return PredictionPolicy(
-        model=draw(st.sampled_from(MODELS)), seasonality=seasons, grid=grid, horizon=horizon,
+        model=model, seasonality=seasons, grid=grid, horizon=horizon,
+        max_extra_cost=draw(st.sampled_from([0.0, 0.1, 0.5, 1.0])),
         min_history=draw(st.sampled_from([1.0, 1.5, 2.0])),
         refit_interval=float(draw(st.integers(1, 60))),
         quantile=draw(st.sampled_from([0.5, 0.9, 0.99])),
@@ -314,12 +320,12 @@ def specs(draw):
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(recordings(), specs(), st.sampled_from([1.0, 2.0, 3.0]))
-def test_forecast_series_is_exactly_the_online_forecaster(recording, spec, every):
+@given(recordings(), specs(), st.sampled_from([1.0, 2.0, 3.0]), st.sampled_from([0.7, 7.0]))
+def test_forecast_series_is_exactly_the_online_forecaster(recording, spec, every, target):
     times, values = recording
     ticks = np.arange(math.floor(times[0]) - 2, times[-1] + 12, every)
-    batch = forecast_series(spec, times, values, ticks)
-    ref = as_series(online(spec, times, values, ticks))
+    batch = forecast_series(spec, times, values, ticks, target)
+    ref = as_series(online(spec, times, values, ticks, target))
     # bit for bit: compare the IEEE-754 representations, NaN included
     assert batch.point.tobytes() == ref.point.tobytes()
     assert batch.upper.tobytes() == ref.upper.tobytes()
@@ -329,7 +335,8 @@ def test_forecast_series_is_exactly_the_online_forecaster(recording, spec, every
 def test_batch_equals_online_on_s1_with_refits():
     # 2.4 h of S1 at 1 s on a 10 s grid with a 10 min season: 60 refits.
     times, values = synthetic.diurnal(days=0.1, seed=4)
-    spec = PredictionPolicy(seasonality=(600.0,), grid=10.0, refit_interval=120.0,
+    spec = PredictionPolicy(model="holt-winters", seasonality=(600.0,), grid=10.0,
+                            refit_interval=120.0,
                           error_window=600.0, min_errors=10)
     ticks = ticks_of(times)
     batch = forecast_series(spec, times, values, ticks)
@@ -392,9 +399,16 @@ def test_quality_metrics():
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"seasonality": (90.0,)}, "whole multiple"),
-    ({"seasonality": (3600.0, 5400.0)}, "multiple of the others"),
-    ({"seasonality": (600.0,), "horizon": 600.0}, "shorter than the shortest season"),
-    ({"min_history": 0.5}, "minHistory"),
+    ({"model": "holt-winters", "seasonality": (90.0,)}, "whole multiple"),
+    ({"model": "holt-winters", "seasonality": (3600.0, 5400.0)}, "multiple of the others"),
+    ({"model": "holt-winters", "seasonality": (600.0,), "horizon": 600.0},
+     "shorter than the shortest season"),
+    ({"model": "holt-winters", "seasonality": ()}, "needs at least one season"),
+    ({"model": "holt-winters", "min_history": 0.5}, "minHistory"),
+    ({"seasonality": (3600.0, 86400.0)}, "one season or none"),
+    ({"seasonality": (600.0,), "horizon": 600.0}, "shorter than the season"),
+    ({"max_extra_cost": 1.5}, "maxExtraCost"),
+    ({"max_extra_cost": -0.1}, "maxExtraCost"),
     ({"quantile": 1.0}, "quantile"),
     ({"model": "arima"}, "model"),
     ({"mode": "shadow"}, "mode"),
@@ -405,7 +419,7 @@ def test_spec_rejects(kwargs, message):
 
 
 def test_spec_sorts_seasons_and_derives_steps():
-    spec = PredictionPolicy(seasonality=(7 * DAY, DAY), horizon=30.0)
+    spec = PredictionPolicy(model="holt-winters", seasonality=(7 * DAY, DAY), horizon=30.0)
     assert spec.seasonality == (DAY, 7 * DAY)
     assert spec.season_buckets == (1440, 10080)
     assert spec.horizon_steps == (1, 2)     # now + 30 s falls in the next bucket or the one after

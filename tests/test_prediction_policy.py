@@ -36,6 +36,32 @@ def test_defaults_are_off():
     assert p.keep_alive == "fixed"
 
 
+def test_the_default_model_is_seasonal_level_with_a_cost_budget():
+    p = parse("prediction: {enabled: true}").prediction
+    assert (p.model, p.horizon, p.max_extra_cost, p.seasonality) == (
+        "seasonal-level", 60.0, 0.10, (86400.0,))
+    assert p.warm_history == 14 * 86400.0      # a restarted daemon reads its profile's days
+
+
+@pytest.mark.parametrize("text, share", [
+    ("15%", 0.15), ("0%", 0.0), ("100%", 1.0), ("2.5%", 0.025), (0.2, 0.2), (0, 0.0), (1, 1.0),
+])
+def test_max_extra_cost_is_a_percentage_or_a_fraction(text, share):
+    p = parse(f"prediction: {{enabled: true, maxExtraCost: {text!r}}}".replace("'", '"'))
+    assert p.prediction.max_extra_cost == pytest.approx(share)
+
+
+def test_seasonal_level_may_run_without_a_season():
+    p = parse("prediction: {enabled: true, seasonality: none}").prediction
+    assert p.seasonality == () and p.warm_history == 3600.0
+
+
+def test_cold_start_cost_sets_the_keep_alive_to_beat():
+    p = parse("scaleToZero: {keepAlive: histogram, coldStartCost: 20m}")
+    assert (p.keep_alive, p.cold_start_cost) == ("histogram", 1200.0)
+    assert parse("scaleToZero: {keepAlive: histogram}").cold_start_cost == 600.0
+
+
 def test_full_block_parses():
     p = parse("""
         prediction:
@@ -82,11 +108,53 @@ def test_full_block_parses():
                  id="unknown-key"),
     pytest.param("scaleToZero: {keepAlive: forever}", "spec.scaleToZero.keepAlive",
                  "not one of", id="unknown-keep-alive"),
+    pytest.param("prediction: {maxExtraCost: 150%}", "spec.prediction.maxExtraCost",
+                 "0%..100%", id="budget-over-100"),
+    pytest.param("prediction: {maxExtraCost: 1.5}", "spec.prediction.maxExtraCost",
+                 "or a fraction 0..1", id="budget-fraction-over-1"),
+    pytest.param("prediction: {maxExtraCost: lots%}", "spec.prediction.maxExtraCost",
+                 "is not a percentage", id="budget-not-a-number"),
+    pytest.param("prediction: {maxExtraCost: true}", "spec.prediction.maxExtraCost",
+                 "expected a number", id="budget-bool"),
+    pytest.param("prediction: {quantile: 0.7}", "spec.prediction.quantile",
+                 "is not used by model seasonal-level (it applies to holt-winters, linear "
+                 "and ewma only)", id="quantile-with-seasonal-level"),
+    pytest.param("prediction: {minHistory: 3}", "spec.prediction.minHistory",
+                 "is not used by model seasonal-level (it applies to holt-winters only)",
+                 id="min-history-with-seasonal-level"),
+    pytest.param("prediction: {model: linear, refitInterval: 1h}",
+                 "spec.prediction.refitInterval",
+                 "is not used by model linear (it applies to holt-winters and ewma only)",
+                 id="refit-with-linear"),
+    pytest.param("prediction: {model: holt-winters, maxExtraCost: 5%}",
+                 "spec.prediction.maxExtraCost",
+                 "is not used by model holt-winters (it applies to seasonal-level only)",
+                 id="budget-with-holt-winters"),
+    pytest.param("prediction: {seasonality: [1d, 7d]}", "spec.prediction.seasonality",
+                 "seasonal-level takes one season, or none", id="seasonal-level-two-seasons"),
+    pytest.param("prediction: {model: ewma, seasonality: none}",
+                 "spec.prediction.seasonality", "ewma needs a season",
+                 id="no-season-for-ewma"),
+    pytest.param("prediction: {seasonality: 10m, horizon: 10m}", "spec.prediction.horizon",
+                 "shorter than the shortest season", id="seasonal-level-horizon-season"),
+    pytest.param("scaleToZero: {coldStartCost: 20m}", "spec.scaleToZero.coldStartCost",
+                 "is used only with keepAlive: histogram", id="cold-start-cost-with-fixed"),
+    pytest.param("scaleToZero: {keepAlive: histogram, coldStartCost: 30s}",
+                 "spec.scaleToZero.coldStartCost", "1m..4h", id="cold-start-cost-short"),
+    pytest.param("scaleToZero: {keepAlive: histogram, coldStartCost: 5h}",
+                 "spec.scaleToZero.coldStartCost", "1m..4h", id="cold-start-cost-long"),
+    pytest.param("scaleToZero: {keepAlive: histogram, coldStartCost: 600}",
+                 "spec.scaleToZero.coldStartCost", "expected a duration string",
+                 id="cold-start-cost-number"),
 ])
 def test_bad_values_name_the_key_and_the_range(block, key, fragment):
     message = errors(block)
     assert "p.yaml: document 1 (web)" in message
     assert key in message and fragment in message
+
+
+def test_a_wrong_model_is_the_only_error_not_its_seasons():
+    assert errors("prediction: {model: arima, seasonality: [1d, 7d]}").count("\n") == 0
 
 
 def test_a_horizon_a_grid_below_the_season_is_the_longest_allowed():

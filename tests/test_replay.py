@@ -164,12 +164,19 @@ def policies(draw):
         tick_interval=float(draw(st.sampled_from([1, 2, 3]))),
         window_algorithm=draw(st.sampled_from(["linear", "weighted-exponential"])),
         keep_alive=draw(st.sampled_from(["fixed", "fixed", "histogram"])),
+        cold_start_cost=float(draw(st.sampled_from([60, 600]))),
         prediction=draw(st.sampled_from([
             PredictionPolicy(),
             PredictionPolicy(enabled=True, model="ewma", horizon=30.0),
             PredictionPolicy(enabled=True, model="linear", mode="observe"),
-            PredictionPolicy(enabled=True, seasonality=(120.0,), min_history=1.0,
-                             horizon=10.0),
+            PredictionPolicy(enabled=True, model="holt-winters", seasonality=(120.0,),
+                             min_history=1.0, horizon=10.0),
+            # seasonal-level (the default model): a short season, and the level alone with
+            # a generous budget, both acting within minutes
+            PredictionPolicy(enabled=True, seasonality=(120.0,), grid=5.0, horizon=10.0,
+                             min_errors=3),
+            PredictionPolicy(enabled=True, seasonality=(), grid=5.0, horizon=0.0, min_errors=2,
+                             max_extra_cost=1.0),
         ])),
     )
 
@@ -295,7 +302,7 @@ def assert_same(fast, slow):
         assert fast.floor.tolist() == slow.floor.tolist()
 
 
-@pytest.mark.parametrize("model", ["ewma", "linear", "holt-winters"])
+@pytest.mark.parametrize("model", ["seasonal-level", "ewma", "linear", "holt-winters"])
 def test_forecast_floor_is_the_same_in_both_engines_and_only_raises(model):
     from synthetic import diurnal
 

@@ -29,12 +29,13 @@ import math
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import structlog
 
 from scaler.actuators import Actuator, ActuatorError, Conflict, ScaleStatus
 from scaler.clock import Clock
+from scaler.daemon.activator import ActivatorHooks
 from scaler.daemon.faults import MAX_BACKOFF, TargetFaults
 from scaler.daemon.observability import Metrics
 from scaler.decide.pipeline import PolicyScaler, TickResult
@@ -77,7 +78,7 @@ def first_tick(policy: Policy, now: float, evaluation_delay: float = 0.5) -> flo
 
 
 @dataclass
-class Daemon:
+class Daemon(ActivatorHooks):
     policies: list[Policy]
     source: MetricSource
     actuator: Actuator
@@ -92,6 +93,11 @@ class Daemon:
     wake: threading.Event = field(default_factory=threading.Event)
     log: structlog.typing.FilteringBoundLogger = field(
         default_factory=lambda: structlog.get_logger("scaler"))
+    # Policies with an activator block (scaler.daemon.activator): where metric.source
+    # activator reads, the serve/proxy switch, and the pokes waiting for the loop.
+    activator_source: MetricSource | None = None
+    traffic: Any = None
+    pokes: Any = None
 
     def __post_init__(self) -> None:
         now = self.clock.now()
@@ -102,6 +108,7 @@ class Daemon:
         self.last_loop: float | None = None     # monotonic time of the last loop pass
         self.stop_requested_at: float | None = None   # monotonic, for the shutdown budget
         self.queried_ok = False
+        self._last_replicas: dict[str, int] = {}    # each policy's last decision (pokes)
         self.metrics.reload_success.set(1)
         self.metrics.reload_time.set(now)
 
@@ -137,9 +144,10 @@ class Daemon:
         """Tick until :meth:`request_stop`."""
         self.log.info("started", policies=sorted(self.targets))
         while not self.stop.is_set():
+            # Cleared before the pass, so a poke queued during it cuts the next sleep short.
+            self.wake.clear()
             self.run_once()
             wait = self._seconds_to_next_tick()
-            self.wake.clear()
             if not self.stop.is_set() and not self.reload.is_set():
                 self.clock.sleep(min(wait, 1.0), self.wake)
         self.log.info("stopped")
@@ -155,11 +163,12 @@ class Daemon:
             self.log.exception("policy reload failed; keeping the running policies")
         leading = self.is_leader is None or self.is_leader()
         self.metrics.leader.set(1 if leading else 0)
+        self._take_pokes()
         now = self.clock.now()
         for target in list(self.targets.values()):
             if self.stop.is_set():
                 break
-            due = now - self.evaluation_delay
+            due = now - self._evaluation_delay(target.policy)
             if target.next_tick > due:
                 continue
             step = target.policy.tick_interval
@@ -179,7 +188,8 @@ class Daemon:
     def _seconds_to_next_tick(self) -> float:
         if not self.targets:
             return 1.0
-        due = min(t.next_tick for t in self.targets.values()) + self.evaluation_delay
+        due = min(t.next_tick + self._evaluation_delay(t.policy)
+                  for t in self.targets.values())
         return max(0.0, due - self.clock.now())
 
     def _files_changed(self) -> bool:
@@ -224,11 +234,12 @@ class Daemon:
 
     # ------------------------------------------------------------------------- tick
 
-    def tick(self, target: Target, t: float) -> TickResult | None:
+    def tick(self, target: Target, t: float, *, refresh: bool = True) -> TickResult | None:
         started = self.clock.monotonic()
         p = target.policy
         deadline = started + p.tick_interval * QUERY_SHARE
-        reading = self._refresh(target, t, deadline)
+        # A poked tick decides on the windows as they are (the poke was just recorded).
+        reading = self._refresh(target, t, deadline) if refresh else Reading(samples=())
         act_by = started + p.tick_interval * TICK_SHARE
         if target.read_faults.waiting(started) > 0:
             # Backing off from a target that cannot be read: said once, counted each tick.
@@ -244,6 +255,7 @@ class Daemon:
         result = target.scaler.tick(t, status.ready_replicas, status.replicas,
                                     hold=not reading.ok)
         action = self._act(target, t, status, result, act_by)
+        self._after_tick(target, status, result, act_by)
         target.ticks += 1
         self._observe(target, status, result, reading, action)
         self.metrics.tick_duration.observe(self.clock.monotonic() - started)
@@ -257,9 +269,9 @@ class Daemon:
         # windows, and after a long outage the range would outgrow what Prometheus
         # answers in one query.
         window_start = end - p.stable_window + 1
+        source, query = self._metric_of(p)
         if target.recorded_until is None:
-            reading = self.source.history(p.metric.query, window_start, end,
-                                          deadline=deadline)
+            reading = source.history(query, window_start, end, deadline=deadline)
             if reading.ok and reading.samples and reading.samples[-1][0] < end - self.staleness:
                 # A restart must not act on history that stopped long ago.
                 reading = Reading(error="stale", detail=(
@@ -270,7 +282,7 @@ class Daemon:
             start = max(target.recorded_until + 1, window_start)
             if start > end:
                 return Reading(samples=())   # nothing new since the last tick
-            reading = self.source.read(p.metric.query, start, end, deadline=deadline)
+            reading = source.read(query, start, end, deadline=deadline)
         if reading.ok:
             for ts, value in reading.samples:
                 target.scaler.record(ts, value)
@@ -290,23 +302,20 @@ class Daemon:
         return reading
 
     def _warm_forecaster(self, target: Target, end: int, deadline: float) -> None:
-        """Feed the forecaster the past before the windows' (at its 1-minute grid):
-        minHistory seasons plus one for Holt-Winters, an hour for the other models.
+        """Feed the forecaster the past before the windows' (at its 1-minute grid): as
+        much as lets its model act at once (``PredictionPolicy.warm_history``).
 
         Done once, after the windows are warm and with the time left in the tick: a
         failure only means the forecast warms up live; the reactive decisions never wait
         for it."""
         target.forecast_warm = True
-        pred = target.policy.prediction
-        span = (pred.min_history + 1) * max(pred.seasonality) if pred.model == "holt-winters" \
-            else 3600.0
-        span = min(span, 14 * 86400.0)
+        span = target.policy.prediction.warm_history
         if deadline - self.clock.monotonic() < 0.05:
             self.log.warning("no time left to read forecast history; prediction warms up live",
                              policy=target.name)
             return
-        reading = self.source.history(target.policy.metric.query, end - span, end,
-                                      step=60.0, deadline=deadline)
+        source, query = self._metric_of(target.policy)
+        reading = source.history(query, end - span, end, step=60.0, deadline=deadline)
         if reading.ok:
             for ts, value in reading.samples:
                 target.scaler.forecaster.observe(ts, value)

@@ -91,11 +91,20 @@ class Metrics:
         self.reload_time = Gauge("scaler_policy_reload_timestamp_seconds",
                                  "When policies were last (re)loaded successfully",
                                  registry=registry)
+        # The activator's side of the daemon: pokes, and the serve/proxy switch.
+        self.pokes = Counter("scaler_pokes_total",
+                             "Pokes from activators (a request held at zero replicas)", p,
+                             registry=registry)
+        self.activator_in_path = Gauge(
+            "scaler_activator_in_path",
+            "1 while the policy's public Service points at the activators, 0 at the pods", p,
+            registry=registry)
 
     def forget(self, policy: str) -> None:
         """Drop a removed policy's series so dashboards don't show stale values."""
         for gauge in (self.desired, self.current, self.ready, self.stable, self.panic,
-                      self.panic_mode, self.paused, self.forecast, self.forecast_active):
+                      self.panic_mode, self.paused, self.forecast, self.forecast_active,
+                      self.activator_in_path):
             try:
                 gauge.remove(policy)
             except KeyError:
@@ -103,27 +112,48 @@ class Metrics:
 
 
 Route = Callable[[str], tuple[int, str, bytes]]   # Accept header → status, type, body
+Post = Callable[[bytes], tuple[int, str]]         # request body → status, text
 
 
 class EndpointServer:
-    """A few GET endpoints on one port, for probes and scrapes.
+    """A few endpoints on one port, for probes, scrapes and the activators' pokes.
 
-    Plain ``http.server``, threaded, logging nothing (probes every few seconds would drown
-    the decision log). It says no more than it must: the Server header is ``scaler``
-    (http.server would announce the Python version), and any other path is a bare 404.
+    Plain ``http.server``, threaded, keep-alive, logging nothing (probes every few seconds
+    would drown the decision log). It says no more than it must: the Server header is
+    ``scaler`` (http.server would announce the Python version), and any other path is a
+    bare 404. ``posts`` are POST paths, each a callable from the body to (status, text).
     """
 
-    def __init__(self, host: str, port: int, routes: dict[str, Route], name: str) -> None:
+    def __init__(self, host: str, port: int, routes: dict[str, Route], name: str, *,
+                 posts: dict[str, Post] | None = None) -> None:
+        posted = dict(posts or {})
+
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
             def version_string(self) -> str:
                 return "scaler"
+
+            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+                handler = posted.get(self.path.split("?")[0])
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(min(length, 1 << 16))
+                if length > len(body):
+                    self.close_connection = True    # the rest is not read: no keep-alive
+                if handler is None:
+                    status, text = 404, f"no POST handler for {self.path}"
+                else:
+                    status, text = handler(body)
+                self._answer(status, "text/plain; charset=utf-8", text.encode() + b"\n")
 
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
                 route = routes.get(self.path.split("?")[0])
                 if route is None:
-                    status, kind, body = 404, "text/plain; charset=utf-8", b"not found\n"
+                    self._answer(404, "text/plain; charset=utf-8", b"not found\n")
                 else:
-                    status, kind, body = route(self.headers.get("Accept", ""))
+                    self._answer(*route(self.headers.get("Accept", "")))
+
+            def _answer(self, status: int, kind: str, body: bytes) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(body)))
@@ -152,10 +182,12 @@ class EndpointServer:
 
 
 class HealthServer(EndpointServer):
-    """/healthz and /readyz on their own port, answered from two callables."""
+    """/healthz and /readyz on their own port, answered from two callables; ``posts`` adds
+    POST paths (the activators' /v1/poke)."""
 
     def __init__(self, port: int, *, healthy: Callable[[], tuple[bool, str]],
-                 ready: Callable[[], tuple[bool, str]], host: str = "0.0.0.0") -> None:
+                 ready: Callable[[], tuple[bool, str]], host: str = "0.0.0.0",
+                 posts: dict[str, Post] | None = None) -> None:
         def answer(check: Callable[[], tuple[bool, str]]) -> Route:
             def route(accept: str) -> tuple[int, str, bytes]:
                 ok, why = check()
@@ -164,7 +196,7 @@ class HealthServer(EndpointServer):
             return route
 
         super().__init__(host, port, {"/healthz": answer(healthy), "/readyz": answer(ready)},
-                         "health")
+                         "health", posts=posts)
 
 
 def serve_metrics(registry: CollectorRegistry, port: int,

@@ -7,9 +7,11 @@ order a sample flows through them:
 
 * ``windows`` — Knative's 1 s bucket averages (``windows_batch``: the same for a whole
   recording at once, with numpy, for replay);
-* ``predict/`` — the optional forecast that may raise a replica floor (numpy, scipy);
+* ``predict/`` — the optional forecast that may raise a replica floor (numpy; scipy for
+  Holt-Winters and EWMA only);
 * ``kpa`` — Knative's decider, bit for bit (``kpa_batch``: its formulas as arrays);
-* ``zero/`` — the way to zero and back: a fixed grace period or the idle-time histogram;
+* ``zero/`` — the way to zero and back: a fixed grace period or a warm schedule learnt
+  from the idle-time histogram;
 * ``pipeline`` — one policy's per-tick pipeline through all of the above, shared by the
   daemon and both replay engines.
 

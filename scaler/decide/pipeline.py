@@ -142,7 +142,7 @@ def _forecaster(policy: Policy) -> Forecaster | None:
         return None
     from scaler.decide.predict import Forecaster   # numpy and scipy: only when asked for
 
-    return Forecaster(policy.prediction)
+    return Forecaster.for_policy(policy)
 
 
 class PolicyScaler:

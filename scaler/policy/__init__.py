@@ -8,7 +8,13 @@ May import: PyYAML and the standard library; nothing else of scaler. Pure except
 """
 
 from scaler.policy.durations import format_duration, parse_duration, round_half_away
-from scaler.policy.model import MetricSpec, Policy, PredictionPolicy, ScaleTargetRef
+from scaler.policy.model import (
+    ActivatorPolicy,
+    MetricSpec,
+    Policy,
+    PredictionPolicy,
+    ScaleTargetRef,
+)
 from scaler.policy.parse import (
     PolicyError,
     check_unique,
@@ -17,7 +23,7 @@ from scaler.policy.parse import (
 )
 
 __all__ = [
-    "MetricSpec", "Policy", "PolicyError", "PredictionPolicy", "ScaleTargetRef",
+    "ActivatorPolicy", "MetricSpec", "Policy", "PolicyError", "PredictionPolicy", "ScaleTargetRef",
     "check_unique", "format_duration", "parse_document", "parse_duration", "parse_policies",
     "round_half_away",
 ]

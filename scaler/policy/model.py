@@ -2,7 +2,8 @@
 
 One class per block of the YAML document: :class:`Policy` is ``spec`` (with
 ``metadata.name``), :class:`ScaleTargetRef` and :class:`MetricSpec` its two required
-blocks, :class:`PredictionPolicy` the ``prediction`` block. ``scaleToZeroGracePeriod``
+blocks, :class:`PredictionPolicy` the ``prediction`` block, :class:`ActivatorPolicy` the
+``activator`` block. ``scaleToZeroGracePeriod``
 and ``scaleToZero.keepAlive`` are two fields of :class:`Policy`; ``scaler.decide.zero``
 turns them into the policy's scale-to-zero strategy. ``scaler.policy.parse`` builds these
 from YAML; nothing here reads files or YAML.
@@ -17,13 +18,25 @@ from scaler.policy import names
 from scaler.policy.durations import format_duration, round_half_away
 
 # The forecasters ``scaler.decide.predict`` has, and what it may do with a forecast.
-MODELS = ("holt-winters", "linear", "ewma")
+MODELS = ("seasonal-level", "holt-winters", "linear", "ewma")
 MODES = ("act", "observe")
 # Knative's two ways of averaging a window (spec.windowAlgorithm).
 WINDOW_ALGORITHMS = ("linear", "weighted-exponential")
 # The scale-to-zero strategies ``scaler.decide.zero`` has (spec.scaleToZero.keepAlive).
 KEEP_ALIVE = ("fixed", "histogram")
+# Where a policy's load comes from (spec.metric.source), and how its activator sits in
+# the traffic's path (spec.activator.mode).
+METRIC_SOURCES = ("prometheus", "activator")
+ACTIVATOR_MODES = ("always", "whenNeeded")
 DAY = 86_400.0
+# Which models use which prediction keys: a key set for a model that ignores it is an
+# error (scaler.policy.parse), so a knob never silently does nothing.
+MODEL_KEYS = {
+    "maxExtraCost": ("seasonal-level",),
+    "quantile": ("holt-winters", "linear", "ewma"),
+    "refitInterval": ("holt-winters", "ewma"),
+    "minHistory": ("holt-winters",),
+}
 
 
 @dataclass(frozen=True)
@@ -67,6 +80,28 @@ class ScaleTargetRef:
 class MetricSpec:
     type: str = "concurrency"   # concurrency | rps
     query: str = ""             # PromQL giving the workload's total load, also at zero replicas
+    source: str = "prometheus"  # prometheus (the query) | activator (its counts; no query)
+
+
+@dataclass(frozen=True)
+class ActivatorPolicy:
+    """The ``activator`` block: how the activator routes, holds and counts the policy's
+    traffic. The Service and the public Service live in the target's namespace."""
+
+    service: str                       # the workload's Service: its EndpointSlices are the pods
+    port: int | str                    # the endpoints' port, a number or the slice port's name
+    hosts: tuple[str, ...]             # Host header values routed to this policy
+    max_pending_requests: int = 1000   # held at zero; beyond: 503 with Retry-After
+    timeout: float = 60.0              # a held request waits at most this long: then 504
+    mode: str = "whenNeeded"           # always in the path, or only at (or near) zero
+    public_service: str = ""           # the selector-less Service the ingress sends to;
+                                       # "" = "<service>-public"
+
+    @property
+    def public(self) -> str:
+        """The public Service (and its one EndpointSlice) the daemon points at the pods or
+        at the activators: the serve/proxy switch of ``mode: whenNeeded``."""
+        return self.public_service or f"{self.service}-public"
 
 
 @dataclass(frozen=True)
@@ -75,19 +110,21 @@ class PredictionPolicy:
 
     The fields after ``refit_interval`` are not policy keys (yet); their defaults are the
     product's. ``seasonality`` is kept sorted ascending; for holt-winters the longest
-    season must be a multiple of every shorter one (e.g. 1d and 7d). Construction
-    rejects any combination the forecaster cannot run (ValueError), so a policy that
-    parsed is a policy the forecaster accepts.
+    season must be a multiple of every shorter one (e.g. 1d and 7d); seasonal-level takes
+    one season or none. Construction rejects any combination the forecaster cannot run
+    (ValueError), so a policy that parsed is a policy the forecaster accepts. Fields a
+    model does not use (:data:`MODEL_KEYS`) keep their defaults and are ignored.
     """
 
     enabled: bool = False
     mode: str = "act"                  # act | observe (forecast, log, chart; never act)
-    model: str = "holt-winters"        # holt-winters | linear | ewma
-    seasonality: tuple[float, ...] = (DAY,)
-    horizon: float = 30.0              # lead time, about the workload's start-up time
+    model: str = "seasonal-level"      # one of MODELS
+    seasonality: tuple[float, ...] = (DAY,)   # seasonal-level: one season, or () for none
+    horizon: float = 60.0              # lead time, about the workload's start-up time
+    max_extra_cost: float = 0.10       # seasonal-level: the floor's cost budget (a fraction)
     min_history: float = 2.0           # longest seasons of history before holt-winters acts
-    quantile: float = 0.9              # act on this quantile of the recent horizon errors
-    refit_interval: float = 3600.0
+    quantile: float = 0.9              # holt-winters, linear, ewma: quantile of the errors
+    refit_interval: float = 3600.0     # holt-winters, ewma
     grid: float = 60.0                 # forecast bucket
     error_window: float = 3600.0       # recent horizon errors kept for the quantile and fallback
     min_errors: int = 30               # horizon errors needed before acting
@@ -114,6 +151,9 @@ class PredictionPolicy:
             errors.append(f"grid must be a whole number of seconds >= 1, got {self.grid}")
         if not (math.isfinite(self.horizon) and self.horizon >= 0):
             errors.append(f"horizon must be >= 0, got {self.horizon}")
+        if not (math.isfinite(self.max_extra_cost) and 0 <= self.max_extra_cost <= 1):
+            errors.append(f"maxExtraCost must be in [0, 1] (0 %..100 %), got "
+                          f"{self.max_extra_cost}")
         if not 0 < self.quantile < 1:
             errors.append(f"quantile must be in (0, 1), got {self.quantile}")
         if not self.refit_interval > 0:
@@ -130,7 +170,24 @@ class PredictionPolicy:
             errors.append(f"stale_after must be > 0, got {self.stale_after}")
         if self.model == "holt-winters" and not errors:
             errors += self._season_problems()
+        if self.model == "seasonal-level" and not errors:
+            errors += self._one_season_problems()
         return errors
+
+    def _one_season_problems(self) -> list[str]:
+        """seasonal-level: at most one season, a whole number (>= 2) of grid buckets, longer
+        than the horizon's reach."""
+        if len(self.seasonality) > 1:
+            return [f"seasonal-level takes one season or none, got {self.seasonality}"]
+        if not self.seasonality:
+            return []
+        m = self.seasonality[0] / self.grid
+        if m != round(m) or m < 2:
+            return [f"season {self.seasonality[0]:g}s must be a whole multiple (>= 2) of grid "
+                    f"{self.grid:g}s"]
+        if self.horizon_steps[1] > m:
+            return [f"horizon {self.horizon:g}s must be shorter than the season"]
+        return []
 
     def _season_problems(self) -> list[str]:
         if not self.seasonality:
@@ -168,6 +225,18 @@ class PredictionPolicy:
     def stale_seconds(self) -> float:
         return 2.0 * self.grid if self.stale_after is None else float(self.stale_after)
 
+    @property
+    def warm_history(self) -> float:
+        """Seconds of history that let the model act as soon as it is read (what a
+        restarted daemon reads): Holt-Winters minHistory longest seasons plus one, at most
+        14 days; seasonal-level with a season all it keeps (``max_history``, the profile's
+        14 days); an hour for the others."""
+        if self.model == "holt-winters":
+            return min((self.min_history + 1) * max(self.seasonality), 14 * DAY)
+        if self.model == "seasonal-level" and self.seasonality:
+            return self.max_history
+        return 3600.0
+
 
 @dataclass(frozen=True)
 class Policy:
@@ -198,6 +267,8 @@ class Policy:
     window_algorithm: str = "linear"           # one of WINDOW_ALGORITHMS
     prediction: PredictionPolicy = PredictionPolicy()
     keep_alive: str = "fixed"                  # one of KEEP_ALIVE: fixed (the grace) | histogram
+    cold_start_cost: float = 600.0             # histogram: the fixed keep-alive it must beat
+    activator: ActivatorPolicy | None = None   # spec.activator: held at zero, counted exactly
     source: str = field(default="<built-in>", compare=False)  # where it was read, for messages
 
     @property
@@ -216,10 +287,13 @@ class Policy:
         """One line for ``scaler validate``."""
         upper = "unlimited" if self.max_replicas == 0 else str(self.max_replicas)
         return (
-            f"{self.name}: {self.scale_target_ref}, {self.metric.type} target "
+            f"{self.name}: {self.scale_target_ref}, {self.metric.type}"
+            f"{' from the activator' if self.metric.source == 'activator' else ''} target "
             f"{self.target_value:g} per replica ({self.target:g} × "
             f"{self.target_utilization_percentage:g}%), replicas {self.min_replicas}..{upper}, "
             f"stable {format_duration(self.stable_window)} / panic "
             f"{format_duration(self.panic_window)} at {self.panic_threshold_percentage:g}%, "
             f"tick {format_duration(self.tick_interval)}"
+            + (f", activator {self.activator.mode} for {', '.join(self.activator.hosts)}"
+               if self.activator else "")
         )

@@ -21,9 +21,13 @@ import yaml
 
 from scaler.policy.durations import brief, format_duration, parse_duration
 from scaler.policy.model import (
+    ACTIVATOR_MODES,
     KEEP_ALIVE,
+    METRIC_SOURCES,
+    MODEL_KEYS,
     MODELS,
     MODES,
+    ActivatorPolicy,
     MetricSpec,
     Policy,
     PredictionPolicy,
@@ -133,25 +137,27 @@ _SPEC_FIELDS: tuple[tuple[str, str, str, _Check, str], ...] = (
     ("windowAlgorithm", "window_algorithm", "enum:" + ",".join(WINDOW_ALGORITHMS), lambda v: True,
      "linear or weighted-exponential"),
 )
-_SPEC_KEYS = ({"scaleTargetRef", "metric", "prediction", "scaleToZero"}
+_SPEC_KEYS = ({"scaleTargetRef", "metric", "prediction", "scaleToZero", "activator"}
               | {row[0] for row in _SPEC_FIELDS})
 # The prediction block: (yaml key, attribute, kind, check, allowed-range text).
 _PREDICTION_FIELDS: tuple[tuple[str, str, str, _Check, str], ...] = (
     ("enabled", "enabled", "bool", lambda v: True, "true or false"),
     ("mode", "mode", "enum:" + ",".join(MODES), lambda v: True, "act or observe"),
     ("model", "model", "enum:" + ",".join(MODELS), lambda v: True,
-     "holt-winters, linear or ewma"),
+     "seasonal-level, holt-winters, linear or ewma"),
     ("seasonality", "seasonality", "seasons", lambda v: True,
-     "a duration or a list of them, whole minutes, 2m..30d"),
+     "a duration or a list of them, whole minutes, 2m..30d; none for seasonal-level"),
     ("horizon", "horizon", "duration", lambda v: 0 <= v <= 3600, "0s..1h"),
+    ("maxExtraCost", "max_extra_cost", "share", lambda v: 0 <= v <= 1,
+     "0%..100%, or a fraction 0..1"),
     ("minHistory", "min_history", "number", lambda v: 1 <= v <= 52, "1..52 seasons"),
     ("quantile", "quantile", "number", lambda v: 0.5 <= v < 1, "0.5..0.999"),
     ("refitInterval", "refit_interval", "duration", lambda v: 60 <= v <= 86400, "1m..1d"),
 )
 _PREDICTION_KEYS = {row[0] for row in _PREDICTION_FIELDS}
-_SCALE_TO_ZERO_KEYS = {"keepAlive"}
+_SCALE_TO_ZERO_KEYS = {"keepAlive", "coldStartCost"}
 _REF_KEYS = {"apiVersion", "kind", "name", "namespace"}
-_METRIC_KEYS = {"type", "query"}
+_METRIC_KEYS = {"type", "query", "source"}
 _METADATA_KEYS = {"name", "labels", "annotations"}
 _TOP_KEYS = {"apiVersion", "kind", "metadata", "spec"}
 
@@ -269,7 +275,11 @@ def _convert(value: Any, kind: str, key: str, allowed: str, out: _Collector) -> 
             out.add(key, f"expected true or false, got {_show(value)}")
             return None
         return value
+    if kind == "share":
+        return _share(value, key, allowed, out)
     if kind == "seasons":
+        if value == "none":
+            return ()   # seasonal-level without a season: the level alone
         items = value if isinstance(value, list) else [value]
         seasons = []
         for item in items:
@@ -296,6 +306,20 @@ def _convert(value: Any, kind: str, key: str, allowed: str, out: _Collector) -> 
             return None
         return value
     raise AssertionError(kind)
+
+
+def _share(value: Any, key: str, allowed: str, out: _Collector) -> float | None:
+    """A share as a percentage string ("10%") or a fraction (0.1); returned as a fraction."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        try:
+            number = float(value.strip()[:-1])
+        except ValueError:
+            number = math.nan
+        if not math.isfinite(number):
+            out.add(key, f"{_show(value)} is not a percentage (allowed: {allowed})")
+            return None
+        return number / 100.0
+    return _convert(value, "number", key, allowed, out)
 
 
 def _fields(block: dict, rows, prefix: str, out: _Collector) -> dict[str, Any]:
@@ -374,8 +398,10 @@ def parse_document(doc: Any, where: str) -> tuple[Policy | None, list[str]]:
         if mtype not in ("concurrency", "rps"):
             out.add("spec.metric.type", f"{_show(mtype)} is not one of: concurrency, rps")
             mtype = "concurrency"
-        query = _string(metric.get("query"), "spec.metric.query", out, required=True)
-        values["metric"] = MetricSpec(type=mtype, query=query or "")
+        source = _metric_source(metric, out)
+        query = _string(metric.get("query"), "spec.metric.query", out,
+                         required=source == "prometheus")
+        values["metric"] = MetricSpec(type=mtype, query=query or "", source=source)
         if mtype == "rps" and "target" not in spec:
             values["target"] = DEFAULT_RPS_TARGET
 
@@ -383,17 +409,21 @@ def parse_document(doc: Any, where: str) -> tuple[Policy | None, list[str]]:
     if prediction:
         _unknown_keys(prediction, _PREDICTION_KEYS, "spec.prediction.", out)
         parsed = _fields(prediction, _PREDICTION_FIELDS, "spec.prediction.", out)
+        _keys_of_other_models(prediction, parsed, out)
         pp = _prediction(parsed, out)
         if pp is not None:
             values["prediction"] = pp
     stz = _mapping(spec.get("scaleToZero"), "spec.scaleToZero", out)
     if stz:
         _unknown_keys(stz, _SCALE_TO_ZERO_KEYS, "spec.scaleToZero.", out)
-        if "keepAlive" in stz:
-            keep = _convert(stz["keepAlive"], "enum:" + ",".join(KEEP_ALIVE),
-                            "spec.scaleToZero.keepAlive", "fixed or histogram", out)
-            if keep is not None:
-                values["keep_alive"] = keep
+        values.update(_scale_to_zero(stz, out))
+
+    activator = _mapping(spec.get("activator"), "spec.activator", out)
+    if activator is not None and "activator" in spec:
+        target = values.get("scale_target_ref")
+        parsed_activator = _activator(activator, target.name if target else None, out)
+        if parsed_activator is not None:
+            values["activator"] = parsed_activator
 
     values.update(_fields(spec, _SPEC_FIELDS, "spec.", out))
 
@@ -403,15 +433,59 @@ def parse_document(doc: Any, where: str) -> tuple[Policy | None, list[str]]:
     return (None, out.errors) if out.errors else (policy, [])
 
 
+def _keys_of_other_models(block: dict, parsed: dict[str, Any], out: _Collector) -> None:
+    """A key the chosen model does not use is an error, not a knob that silently does
+    nothing (``quantile`` with seasonal-level, ``maxExtraCost`` with holt-winters)."""
+    if "model" in block and "model" not in parsed:
+        return   # the model itself is wrong: that is the error
+    model = parsed.get("model", PredictionPolicy().model)
+    for key, models in MODEL_KEYS.items():
+        if key in block and model not in models:
+            names = " and ".join(", ".join(models).rsplit(", ", 1))
+            out.add(f"spec.prediction.{key}", f"is not used by model {model} (it applies to "
+                    f"{names} only)")
+    seasons = parsed.get("seasonality")
+    if seasons is not None and model == "seasonal-level" and len(seasons) > 1:
+        out.add("spec.prediction.seasonality", f"{_show(block['seasonality'])}: model "
+                "seasonal-level takes one season, or none")
+    if seasons == () and model != "seasonal-level":
+        out.add("spec.prediction.seasonality", f"none: model {model} needs a season "
+                "(only seasonal-level runs without one)")
+
+
+def _scale_to_zero(block: dict, out: _Collector) -> dict[str, Any]:
+    """``keepAlive`` and, for ``histogram``, ``coldStartCost``."""
+    values: dict[str, Any] = {}
+    if "keepAlive" in block:
+        keep = _convert(block["keepAlive"], "enum:" + ",".join(KEEP_ALIVE),
+                        "spec.scaleToZero.keepAlive", "fixed or histogram", out)
+        if keep is not None:
+            values["keep_alive"] = keep
+    if "coldStartCost" in block:
+        key, allowed = "spec.scaleToZero.coldStartCost", "1m..4h"
+        if block.get("keepAlive", "fixed") != "histogram":
+            out.add(key, "is used only with keepAlive: histogram")
+            return values
+        cost = _convert(block["coldStartCost"], "duration", key, allowed, out)
+        if cost is not None and not 60 <= cost <= 4 * 3600:
+            out.add(key, f"{_show(block['coldStartCost'])} is out of range (allowed: {allowed})")
+        elif cost is not None:
+            values["cold_start_cost"] = cost
+    return values
+
+
 def _prediction(parsed: dict[str, Any], out: _Collector) -> PredictionPolicy | None:
     """The prediction block from its parsed keys, or None after recording why not."""
     defaults = PredictionPolicy()
     model = parsed.get("model", defaults.model)
     horizon = parsed.get("horizon", defaults.horizon)
-    shortest = parsed.get("seasonality", defaults.seasonality)[0]
+    seasons = parsed.get("seasonality", defaults.seasonality)
+    if (len(seasons) > 1 if model == "seasonal-level" else not seasons):
+        return None   # _keys_of_other_models said why
+    shortest = seasons[0] if seasons else math.inf
     # now + horizon must land within one season of the last complete forecast bucket:
     # at most the shortest season less one bucket (a 10m season allows up to 9m).
-    if model == "holt-winters" and horizon > shortest - defaults.grid:
+    if model in ("holt-winters", "seasonal-level") and horizon > shortest - defaults.grid:
         out.add("spec.prediction.horizon", f"{format_duration(horizon)} must be shorter than "
                 f"the shortest season ({format_duration(shortest)}) by at least the forecast's "
                 f"{format_duration(defaults.grid)} grid")
@@ -425,6 +499,17 @@ def _prediction(parsed: dict[str, Any], out: _Collector) -> PredictionPolicy | N
 
 def _cross_checks(p: Policy, out: _Collector) -> None:
     """Constraints between keys (Knative's min/max/activation-scale rules)."""
+    if p.metric.source == "activator" and p.activator is None:
+        out.add("spec.metric.source", "'activator' needs a spec.activator block (the "
+                                      "activator counts only the traffic it routes)")
+    elif (p.metric.source == "activator" and p.activator.mode == "whenNeeded"
+          and p.target_burst_capacity != -1):
+        # Warm traffic would go straight to the pods, past the only thing counting it:
+        # the load would read 0 and the target would be scaled down under it.
+        out.add("spec.activator.mode", "'whenNeeded' sends warm traffic past the activator, "
+                "which then cannot count it for spec.metric.source: activator (allowed: "
+                "always, or targetBurstCapacity: -1; or read a PromQL query measured at the "
+                "ingress and keep whenNeeded)")
     if p.max_replicas and p.min_replicas > p.max_replicas:
         out.add("spec.minReplicas", f"{p.min_replicas} is above spec.maxReplicas "
                                     f"{p.max_replicas} (allowed: 0..maxReplicas)")
@@ -438,6 +523,130 @@ def _cross_checks(p: Policy, out: _Collector) -> None:
         if p.max_replicas and p.activation_replicas > p.max_replicas:
             out.add("spec.activationReplicas", f"{p.activation_replicas} is above "
                     f"spec.maxReplicas {p.max_replicas} (allowed: minReplicas..maxReplicas)")
+
+
+# --------------------------------------------------------------------------------------
+# spec.metric.source and spec.activator
+
+_ACTIVATOR_KEYS = {"service", "port", "hosts", "maxPendingRequests", "timeout", "mode",
+                   "publicService"}
+# A Service's name (DNS-1035 label) and a port's name (IANA_SVC_NAME), as Kubernetes
+# validates them; Host header values as the activator matches them (no scheme, port or path).
+_SERVICE_RE = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+_PORT_NAME_RE = re.compile(r"^(?=.*[a-z])(?!.*--)[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?$")
+_HOST_RE = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+                      r"(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$")
+MAX_PENDING_LIMIT = 1_000_000
+
+
+def _metric_source(metric: dict, out: _Collector) -> str:
+    """spec.metric.source: where the load comes from. ``activator`` takes no query: the
+    activator counts the policy's requests itself."""
+    source = metric.get("source", "prometheus")
+    if source not in METRIC_SOURCES:
+        out.add("spec.metric.source", f"{_show(source)} is not one of: "
+                                      f"{', '.join(METRIC_SOURCES)}")
+        return "prometheus"
+    if source == "activator" and "query" in metric:
+        out.add("spec.metric.query", "not used with source: activator (the activator counts "
+                                     "the requests itself); remove it")
+    return source
+
+
+def _activator(block: dict, target_name: str | None,
+               out: _Collector) -> ActivatorPolicy | None:
+    """The activator block, or None after recording why not."""
+    _unknown_keys(block, _ACTIVATOR_KEYS, "spec.activator.", out)
+    errors = len(out.errors)
+    key = "spec.activator."
+
+    service = block.get("service", target_name)
+    if "service" not in block and service is None:
+        out.add(key + "service", "is required (default: scaleTargetRef.name)")
+    elif not isinstance(service, str) or not _SERVICE_RE.match(service):
+        out.add(key + "service", f"{_show(service)} is not a Service name (lowercase letters, "
+                                 "digits and '-', starting with a letter, at most 63 "
+                                 "characters)")
+
+    port = block.get("port")
+    if port is None:
+        out.add(key + "port", "is required: the endpoints' port, a number (1-65535) or the "
+                              "name of the Service's port")
+    elif isinstance(port, bool) or not (
+            (isinstance(port, int) and 1 <= port <= 65535)
+            or (isinstance(port, str) and _PORT_NAME_RE.match(port))):
+        out.add(key + "port", f"{_show(port)} is neither a port number (1-65535) nor a port "
+                              "name (lowercase letters, digits and '-', at most 15 "
+                              "characters, at least one letter)")
+
+    hosts = block.get("hosts")
+    names: list[str] = []
+    if not isinstance(hosts, list) or not hosts:
+        out.add(key + "hosts", f"expected a non-empty list of host names, got {_show(hosts)}")
+    else:
+        for i, host in enumerate(hosts):
+            name = host.strip().lower().rstrip(".") if isinstance(host, str) else None
+            if name is None or not _HOST_RE.match(name):
+                out.add(f"{key}hosts[{i}]", f"{_show(host)} is not a host name (no scheme, "
+                                            "port or path; e.g. checkout.shop.example)")
+            elif name in names:
+                out.add(f"{key}hosts[{i}]", f"{_show(host)} is listed twice")
+            else:
+                names.append(name)
+
+    pending = block.get("maxPendingRequests", 1000)
+    if isinstance(pending, bool) or not isinstance(pending, int) \
+            or not 0 <= pending <= MAX_PENDING_LIMIT:
+        out.add(key + "maxPendingRequests", f"{_show(pending)} is out of range (allowed: an "
+                                            f"integer 0..{MAX_PENDING_LIMIT})")
+    timeout = _convert(block.get("timeout", "60s"), "duration", key + "timeout",
+                       "above 0s, at most 1h", out)
+    if timeout is not None and not 0 < timeout <= 3600:
+        out.add(key + "timeout", f"{_show(block.get('timeout'))} is out of range (allowed: "
+                                 "above 0s, at most 1h)")
+    mode = _convert(block.get("mode", "whenNeeded"), "enum:" + ",".join(ACTIVATOR_MODES),
+                    key + "mode", "always or whenNeeded", out)
+
+    public = block.get("publicService")
+    if public is not None and (not isinstance(public, str) or not _SERVICE_RE.match(public)):
+        out.add(key + "publicService", f"{_show(public)} is not a Service name (lowercase "
+                                       "letters, digits and '-', starting with a letter, at "
+                                       "most 63 characters)")
+    elif public is None and isinstance(service, str) and _SERVICE_RE.match(service) \
+            and len(service) > 63 - len("-public"):
+        out.add(key + "service", f"{_show(service)} is too long to name its public Service "
+                                 f"{service + '-public'!r} (at most 63 characters); set "
+                                 "spec.activator.publicService")
+    if public is not None and public == service:
+        out.add(key + "publicService", f"{_show(public)} is the workload's own Service; the "
+                                       "public Service is a second, selector-less one")
+    if len(out.errors) > errors:
+        return None
+    return ActivatorPolicy(service=service, port=port, hosts=tuple(names),
+                           max_pending_requests=pending, timeout=timeout, mode=mode,
+                           public_service=public or "")
+
+
+def _check_activator_claims(policies: list[Policy]) -> list[str]:
+    """A host routes to one policy, and a public Service belongs to one policy."""
+    errors: list[str] = []
+    hosts: dict[str, Policy] = {}
+    public: dict[tuple[str, str], Policy] = {}
+    for p in policies:
+        if p.activator is None:
+            continue
+        for host in p.activator.hosts:
+            other = hosts.setdefault(host, p)
+            if other is not p:
+                errors.append(f"{p.source}: spec.activator.hosts: {host!r} is already routed "
+                              f"to policy {other.name!r} by {other.source}")
+        if p.activator.mode == "whenNeeded":
+            key = (p.scale_target_ref.namespace, p.activator.public)
+            other = public.setdefault(key, p)
+            if other is not p:
+                errors.append(f"{p.source}: spec.activator: public Service {key[0]}/{key[1]} "
+                              f"is already switched by policy {other.name!r} ({other.source})")
+    return errors
 
 
 def parse_policies(text: str, source: str) -> list[Policy]:
@@ -488,5 +697,16 @@ def check_unique(policies: list[Policy]) -> None:
             errors.append(f"{p.source}: spec.scaleTargetRef: {p.scale_target_ref} is already "
                           f"scaled by {seen_targets[p.scale_target_ref].source}")
         seen_targets.setdefault(p.scale_target_ref, p)
+    errors.extend(_check_activator_claims(policies))
     if errors:
         raise PolicyError(errors)
+
+
+def tunable_keys() -> tuple[str, ...]:
+    """Every spec key a tuner may vary, as dotted paths inside ``spec`` (``stableWindow``,
+    ``prediction.horizon``, ``scaleToZero.keepAlive``): all but ``scaleTargetRef`` and
+    ``metric``, which say what is scaled and on what rather than how."""
+    keys = [row[0] for row in _SPEC_FIELDS]
+    keys += [f"prediction.{row[0]}" for row in _PREDICTION_FIELDS]
+    keys += [f"scaleToZero.{key}" for key in sorted(_SCALE_TO_ZERO_KEYS)]
+    return tuple(keys)

@@ -98,19 +98,25 @@ def replay_per_tick(policy: Policy, times: np.ndarray, values: np.ndarray,
 
 
 def replay(policy: Policy, times: np.ndarray, values: np.ndarray, startup_delay: float = 0.0,
-           progress: Progress | None = None) -> ReplayResult:
-    """The fast engine; same results as :func:`replay_per_tick`."""
+           progress: Progress | None = None, *, windows: tuple | None = None,
+           forecast: tuple | None = None) -> ReplayResult:
+    """The fast engine; same results as :func:`replay_per_tick`. ``windows`` and
+    ``forecast``, when given, are what :func:`_windows` and :func:`_forecast` return for
+    this policy's ticks: ``scaler tune`` computes them once for the variants that share
+    them."""
     ticks = tick_times(times, policy.tick_interval)
     n = len(ticks)
     decider = Decider(policy)
-    stable, panic, empty = _windows(policy, times, values, ticks)
+    stable, panic, empty = windows or _windows(policy, times, values, ticks)
     # Python lists index ~10x faster than arrays in the loop; NaN (no data) never compares
     # equal, so a tick without data always takes the full path.
     dspc_l = kpa_batch.raw_counts(decider.spec, stable).tolist()
     dppc_l = kpa_batch.raw_counts(decider.spec, panic).tolist()
-    forecast = forecast_point = floor = None
+    shared_forecast, forecast = forecast, None
+    forecast_point = floor = None
     if policy.prediction.enabled:
-        forecast, forecast_point, floor = _forecast(policy, decider, times, values, ticks)
+        forecast, forecast_point, floor = shared_forecast or _forecast(policy, decider, times,
+                                                                       values, ticks)
     floor_l = floor.tolist() if floor is not None else None
     if progress:
         progress(0.2)
@@ -185,7 +191,8 @@ def _forecast(policy: Policy, decider: Decider, times: np.ndarray, values: np.nd
     """(upper forecast, point forecast, replica floor) for every tick."""
     from scaler.decide import predict
 
-    series = predict.forecast_series(policy.prediction, times, values, ticks)
+    series = predict.forecast_series(policy.prediction, times, values, ticks,
+                                     decider.spec.target_value)
     # The per-tick engine records NaN for ticks where the forecaster gives no advice.
     if policy.prediction.mode == "act":
         floor = predict.floor_series(series, decider.spec.target_value)

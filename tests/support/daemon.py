@@ -55,13 +55,15 @@ def write_policy(directory: Path, name: str, query: str, **spec: Any) -> Path:
 
 
 class DaemonProcess:
-    def __init__(self, policy: Path, prometheus_url: str, kubeconfig: Path, *,
-                 extra: list[str] | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(self, policy: Path, prometheus_url: str | None, kubeconfig: Path, *,
+                 extra: list[str] | None = None, env: dict[str, str] | None = None,
+                 health_port: int | None = None) -> None:
         self.metrics_port = free_port()
-        self.health_port = free_port()
+        self.health_port = health_port or free_port()
         scaler = Path(sys.executable).parent / "scaler"
-        self.argv = [str(scaler), "run", "--policy", str(policy), "--prometheus-url",
-                     prometheus_url, "--kubeconfig", str(kubeconfig), "--bind-address",
+        prometheus = ["--prometheus-url", prometheus_url] if prometheus_url else []
+        self.argv = [str(scaler), "run", "--policy", str(policy), *prometheus,
+                     "--kubeconfig", str(kubeconfig), "--bind-address",
                      "127.0.0.1", "--metrics-port", str(self.metrics_port), "--health-port",
                      str(self.health_port), *(extra or [])]
         self.env = {**os.environ, **(env or {})}

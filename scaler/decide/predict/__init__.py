@@ -1,15 +1,21 @@
-"""Load forecasts that may raise a replica floor: Holt-Winters, linear trend, EWMA.
+"""Load forecasts that may raise a replica floor: seasonal-level (the default),
+Holt-Winters, linear trend, EWMA.
 
 Enters: load samples (time, value) and the ticks to advise at, with the policy's
-:class:`~scaler.policy.PredictionPolicy`. Leaves: :class:`Advice` per tick (a forecast at
-the horizon, its upper bound, whether it may act) and the replica floor it implies.
-``forecaster`` is the online form the daemon feeds, ``series`` the batch form replay
-uses, ``advice`` the per-bucket core both share, ``models`` the forecasting models,
-``quality`` the report's error figures.
+:class:`~scaler.policy.PredictionPolicy` (and, for seasonal-level, the decider's target
+value). Leaves: :class:`Advice` per tick (a forecast at the horizon, its upper bound,
+whether it may act) and the replica floor it implies. ``forecaster`` is the online form
+the daemon feeds, ``series`` the batch form replay uses, ``advice`` the per-bucket core of
+the fitted models and the choice of core, ``seasonal`` seasonal-level's core (its own
+docstring has the model), ``models`` the fitted models, ``quality`` the report's error
+figures.
 
 May import: numpy, scipy, ``scaler.policy``. Pure: no I/O, no clock reads, no logging;
-``now`` and every sample time are arguments. Only imported when prediction is on (it
-imports scipy), so the daemon without prediction never pays for it.
+``now`` and every sample time are arguments. Only imported when prediction is on, so the
+daemon without prediction never loads numpy; scipy is imported only when Holt-Winters or
+EWMA first fit, so seasonal-level and linear never load it.
+
+The rest of this docstring is the fitted models' (holt-winters, linear, ewma).
 
 What it computes
 ================

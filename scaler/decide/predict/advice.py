@@ -1,6 +1,11 @@
 """From final buckets to advice: the per-bucket core shared by the online
 :class:`~scaler.decide.predict.forecaster.Forecaster` and the batch
-:func:`~scaler.decide.predict.series.forecast_series`, so both give the same advice."""
+:func:`~scaler.decide.predict.series.forecast_series`, so both give the same advice.
+
+:class:`Core` runs the fitted models (holt-winters, linear, ewma) with a fixed error
+quantile; ``seasonal-level`` has its own core (:mod:`scaler.decide.predict.seasonal`);
+:func:`new_core` picks one. The models are imported when a core needs them, so
+seasonal-level never loads scipy."""
 
 from __future__ import annotations
 
@@ -9,10 +14,14 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
-from scaler.decide.predict.models import Ewma, HoltWinters, Linear
 from scaler.policy import PredictionPolicy
+
+if TYPE_CHECKING:
+    from scaler.decide.predict.seasonal import SeasonalLevel
 
 
 @dataclass(frozen=True)
@@ -21,6 +30,7 @@ class Advice:
     upper: float | None      # point + error quantile (None: not enough errors yet)
     active: bool             # may raise the replica floor
     reason: str              # "active", "warming: …", "fallback: …", "stale: …"
+    coverage: float | None = None   # seasonal-level: the error quantile the budget allows
 
 
 NO_HISTORY = Advice(None, None, False, "warming: no complete bucket yet")
@@ -31,6 +41,20 @@ def replica_floor(advice: Advice, target_value: float) -> int:
     if not advice.active or advice.upper is None:
         return 0
     return math.ceil(advice.upper / target_value)
+
+
+def new_core(spec: PredictionPolicy, target_value: float | None = None,
+             shape: Any = None) -> Core | SeasonalLevel:
+    """The per-bucket core of ``spec.model``; seasonal-level needs the decider's
+    ``target_value`` (its band is costed in replicas), and takes a
+    :class:`~scaler.decide.predict.seasonal.Shape` (its fixed sizes; benchmarks vary them)."""
+    if spec.model == "seasonal-level":
+        from scaler.decide.predict.seasonal import SHAPE, SeasonalLevel
+
+        if target_value is None:
+            raise ValueError("model seasonal-level needs the decider's target value")
+        return SeasonalLevel(spec, target_value, shape or SHAPE)
+    return Core(spec)
 
 
 class Core:
@@ -53,6 +77,8 @@ class Core:
         self.reset()
 
     def reset(self) -> None:
+        from scaler.decide.predict.models import Ewma, HoltWinters, Linear
+
         spec = self.spec
         if spec.model == "holt-winters":
             self.model = HoltWinters(spec.season_buckets)
@@ -72,6 +98,10 @@ class Core:
         self.y_sum = 0.0
         self.advice = NO_HISTORY
         self.end = 0.0
+
+    @property
+    def parameters(self) -> tuple[float, ...] | float | None:
+        return self.model.x
 
     # -- one final bucket, then the empty buckets up to next_k (exclusive) --------------
     def complete(self, k: int, y: float, next_k: int) -> None:
@@ -156,7 +186,7 @@ class Core:
             self.advice = Advice(point, None, False,
                                  f"warming: {n} of {spec.min_errors} forecast errors")
             return
-        upper = max(0.0, point + _quantile(self.sorted_errors, spec.quantile))
+        upper = max(0.0, point + quantile_of_sorted(self.sorted_errors, spec.quantile))
         abs_sum = max(0.0, self.abs_sum)
         y_sum = max(0.0, self.y_sum)
         if y_sum > 0:
@@ -170,7 +200,7 @@ class Core:
         self.advice = Advice(point, upper, True, "active")
 
 
-def _quantile(sorted_values: list[float], q: float) -> float:
+def quantile_of_sorted(sorted_values: list[float], q: float) -> float:
     """numpy's default ('linear') quantile of an ascending list."""
     pos = q * (len(sorted_values) - 1)
     lo = math.floor(pos)
@@ -180,4 +210,4 @@ def _quantile(sorted_values: list[float], q: float) -> float:
 
 def stale(advice: Advice, age: float) -> Advice:
     return Advice(advice.point, advice.upper, False,
-                  f"stale: last complete bucket ended {age:g}s ago")
+                  f"stale: last complete bucket ended {age:g}s ago", advice.coverage)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from scaler.decide.predict.advice import NO_HISTORY, Advice, Core, stale
-from scaler.policy import PredictionPolicy
+from scaler.decide.predict.advice import NO_HISTORY, Advice, new_core, stale
+from scaler.policy import Policy, PredictionPolicy
 
 
 class Forecaster:
@@ -16,13 +16,19 @@ class Forecaster:
     completes a bucket (see benchmarks/forecast_speed.py for its cost).
     """
 
-    def __init__(self, spec: PredictionPolicy) -> None:
+    def __init__(self, spec: PredictionPolicy, target_value: float | None = None) -> None:
         self.spec = spec
-        self._core = Core(spec)
+        self._core = new_core(spec, target_value)
         self._bucket: int | None = None
         self._sum = 0.0      # of the bucket's samples
         self._count = 0      # seconds with samples in the bucket
         self._second: int | None = None
+
+    @classmethod
+    def for_policy(cls, policy: Policy) -> Forecaster:
+        """The policy's forecaster; seasonal-level costs its band at the decider's target
+        value."""
+        return cls(policy.prediction, policy.target_value)
 
     def observe(self, t: float, value: float) -> None:
         if not (math.isfinite(t) and math.isfinite(value) and value >= 0):
@@ -52,5 +58,6 @@ class Forecaster:
 
     @property
     def parameters(self) -> tuple[float, ...] | float | None:
-        """The fitted parameters (holt-winters: α, β*, γ*_i; ewma: α), for logs."""
-        return self._core.model.x
+        """For logs: the fitted parameters (holt-winters: α, β*, γ*_i; ewma: α), or the
+        seasonal-level band's coverage in force."""
+        return self._core.parameters

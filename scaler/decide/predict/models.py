@@ -10,8 +10,10 @@ import math
 from collections import deque
 
 import numpy as np
-import scipy.optimize
-from scipy.signal import lfilter
+
+# scipy (optimize, signal) is imported inside the functions that fit: only holt-winters and
+# ewma need it, and importing it costs about a second, so linear and the daemon without
+# these models never pay for it.
 
 # Nelder-Mead over the logits of α, β*, γ*_i (L-BFGS-B and SLSQP spend more time in
 # multithreaded BLAS calls on 3-vectors than in the objective; logits keep the search off
@@ -127,6 +129,8 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 
 def _nelder_mead(objective, z0: np.ndarray, step: float, maxiter: int) -> np.ndarray:
     """Minimise over logits in [-_Z, _Z]^n from z0; never returns a point worse than z0."""
+    import scipy.optimize
+
     simplex = [z0]
     for i in range(z0.size):
         v = z0.copy()
@@ -160,6 +164,8 @@ def hw_pass(y: np.ndarray, k0: int, ms: tuple[int, ...], level0: float,
 
     whose direct-form-II-transposed state is exactly (−(l + b), l).
     """
+    from scipy.signal import lfilter
+
     alpha, beta, gammas = hw_params(x)
     n = y.size
     seas = []
@@ -206,6 +212,9 @@ class Ewma:
         return self.level
 
     def fit(self, y: np.ndarray, k0: int) -> None:
+        import scipy.optimize
+        from scipy.signal import lfilter
+
         y = _ffill(y)
         zi = np.array([-y[0]])
         scale = float(y.var()) * y.size + 1e-12

@@ -11,21 +11,31 @@ from scaler.policy import PredictionPolicy
 
 def realised(spec: PredictionPolicy, times, values, ticks) -> np.ndarray:
     """What each tick's forecast aims at: the mean load of the grid bucket holding
-    ``tick + horizon`` (NaN when that bucket has no valid sample)."""
+    ``tick + horizon`` (NaN when that bucket has no valid sample).
+
+    ``times`` are in time order (a recording), so buckets and seconds are runs: counted with
+    a difference and ``np.bincount`` in one pass instead of sorting the samples."""
     times = np.asarray(times, dtype=np.float64)
     values = np.asarray(values, dtype=np.float64)
     ok = np.isfinite(times) & np.isfinite(values) & (values >= 0)
-    k = np.floor(times[ok] / spec.grid).astype(np.int64)
+    t, v = times[ok], values[ok]
     target = np.floor((np.asarray(ticks, dtype=np.float64) + spec.horizon) / spec.grid)
     out = np.full(target.size, np.nan)
-    if k.size == 0:
+    if t.size == 0:
         return out
-    uniq, inverse = np.unique(k, return_inverse=True)
-    seconds = np.unique(np.stack([inverse, np.floor(times[ok]).astype(np.int64)]), axis=1)
-    means = (np.bincount(inverse, weights=values[ok])
-             / np.bincount(seconds[0], minlength=uniq.size))
-    pos = np.searchsorted(uniq, target.astype(np.int64))
-    hit = (pos < uniq.size) & (uniq[np.minimum(pos, uniq.size - 1)] == target)
+    k = np.floor(t / spec.grid).astype(np.int64)
+    k0 = int(k[0])
+    idx = k - k0
+    n = int(idx[-1]) + 1
+    second = np.floor(t)
+    new = np.ones(t.size, dtype=bool)
+    new[1:] = (second[1:] != second[:-1]) | (idx[1:] != idx[:-1])
+    seconds = np.bincount(idx, weights=new, minlength=n)
+    sums = np.bincount(idx, weights=v, minlength=n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(seconds > 0, sums / np.maximum(seconds, 1), np.nan)
+    pos = target.astype(np.int64) - k0
+    hit = (pos >= 0) & (pos < n)
     out[hit] = means[pos[hit]]
     return out
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from scaler.decide.predict.advice import Core
+from scaler.decide.predict.advice import new_core
 from scaler.policy import PredictionPolicy
 
 
@@ -17,6 +18,7 @@ class ForecastSeries:
     point: np.ndarray
     upper: np.ndarray
     active: np.ndarray       # bool
+    coverage: np.ndarray | None = None   # seasonal-level: the band's coverage (NaN: none)
 
 
 def floor_series(series: ForecastSeries, target_value: float) -> np.ndarray:
@@ -25,9 +27,12 @@ def floor_series(series: ForecastSeries, target_value: float) -> np.ndarray:
     return np.ceil(upper / target_value).astype(np.int64)
 
 
-def forecast_series(spec: PredictionPolicy, times, values, ticks) -> ForecastSeries:
+def forecast_series(spec: PredictionPolicy, times, values, ticks,
+                    target_value: float | None = None, shape: Any = None) -> ForecastSeries:
     """Advice at every tick of a recording, exactly as a :class:`Forecaster` fed every
-    sample with time <= tick would give at that tick. ``times`` must be non-decreasing."""
+    sample with time <= tick would give at that tick. ``times`` must be non-decreasing;
+    ``target_value`` is the decider's (seasonal-level needs it); ``shape``: seasonal-level's
+    fixed sizes (:class:`~scaler.decide.predict.seasonal.Shape`), for benchmarks."""
     times = np.asarray(times, dtype=np.float64)
     values = np.asarray(values, dtype=np.float64)
     ticks = np.asarray(ticks, dtype=np.float64)
@@ -41,8 +46,9 @@ def forecast_series(spec: PredictionPolicy, times, values, ticks) -> ForecastSer
     point = np.full(n_ticks, np.nan)
     upper = np.full(n_ticks, np.nan)
     active = np.zeros(n_ticks, dtype=bool)
+    coverage = np.full(n_ticks, np.nan)
     if t.size == 0:
-        return ForecastSeries(point, upper, active)
+        return ForecastSeries(point, upper, active, coverage)
     k = np.floor(t / spec.grid).astype(np.int64)
     change = np.flatnonzero(k[1:] != k[:-1]) + 1
     first = np.concatenate(([0], change))
@@ -59,7 +65,8 @@ def forecast_series(spec: PredictionPolicy, times, values, ticks) -> ForecastSer
     ev_upper = np.full(n_events, np.nan)
     ev_ready = np.zeros(n_events, dtype=bool)
     ev_end = np.full(n_events, np.inf)   # inf: no history (never stale, never active)
-    core = Core(spec)
+    ev_coverage = np.full(n_events, np.nan)
+    core = new_core(spec, target_value, shape)
     for i in range(n_events):
         core.complete(buckets[i], means_l[i], buckets[i + 1])
         if core.last is None:
@@ -71,6 +78,8 @@ def forecast_series(spec: PredictionPolicy, times, values, ticks) -> ForecastSer
             ev_upper[i] = a.upper
         ev_ready[i] = a.active
         ev_end[i] = core.end
+        if a.coverage is not None:
+            ev_coverage[i] = a.coverage
     idx = np.searchsorted(ev_time, ticks, side="right") - 1
     seen = idx >= 0
     j = idx[seen]
@@ -78,7 +87,8 @@ def forecast_series(spec: PredictionPolicy, times, values, ticks) -> ForecastSer
     upper[seen] = ev_upper[j]
     fresh = (ticks[seen] - ev_end[j]) < spec.stale_seconds
     active[seen] = ev_ready[j] & fresh
-    return ForecastSeries(point, upper, active)
+    coverage[seen] = ev_coverage[j]
+    return ForecastSeries(point, upper, active, coverage)
 
 
 def _seconds_per_bucket(t: np.ndarray, group: np.ndarray) -> np.ndarray:

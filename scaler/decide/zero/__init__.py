@@ -5,8 +5,10 @@ package. Enters: the clamped count, the current replicas, ``now``. Leaves: the r
 to set. Each strategy is one module with one class behind :class:`ScaleToZero`:
 
 * ``grace``     — ``keepAlive: fixed``: the last replica goes after the grace period;
-* ``histogram`` — ``keepAlive: histogram``: the idle-time histogram of Serverless in the
-  Wild (pre-warm before the next expected request, keep-alive after it).
+* ``histogram`` — ``keepAlive: histogram``: a warm schedule read off the workload's
+  idle-time histogram (the histogram of Serverless in the Wild), priced by
+  ``coldStartCost``: keep or pre-warm a replica minute by minute where a request is
+  likely enough to pay for it.
 
 May import: ``scaler.policy`` and the standard library. Pure: no I/O, no clock reads
 (``now`` is an argument), no logging.

@@ -1,78 +1,72 @@
-"""Adaptive scale to zero: the hybrid histogram policy of Serverless in the Wild.
+"""Adaptive scale to zero: a warm schedule read off the workload's idle-time histogram.
 
-Pure: no I/O, no clock reads, no logging. The histogram and the idle clock are values
-passed in and returned, as in :mod:`scaler.decide.zero.grace`, which this replaces when a
-policy has
-``scaleToZero.keepAlive: histogram``.
+Pure: no I/O, no clock reads, no logging. The histogram, the idle clock and the schedule are
+values passed in and returned, as in :mod:`scaler.decide.zero.grace`, which this replaces
+when a policy has ``scaleToZero.keepAlive: histogram``.
 
-The histogram (Shahrad et al., USENIX ATC 2020, §4; reference/predictive.md §2.1)
-================================================================================
+The histogram (as in Shahrad et al., "Serverless in the Wild", USENIX ATC 2020, §4)
+=================================================================================
 Per workload, a histogram of *idle times* with 1-minute bins over a 4 h range (240 bins);
-idle times of 4 h or more are counted as out-of-bounds (OOB), not binned. Here an idle time
-is the length of a run of zero wants: from the first tick at which the clamped decider count
-is 0 (after a non-zero count) to the first tick at which it is non-zero again. (The decider
-wants 0 only once the stable window has emptied, so this is the request gap minus about one
-stable window; pre-warm is timed from the same point, so the offset cancels.)
+idle times of 4 h or more count as out-of-bounds, not binned. An idle time is the length of
+a run of zero wants: from the first tick at which the clamped decider count is 0 (after a
+non-zero count) to the first tick at which it is non-zero again. (The decider wants 0 only
+once the stable window has emptied, so this is the request gap minus about one stable
+window; the schedule is timed from the same point, so the offset cancels.)
 
-:func:`windows` turns the histogram into two windows, both measured from the start z of an
-idle period:
+Why not the paper's two percentiles
+===================================
+The paper keeps one window per idle period, from the 5th percentile of the idle times (less
+10 %) to the 99th (plus 10 %). On real functions the idle times are often several modes (a
+queue drained every 1, 3 and 8 minutes) or a mode and a long tail: one window must cover the
+tail — hours warm for a few stragglers — or cut it and go cold. Measured on 97 real
+functions (benchmarks/README.md) it wasted more than a fixed 10-minute keep-alive. The
+cost-optimal rule for a renewal process is decided per minute instead, against the price
+of a cold start.
 
-* head = the bin holding the 5th percentile of the in-range idle times, tail = the bin
-  holding the 99th (the smallest bin whose cumulative share reaches the percentile);
-* pre-warm  = head's lower edge × (1 − 10 %), minus ``lead`` (the workload's start-up time,
-  so the replica is ready when the request is expected), or 0 if that is not positive;
-* keep-alive = tail's upper edge × (1 + 10 %). Upper edge because every idle time in the
-  tail bin, up to its end, must be covered; lower edge for the head for the same reason.
-  So all idle times 10 min (bin [10, 11) min) give pre-warm 9 min and keep-alive 12.1 min.
+The rule (:func:`warm_schedule`)
+================================
+G = ``scaleToZero.coldStartCost``: what a cold start is worth in replica-seconds, which is
+the fixed keep-alive the schedule must beat (a fixed G keep-alive pays up to G to avoid one).
+With n idle periods recorded, for bin b (minutes since the idle period began): c_b ended in
+it, S_b = n − Σ_{b' < b} c_{b'} lasted at least b minutes. Keeping a replica through bin b
+costs about 60·(S_b − c_b) + 30·c_b replica-seconds (those still idle pay the whole minute,
+those ending in it half) and saves c_b cold starts, so
 
-Those are the formulas of the osukhoroslov/dslab reimplementation
-(crates/dslab-faas/src/extra/hybrid_histogram.rs: head 0.05, tail 0.99, histogram margin
-0.10, ``head × bin × (1 − margin)``, ``(tail + 1) × bin × (1 + margin)``).
+    bin b is warm  iff  G · c_b > 60 · (S_b − c_b) + 30 · c_b.
 
-The histogram is *representative* — otherwise pre-warm is 0 and keep-alive is
-``fallback_grace``, which is exactly the fixed scale-to-zero grace of
-:mod:`scaler.decide.zero.grace` —
-only when all of these hold (thresholds: ``HistogramPolicy``):
+* Evidence: inside G (b < G/60) a bin goes cold only when at least 10 idle periods reached
+  it — unless idle periods shorter than G are unlikely: with k of the n shorter than G,
+  p = (k + 1)/(n + 2) (a uniform prior), thin evidence keeps G warm only while p > 1/2.
+  (A workload whose every gap so far was hours long stops paying G after each call.)
+* Fewer than 2 idle periods recorded: the fixed G keep-alive (the paper, too, falls back to
+  a generous keep-alive, not to a short one).
+* The warm bins, merged into runs [a, b), are the schedule. A run starting at 0 keeps the
+  replica that is there (a zero want never scales up from zero); a later run brings the
+  policy's initial replicas (at least one) up ``lead`` — the forecast horizon, about the
+  start-up time — before a, so they are ready at a, and lets them go at b.
+* Per-workload guard: each finished idle period is scored against the fixed G — ``extra``
+  counts those that ended cold although shorter than G, ``saved`` those that ended warm
+  although at least G long (idle periods do not depend on the keep-alive: they are the
+  decider's zero wants). While extra − saved >= 2, G is forced warm, so a workload never
+  falls more than 2 idle periods behind the fixed keep-alive on cold starts. (A cold idle
+  period can show as 2–3 cold-start episodes when requests trickle in during the start-up.)
 
-1. at least ``min_idles`` = 10 idle periods were recorded (ours; the summaries of the paper
-   we could read give no number, and dslab has no minimum);
-2. the OOB share is below ``max_oob_share`` = 0.5 (dslab's ``oob_thr`` 0.5: an OOB share of
-   at least 0.5 is its "out of bounds" pattern, for which the paper predicts the next idle
-   time with ARIMA; we fall back instead);
-3. the coefficient of variation of the 240 bin counts is at least ``min_cv`` = 2.0 (dslab's
-   ``cv_thr`` 2.0; below it the idle times are spread too evenly for percentiles to
-   predict anything, the paper's "pattern uncertain"). The CV uses the sample standard
-   deviation over all bins, as dslab does. All idle times in one bin give CV ≈ 15.5; spread
-   evenly over 48 bins, CV = 2.0.
+The step function (:func:`keepalive_step`)
+==========================================
+Called once per tick with a valid decision, with the decider's count already clamped to
+min/max (``count``) and the current replicas; returns the replicas to set and the new state.
+Ticks with an invalid decision (no data) must not call it: they change nothing and leave
+the idle clock alone (design.md, replay semantics §3).
 
-(The paper's own fallback keeps the application alive for the whole 4 h range; the product
-requirement here is the policy's fixed grace period.)
-
-The step function
-=================
-:func:`keepalive_step` is called once per tick with a valid decision, with the decider's count
-already clamped to min/max replicas (``count``) and the current replica count; it returns the
-replicas to set and the new state. Ticks with an invalid decision (no data) must not call it:
-they change nothing and leave the idle clock untouched (design.md, replay semantics §3).
-
-* ``count > 0`` ends any idle period: if that period followed a use (a non-zero count seen
-  earlier since the state was created), its length ``now − z`` is recorded into the
-  histogram. The result is ``count``.
+* ``count > 0`` ends any idle period: if it followed a use (a non-zero count seen since the
+  state was created), its length is recorded and scored. The result is ``count``.
 * ``count == 0`` at the first such tick starts an idle period at z = now and fixes its
-  windows from the histogram as it is then (they do not change during the period). Then,
-  with elapsed = now − z:
+  schedule from the histogram as it is then. Then, with elapsed = now − z: inside a run
+  starting at 0, ``min(current, 1)``; inside [a − lead, b) of a later run, the pre-warm
+  replicas; otherwise 0.
 
-  - elapsed >= keep-alive: 0;
-  - pre-warm > 0: 0 while elapsed < pre-warm (the replicas go at once), then
-    ``prewarm_replicas`` (:class:`HistogramKeepAlive` passes the policy's initial
-    replicas, at least 1) while pre-warm <= elapsed < keep-alive — scaled up with no
-    demand, so the next expected request finds a warm replica;
-  - pre-warm == 0: ``min(current, 1)`` while elapsed < keep-alive — keep one warm replica
-    and never scale up from 0 for a zero want — exactly
-    :func:`scaler.decide.zero.grace.grace_step` with ``grace_period`` = keep-alive.
-
-  An idle period still in progress is never recorded (censored), and neither is the idle
-  time before the first use (that is not a gap between invocations).
+An idle period still in progress is never recorded (censored), nor is the idle time before
+the first use (that is not a gap between invocations).
 """
 
 from __future__ import annotations
@@ -84,24 +78,18 @@ from scaler.policy import Policy
 
 BIN_SECONDS = 60.0
 RANGE_SECONDS = 4 * 3600.0
-HEAD = 0.05
-TAIL = 0.99
-MARGIN = 0.10
 
 
 @dataclass(frozen=True)
-class HistogramPolicy:
-    """When a histogram is trusted; defaults as discussed in the module docstring."""
+class ScheduleRules:
+    """How much evidence the schedule needs; defaults as in the module docstring."""
 
-    min_idles: int = 10
-    max_oob_share: float = 0.5
-    min_cv: float = 2.0
-    head: float = HEAD
-    tail: float = TAIL
-    margin: float = MARGIN
+    min_idles: int = 2         # below this, the fixed keep-alive
+    min_survivors: int = 10    # idle periods that must reach a bin inside G to turn it cold
+    slack: int = 2             # idle periods the workload may fall behind the fixed G
 
 
-DEFAULT_POLICY = HistogramPolicy()
+DEFAULT_RULES = ScheduleRules()
 
 
 @dataclass(frozen=True)
@@ -144,106 +132,118 @@ class IdleHistogram:
         counts[i] += 1
         return replace(self, counts=tuple(counts))
 
-    def percentile_bin(self, p: float) -> int:
-        """The smallest bin whose cumulative share of the in-range idle times reaches p."""
-        total = self.in_range
-        prefix = 0
-        for i, c in enumerate(self.counts):
-            prefix += c
-            if total and prefix / total >= p:
-                return i
-        return self.bins - 1
-
-    def cv(self) -> float:
-        """Coefficient of variation of the bin counts (sample standard deviation)."""
-        n = self.bins
-        mean = self.in_range / n
-        if mean == 0 or n < 2:
-            return 0.0
-        var = sum((c - mean) ** 2 for c in self.counts) / (n - 1)
-        return math.sqrt(var) / mean
-
 
 @dataclass(frozen=True)
-class KeepAliveWindows:
-    prewarm: float         # seconds after idle start to bring replicas back; 0 = keep one warm
-    keepalive: float       # seconds after idle start when the last replica goes
-    representative: bool   # False: the fixed grace (prewarm 0, keepalive = fallback_grace)
+class WarmSchedule:
+    """When to keep replicas during one idle period: [start, end) seconds since it began.
+    A run starting at 0 keeps the replica that is there; a later one pre-warms."""
+
+    runs: tuple[tuple[float, float], ...]
+    learnt: bool    # False: the fixed keep-alive (too few idle periods, or the guard)
     reason: str
 
+    @property
+    def keepalive(self) -> float:
+        """When the last replica goes for good (0: at once)."""
+        return self.runs[-1][1] if self.runs else 0.0
 
-def windows(hist: IdleHistogram, *, fallback_grace: float, lead: float = 0.0,
-            policy: HistogramPolicy = DEFAULT_POLICY) -> KeepAliveWindows:
-    """Pre-warm and keep-alive windows from the histogram, or the fixed grace period."""
-    total = hist.total
-    if total < policy.min_idles:
-        return _fixed(fallback_grace, f"too few idle periods: {total} < {policy.min_idles}")
-    share = hist.oob / total
-    if share >= policy.max_oob_share:
-        return _fixed(fallback_grace,
-                      f"too many idle times over {hist.range_seconds / 3600:g} h: "
-                      f"{share:.0%} >= {policy.max_oob_share:.0%}")
-    cv = hist.cv()
-    if cv < policy.min_cv:
-        return _fixed(fallback_grace,
-                      f"idle times too spread: bin-count CV {cv:.2f} < {policy.min_cv:g}")
-    head = hist.percentile_bin(policy.head)
-    tail = hist.percentile_bin(policy.tail)
-    # rounded to the microsecond, so 10 min × 1.1 is 660 s and not 660.0000000000001 s
-    prewarm = max(0.0, round(head * hist.bin_seconds * (1.0 - policy.margin) - lead, 6))
-    keepalive = round((tail + 1) * hist.bin_seconds * (1.0 + policy.margin), 6)
-    return KeepAliveWindows(prewarm, keepalive, True,
-                            f"histogram of {total} idle periods: head bin {head}, tail bin {tail}")
+    @property
+    def prewarm(self) -> float | None:
+        """When the first pre-warm run starts, if there is one."""
+        return next((a for a, _ in self.runs if a > 0), None)
+
+    def warm_at(self, elapsed: float) -> bool:
+        """Whether an idle period ending ``elapsed`` seconds in found a ready replica (a
+        pre-warm run counts from its start, when the replica is meant to be ready)."""
+        return any(a <= elapsed < b for a, b in self.runs)
 
 
-def _fixed(grace: float, reason: str) -> KeepAliveWindows:
-    return KeepAliveWindows(0.0, float(grace), False, "fixed grace: " + reason)
+def fixed(cold_start_cost: float, reason: str) -> WarmSchedule:
+    return WarmSchedule(((0.0, float(cold_start_cost)),), False, "fixed keep-alive: " + reason)
+
+
+def warm_schedule(hist: IdleHistogram, *, cold_start_cost: float, guard: bool = False,
+                  rules: ScheduleRules = DEFAULT_RULES) -> WarmSchedule:
+    """The warm schedule for the next idle period. ``guard``: the first ``cold_start_cost``
+    seconds stay warm whatever the histogram says (the workload has fallen behind the
+    fixed keep-alive)."""
+    n = hist.total
+    g = float(cold_start_cost)
+    if n < rules.min_idles:
+        return fixed(g, f"{n} idle periods < {rules.min_idles}")
+    size = hist.bin_seconds
+    inside = math.ceil(g / size)   # bins within the fixed keep-alive
+    # Thin evidence keeps the keep-alive warm only while an idle period shorter than it is
+    # likely: (k + 1) / (n + 2) of them, each worth g, against g for each of the others.
+    short = sum(hist.counts[:inside])
+    p_short = (short + 1) / (n + 2)
+    thin_keeps = p_short * g > (1 - p_short) * g
+    runs: list[tuple[float, float]] = []
+    survivors = n
+    for b, c in enumerate(hist.counts):
+        warm = g * c > size * (survivors - c) + 0.5 * size * c
+        if b < inside and (guard or (survivors < rules.min_survivors and thin_keeps)):
+            warm = True
+        if warm:
+            if runs and runs[-1][1] == b * size:
+                runs[-1] = (runs[-1][0], (b + 1) * size)
+            else:
+                runs.append((b * size, (b + 1) * size))
+        survivors -= c
+    why = f"{n} idle periods, {len(runs)} warm run{'s' if len(runs) != 1 else ''}"
+    return WarmSchedule(tuple(runs), True, why + (" (guard: keep-alive forced)" if guard else ""))
 
 
 @dataclass(frozen=True)
 class KeepAliveState:
     hist: IdleHistogram = field(default_factory=IdleHistogram)
     idle_since: float | None = None              # z: first tick of the current zero run
-    windows: KeepAliveWindows | None = None      # fixed at z for this idle period
+    schedule: WarmSchedule | None = None         # fixed at z for this idle period
     used: bool = False                           # a non-zero count has been seen
+    extra: int = 0     # idle periods that ended cold although shorter than the fixed G
+    saved: int = 0     # idle periods that ended warm although at least G long
 
 
-def keepalive_step(
-    state: KeepAliveState,
-    now: float,
-    count: int,
-    current: int,
-    *,
-    fallback_grace: float,
-    prewarm_replicas: int = 1,
-    lead: float = 0.0,
-    policy: HistogramPolicy = DEFAULT_POLICY,
-) -> tuple[int, KeepAliveState]:
+def keepalive_step(state: KeepAliveState, now: float, count: int, current: int, *,
+                   cold_start_cost: float, prewarm_replicas: int = 1, lead: float = 0.0,
+                   rules: ScheduleRules = DEFAULT_RULES) -> tuple[int, KeepAliveState]:
     """Replicas to set at ``now`` for the clamped decider ``count``; see the module docstring."""
     if count > 0:
-        hist = state.hist
-        if state.idle_since is not None and state.used:
-            hist = hist.record(now - state.idle_since)
-        return count, KeepAliveState(hist=hist, idle_since=None, windows=None, used=True)
+        if state.idle_since is None:
+            return count, state if state.used else replace(state, used=True)
+        hist, extra, saved = state.hist, state.extra, state.saved
+        if state.used:
+            idle = now - state.idle_since
+            hist = hist.record(idle)
+            warm = state.schedule.warm_at(idle)
+            if not warm and idle < cold_start_cost:
+                extra += 1
+            elif warm and idle >= cold_start_cost:
+                saved += 1
+        return count, KeepAliveState(hist, None, None, True, extra, saved)
     if state.idle_since is None:
-        w = windows(state.hist, fallback_grace=fallback_grace, lead=lead, policy=policy)
-        state = replace(state, idle_since=now, windows=w)
-    w = state.windows
+        guard = state.extra - state.saved >= rules.slack
+        schedule = warm_schedule(state.hist, cold_start_cost=cold_start_cost, guard=guard,
+                                 rules=rules)
+        state = replace(state, idle_since=now, schedule=schedule)
     elapsed = now - state.idle_since
-    if elapsed >= w.keepalive:
-        return 0, state
-    if w.prewarm > 0:
-        return (prewarm_replicas if elapsed >= w.prewarm else 0), state
-    return min(current, 1), state
+    for a, b in state.schedule.runs:
+        if a == 0.0:
+            if elapsed < b:
+                return min(current, 1), state
+        elif a - lead <= elapsed < b:
+            return prewarm_replicas, state
+    return 0, state
 
 
-def schedule(state: KeepAliveState) -> tuple[float, float] | None:
-    """(pre-warm time or NaN, scale-to-zero time) of the idle period in progress, for logs."""
+def idle_plan(state: KeepAliveState) -> tuple[float, float] | None:
+    """(first pre-warm time or NaN, scale-to-zero time) of the idle period in progress, for
+    logs."""
     if state.idle_since is None:
         return None
-    w = state.windows
+    s = state.schedule
     z = state.idle_since
-    return (z + w.prewarm if w.prewarm > 0 else math.nan, z + w.keepalive)
+    return (math.nan if s.prewarm is None else z + s.prewarm, z + s.keepalive)
 
 
 class HistogramKeepAlive:
@@ -251,37 +251,37 @@ class HistogramKeepAlive:
 
     Pre-warm brings back the policy's initial replicas (at least one), early by the
     forecast horizon — the workload's start-up time — so they are ready when the request
-    is expected; an untrusted histogram falls back to the policy's grace period.
+    is expected; ``coldStartCost`` prices a cold start and is the fallback keep-alive.
     """
 
-    def __init__(self, fallback_grace: float, prewarm_replicas: int = 1, lead: float = 0.0,
-                 thresholds: HistogramPolicy = DEFAULT_POLICY) -> None:
-        self.fallback_grace = fallback_grace
+    def __init__(self, cold_start_cost: float, prewarm_replicas: int = 1, lead: float = 0.0,
+                 rules: ScheduleRules = DEFAULT_RULES) -> None:
+        self.cold_start_cost = cold_start_cost
         self.prewarm_replicas = prewarm_replicas
         self.lead = lead
-        self.thresholds = thresholds
+        self.rules = rules
         self.state = KeepAliveState()
 
     @classmethod
     def for_policy(cls, policy: Policy) -> HistogramKeepAlive:
-        return cls(policy.scale_to_zero_grace_period, max(1, policy.initial_replicas),
+        return cls(policy.cold_start_cost, max(1, policy.initial_replicas),
                    policy.prediction.horizon)
 
     def replicas(self, count: int, current: int, now: float) -> int:
         replicas, self.state = keepalive_step(
-            self.state, now, count, current, fallback_grace=self.fallback_grace,
-            prewarm_replicas=self.prewarm_replicas, lead=self.lead, policy=self.thresholds)
+            self.state, now, count, current, cold_start_cost=self.cold_start_cost,
+            prewarm_replicas=self.prewarm_replicas, lead=self.lead, rules=self.rules)
         return replicas
 
     def settled(self, now: float, replicas: int) -> bool:
-        # Busy (no idle clock), or idle past the keep-alive with the replicas gone.
+        # Busy (no idle clock), or idle past the schedule's end with the replicas gone.
         state = self.state
         if state.idle_since is None:
             return True
-        return replicas == 0 and now - state.idle_since >= state.windows.keepalive
+        return replicas == 0 and now - state.idle_since >= state.schedule.keepalive
 
     def remaining(self, now: float) -> float | None:
         state = self.state
         if state.idle_since is None:
             return None
-        return max(0.0, state.windows.keepalive - (now - state.idle_since))
+        return max(0.0, state.schedule.keepalive - (now - state.idle_since))

@@ -1,0 +1,5 @@
+import sys
+
+from scaler.activator.cli import main
+
+sys.exit(main())
