@@ -39,6 +39,10 @@ if TYPE_CHECKING:
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_RECORDING = PACKAGE_DIR / "recordings" / "default.csv"
 
+# SIGTERM to exit: the promise is 5 s. The lease is released by this many seconds after the
+# signal, whatever the loop was doing, leaving the rest for closing the servers.
+SHUTDOWN_RELEASE_BY = 4.0
+
 # About a year of 1 s ticks: beyond this a replay would not fit in memory.
 MAX_TICKS = 32_000_000
 
@@ -486,6 +490,7 @@ def build_daemon(policies: list[Policy], policy_path: str | Path,
     from scaler.daemon.observability import Metrics
     from scaler.daemon.poke import PokeInbox
     from scaler.kube import KubeClient
+    from scaler import __version__
 
     if leader_elect and not lease_namespace:
         raise UsageError("--leader-elect needs --lease-namespace (or POD_NAMESPACE)")
@@ -499,8 +504,12 @@ def build_daemon(policies: list[Policy], policy_path: str | Path,
                          "--activator-url or --activator-service")
     clock = clock or SystemClock()
     stop = threading.Event()
+    identity = identity or os.environ.get("POD_NAME") or None
+    # The API server names the writer "scaler" (the User-Agent up to its first "/"); the
+    # rest tells replicas apart in its audit log.
+    agent = f"scaler/{__version__}" + (f" ({identity})" if identity else "")
     try:
-        client = KubeClient.from_config(kubeconfig)
+        client = KubeClient.from_config(kubeconfig, user_agent=agent)
     except Exception as exc:   # kubeconfig missing, malformed, or not in a cluster
         raise UsageError(f"cannot load Kubernetes configuration: {exc}") from None
     if connection is not None:
@@ -522,9 +531,9 @@ def build_daemon(policies: list[Policy], policy_path: str | Path,
         from scaler.daemon.lease import LeaderElector
 
         # The holder's name: the pod's (from the Downward API) unless given.
-        elector = LeaderElector(client, lease_namespace, lease_name,
-                                identity=identity or os.environ.get("POD_NAME") or None,
-                                clock=clock, stop=stop)
+        # serve() releases the lease itself, within the shutdown budget.
+        elector = LeaderElector(client, lease_namespace, lease_name, identity=identity,
+                                clock=clock, stop=stop, release_on_cancel=False)
     daemon = Daemon(policies, source=source, actuator=DryRunActuator(live) if dry_run else live,
                     clock=clock, metrics=Metrics(registry), policy_path=Path(policy_path),
                     is_leader=elector.is_leader if elector else None, stop=stop,
@@ -562,6 +571,8 @@ def serve(parts: DaemonParts, *, metrics_port: int = 9090, health_port: int = 80
     if parts.activators is not None:
         parts.activators.start()
     structlog.get_logger("scaler").info(
+        # Both addresses are free of credentials (the Prometheus URL's went into basic
+        # auth, the API server's host is shown without them).
         "serving", metrics_port=metrics_port, health_port=health_port,
         prometheus=parts.source.connection.url, kubernetes=parts.kubernetes,
         leader_election=parts.elector is not None, dry_run=dry_run,
@@ -569,9 +580,13 @@ def serve(parts: DaemonParts, *, metrics_port: int = 9090, health_port: int = 80
     try:
         daemon.run()
     finally:
-        parts.stop.set()
-        if lease_thread is not None:
-            lease_thread.join(timeout=2)   # releases the lease for a fast takeover
+        daemon.request_stop()
+        if parts.elector is not None:
+            # Released from here, by a deadline, rather than by the election thread: with
+            # a slow API server that thread may be inside a request for seconds.
+            stopped = daemon.stop_requested_at or parts.daemon.clock.monotonic()
+            parts.elector.release(deadline=stopped + SHUTDOWN_RELEASE_BY)
+            lease_thread.join(timeout=0.5)
         health.stop()
         metrics_server.shutdown()
         if parts.activators is not None:

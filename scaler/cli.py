@@ -112,7 +112,8 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--health-port", type=int, default=8080,
                    help="/healthz and /readyz port (default 8080)")
     d.add_argument("--bind-address", default="0.0.0.0",
-                   help="address the HTTP endpoints listen on (default 0.0.0.0)")
+                   help="address the HTTP endpoints listen on (default 0.0.0.0, what a pod "
+                        "needs; 127.0.0.1 on a laptop)")
     d.add_argument("--leader-elect", action="store_true",
                    help="take a Lease before writing, so two replicas can run for HA")
     d.add_argument("--lease-name", default="scaler", help="Lease name (default scaler)")

@@ -25,3 +25,12 @@ def load_exporter() -> Iterator[LoadExporter]:
 def prometheus(load_exporter: LoadExporter) -> Iterator[PrometheusServer]:
     with PrometheusServer([load_exporter.target]) as server:
         yield server
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """Print the fault matrix (tests/test_fault_matrix.py) when its tests ran."""
+    from support import faultmatrix
+
+    if faultmatrix.ROWS:
+        terminalreporter.write_sep("=", "fault matrix: a running daemon under injected faults")
+        terminalreporter.write_line(faultmatrix.format_table(faultmatrix.ROWS))

@@ -421,6 +421,49 @@ def test_the_scope_check_recognises_cluster_scoped_kinds():
 
 
 # --------------------------------------------------------------------------------------
+# network exposure
+
+
+@pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
+def test_network_policy_admits_only_the_metrics_scrape(kustomization):
+    """Ingress to the scaler pods: the metrics port, and the health port only from the
+    activators (their pokes) when the activator component is in. The kubelet's probes come
+    from the pod's node, which NetworkPolicy always admits, so they need no rule."""
+    docs = render(kustomization)
+    (policy,) = find(docs, "NetworkPolicy", "scaler")
+    pod_labels = one(docs, "Deployment", "scaler")["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    container = scaler_container(docs)
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    admitted: dict[int, list] = {}
+    for rule in policy["spec"]["ingress"]:
+        assert rule.get("ports"), "a rule without ports admits every port"
+        for port in rule["ports"]:
+            assert port.get("protocol", "TCP") == "TCP"
+            admitted.setdefault(ports.get(port["port"], port["port"]), []).append(
+                rule.get("from"))
+    with_activators = any(a.startswith("--activator-service") for a in container["args"])
+    assert set(admitted) == ({ports["metrics"], ports["health"]} if with_activators
+                             else {ports["metrics"]})
+    if with_activators:
+        activator = one(docs, "Deployment", "scaler-activator")
+        labels = activator["spec"]["template"]["metadata"]["labels"]
+        [sources] = admitted[ports["health"]]
+        assert sources == [{"podSelector": {"matchLabels": {
+            "app.kubernetes.io/name": labels["app.kubernetes.io/name"]}}}]
+    if kustomization == BASE:
+        assert admitted[ports["metrics"]] == [None]
+        return
+    # The example narrows the scrape to the namespace its Prometheus lives in.
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    prometheus_namespace = re.match(r"https?://[^.]+\.([^.]+)\.svc", env["PROMETHEUS_URL"])
+    assert prometheus_namespace, env["PROMETHEUS_URL"]
+    assert admitted[ports["metrics"]] == [[{"namespaceSelector": {"matchLabels": {
+        "kubernetes.io/metadata.name": prometheus_namespace.group(1)}}}]]
+
+
+# --------------------------------------------------------------------------------------
 # the scaler Deployment against the daemon's contract and the image
 
 

@@ -55,6 +55,7 @@ class InMemoryTarget:
         self.writes: list[int] = []
         self.conflicts_left = 0
         self.events: list[tuple[str, str]] = []
+        self.warnings: list[tuple[str, str]] = []
 
     def read(self, target, *, deadline=None):
         return ScaleStatus(self.replicas, self.replicas, str(self.version), self.paused)
@@ -70,6 +71,10 @@ class InMemoryTarget:
         self.version += 1
         self.writes.append(replicas)
         self.events.append((reason, message))
+        return True
+
+    def warn(self, target, reason, message, *, deadline=None):
+        self.warnings.append((reason, message))
         return True
 
 

@@ -40,7 +40,7 @@ HOSTILE = [
     pytest.param(b"timestamp,value\n1,2\n2,\"" + b"x" * 131_073 + b"\"\n", "rec.csv",
                  ["line 3", "field larger than field limit"], id="131073-character-quoted-field"),
     pytest.param(b"timestamp,value\n1,2\n2,3e0\n3,1.8e302\n", "rec.csv",
-                 ["line 4", "beyond any load", "1e+18"], id="value-1.8e302"),
+                 ["line 4", "beyond any load", "9.0072e+15"], id="value-1.8e302"),
     pytest.param(b"timestamp,value\n1,2\n2,1.8e302\n", "rec.csv",
                  ["line 3", "beyond any load"], id="value-1.8e302-fast-path-file"),
     pytest.param(json.dumps({"data": {"result": [{"metric": {}, "values": [

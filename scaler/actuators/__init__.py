@@ -4,7 +4,8 @@ Enters: a target and a replica count. Leaves: the target's :class:`ScaleStatus`,
 a write (or, for a dry run, a report of the write). One module per actuator, each
 behind :class:`Actuator`:
 
-* ``kubernetes`` — the live daemon's actuator (the target's scale subresource);
+* ``kubernetes`` — the live daemon's actuator (the target's scale subresource), with
+  ``events`` recording its Kubernetes Events as client-go does;
 * ``simulated``  — replay's workload model (start-up delay, ReplicaSet victim order),
   and an actuator over it for running the daemon's loop on a recording;
 * ``dry_run``    — wraps another actuator: reads pass through, writes are only logged.
@@ -17,7 +18,7 @@ the decider or the daemon.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from scaler.policy import ScaleTargetRef
@@ -31,6 +32,9 @@ class ScaleStatus:
     ready_replicas: int         # ready pods, from the target's status (the decider's ready_pods)
     resource_version: str = ""  # for optimistic concurrency on the next write
     paused: bool = False        # annotation scaler/paused: "true" on the target
+    # Who else last set spec.replicas (its managedFields manager), "" when it was us or
+    # nobody knows: provenance, not state, so it takes no part in comparisons.
+    replicas_owner: str = field(default="", compare=False)
 
 
 class ActuatorError(Exception):
@@ -72,3 +76,8 @@ class Actuator(Protocol):
         Returns True when the target now has ``replicas`` (written, or already so), False
         when the actuator only reported the write (a dry run).
         """
+
+    def warn(self, target: ScaleTargetRef, reason: str, message: str, *,
+             deadline: float | None = None) -> bool:
+        """Tell the target's owners something is wrong (a Kubernetes Warning Event such
+        as FailedGetScale); best effort, never raises. True when recorded."""

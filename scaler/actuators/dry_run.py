@@ -29,3 +29,8 @@ class DryRunActuator:
         log.info("would_scale", target=str(target), replicas=replicas, reason=reason,
                  message=message)
         return False
+
+    def warn(self, target: ScaleTargetRef, reason: str, message: str, *,
+             deadline: float | None = None) -> bool:
+        log.warning("would_warn", target=str(target), reason=reason, message=message)
+        return False

@@ -3,23 +3,30 @@
 Works for Deployments, StatefulSets, ReplicaSets and any custom resource that has a scale
 subresource (found through API discovery). Writes are optimistic: each carries the
 resourceVersion the decision was made on, so a concurrent change is a :class:`Conflict`,
-never a blind overwrite. After a successful write it records a core/v1 Event on the target.
-Requests go through :class:`scaler.kube.KubeClient` (plain JSON, no typed models).
+never a blind overwrite. After a successful write it records a core/v1 Event on the target
+(``events.py``: a repeat is counted up by PATCH). Requests go through
+:class:`scaler.kube.KubeClient` (plain JSON, no typed models); writes name their field
+manager, ``scaler``, so managedFields tell who else sets a target's replicas.
 
 Retries: tenacity is the only retry layer (urllib3's own retries are switched off). 429, 5xx,
 timeouts and connection errors are retried with jittered exponential backoff until the
-call's deadline, and stop at once when the shutdown event is set. Deadlines, backoff
+call's deadline, and stop at once when the shutdown event is set. A Retry-After on a 429 or
+503 is honoured across calls: until it has passed no request goes out (an error
+``throttled``, or a short wait when it ends within the call's deadline). Deadlines, backoff
 sleeps and event times all come from the injected clock.
+
+A write whose answer is lost (a timeout) may still have been applied: it is remembered, and
+the next read that shows it applied records its Event, late but not lost.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -32,6 +39,7 @@ from tenacity import (
 )
 
 from scaler.actuators import ActuatorError, Conflict, ScaleStatus
+from scaler.actuators.events import EventRecorder
 from scaler.clock import Clock, SystemClock
 from scaler.kube import KubeClient, Response, TransientError, TransportError
 from scaler.policy import ScaleTargetRef
@@ -42,7 +50,11 @@ Obj = dict[str, Any]
 
 PAUSED_ANNOTATION = "scaler/paused"
 EVENT_COMPONENT = "scaler"
+FIELD_MANAGER = "scaler"
 MERGE_PATCH = "application/merge-patch+json"
+# A server's Retry-After is honoured up to this many seconds: a wrong header must not
+# silence every target for hours.
+MAX_RETRY_AFTER = 120.0
 
 # Kinds whose plural is known without asking the API server.
 _BUILT_IN = {
@@ -50,10 +62,6 @@ _BUILT_IN = {
     ("apps/v1", "StatefulSet"): "statefulsets",
     ("apps/v1", "ReplicaSet"): "replicasets",
 }
-
-
-class _Stopped(Exception):
-    """Shutdown was requested; no further request is made."""
 
 
 def _status_message(body: Any) -> str:
@@ -80,7 +88,9 @@ def _http_error(target: ScaleTargetRef, method: str, path: str, resp: Response) 
         return Conflict(target, message)
     if resp.status == 429 or resp.status >= 500:
         reason = "throttled" if resp.status == 429 else f"http_{resp.status}"
-        return TransientError(reason, f"{method} {path}: {message}")
+        after = resp.retry_after
+        asked = f" (Retry-After {after:g} s)" if after is not None else ""
+        return TransientError(reason, f"{method} {path}: {message}{asked}", after)
     if resp.status == 403:
         return ActuatorError(target, "forbidden", f"{message} (the scaler's service account "
                                                   f"needs get/patch on {_resource_of(path)} "
@@ -100,6 +110,36 @@ class _Seen:
     resource_version: str
     replicas: int
     uid: str
+
+
+@dataclass(frozen=True)
+class _Unanswered:
+    """A scale write that went out but whose answer never came: it may have landed."""
+
+    replicas: int
+    resource_version: str     # the version it was decided on
+    reason: str
+    message: str
+
+
+class _Stopped(Exception):
+    """Shutdown was requested; no further request is made."""
+
+
+class _Throttled(Exception):
+    """The API server asked for a pause that has not passed; no request is made."""
+
+
+def replicas_owner(obj: Obj) -> tuple[str, str]:
+    """(field manager, time) of whoever last set spec.replicas, from managedFields."""
+    owners = [(entry.get("time") or "", entry.get("manager") or "")
+              for entry in (obj.get("metadata") or {}).get("managedFields") or []
+              if isinstance(entry, dict)
+              and "f:replicas" in ((entry.get("fieldsV1") or {}).get("f:spec") or {})]
+    if not owners:
+        return "", ""
+    when, manager = max(owners)
+    return manager, when
 
 
 class KubernetesActuator:
@@ -122,9 +162,12 @@ class KubernetesActuator:
         self._wait = wait_random_exponential(multiplier=backoff_initial, max=backoff_max)
         self._plurals: dict[tuple[str, str], str] = dict(_BUILT_IN)
         self._seen: dict[ScaleTargetRef, _Seen] = {}
+        self._unanswered: dict[ScaleTargetRef, _Unanswered] = {}
         self._lock = threading.Lock()
-        self._host = socket.gethostname()
-        self._last_event_ns = 0
+        self._events = EventRecorder(client, self._clock, host=socket.gethostname(),
+                                     field_manager=FIELD_MANAGER)
+        # Monotonic time before which the API server asked for no requests (Retry-After).
+        self._not_before = -math.inf
 
     # ---- the Actuator protocol
 
@@ -135,17 +178,36 @@ class KubernetesActuator:
         obj = self._call(target, "GET", base, until)
         meta = scale.get("metadata") or {}
         annotations = (obj.get("metadata") or {}).get("annotations") or {}
+        owner, _ = replicas_owner(obj)
         status = ScaleStatus(
             # A Scale's spec.replicas is omitempty and so is readyReplicas: absent means 0.
             replicas=int((scale.get("spec") or {}).get("replicas", 0)),
             ready_replicas=int((obj.get("status") or {}).get("readyReplicas", 0)),
             resource_version=str(meta.get("resourceVersion", "")),
             paused=annotations.get(PAUSED_ANNOTATION) == "true",
+            replicas_owner="" if owner == FIELD_MANAGER else owner,
         )
         with self._lock:
             self._seen[target] = _Seen(status.resource_version, status.replicas,
                                        str(meta.get("uid", "")))
+            unanswered = self._unanswered.pop(target, None)
+        if unanswered is not None:
+            self._settle(target, unanswered, status, until)
         return status
+
+    def _settle(self, target: ScaleTargetRef, write: _Unanswered, status: ScaleStatus,
+                until: float) -> None:
+        """A write whose answer was lost: did it land? If so its Event is due now."""
+        landed = (status.replicas == write.replicas
+                  and status.resource_version != write.resource_version
+                  and status.replicas_owner == "")
+        if not landed:
+            log.warning("scale_not_applied", target=str(target), replicas=write.replicas,
+                        now=status.replicas)
+            return
+        log.info("scale_confirmed", target=str(target), replicas=write.replicas,
+                 reason=write.reason, detail="the write's answer was lost, but it was applied")
+        self._record_event(target, write.reason, write.message, until)
 
     def scale(self, target: ScaleTargetRef, replicas: int, *, resource_version: str,
               reason: str, message: str, deadline: float | None = None) -> bool:
@@ -161,12 +223,19 @@ class KubernetesActuator:
         base = self._object_path(target, until)
         # A merge patch that carries metadata.resourceVersion is a precondition: 409 if stale.
         patch = {"metadata": {"resourceVersion": resource_version}, "spec": {"replicas": replicas}}
+        sent = _Unanswered(replicas, resource_version, reason, message)
+        lost: list[bool] = []
         try:
-            scale = self._call(target, "PATCH", f"{base}/scale", until, body=patch,
-                               content_type=MERGE_PATCH)
-        except Conflict:
+            scale = self._call(target, "PATCH", f"{base}/scale?fieldManager={FIELD_MANAGER}",
+                               until, body=patch, content_type=MERGE_PATCH,
+                               lost_answers=lost)
+        except ActuatorError:
             with self._lock:
                 self._seen.pop(target, None)
+                if lost:
+                    # A timed-out attempt may have landed (and made a retry a 409): the
+                    # next read tells, and records the Event if it did.
+                    self._unanswered[target] = sent
             raise
         meta = scale.get("metadata") or {}
         with self._lock:
@@ -176,43 +245,30 @@ class KubernetesActuator:
         self._record_event(target, reason, message, until)
         return True
 
+    def warn(self, target: ScaleTargetRef, reason: str, message: str, *,
+             deadline: float | None = None) -> bool:
+        """A Warning Event on the target (e.g. FailedGetScale): best effort, one attempt."""
+        return self._record_event(target, reason, message, self._deadline(deadline),
+                                  type_="Warning")
+
     # ---- events
 
     def _record_event(self, target: ScaleTargetRef, reason: str, message: str,
-                      until: float) -> None:
+                      until: float, *, type_: str = "Normal") -> bool:
         """Best effort: one attempt, within what is left of the deadline; never raises."""
         with self._lock:
             seen = self._seen.get(target)
-            # client-go's recorder names events "<object>.<unix nanos in hex>"; a clock that
-            # stands still (a manual one) must still give each event its own name.
-            self._last_event_ns = max(int(self._clock.now() * 1e9), self._last_event_ns + 1)
-            event_ns = self._last_event_ns
-        now = datetime.fromtimestamp(event_ns / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        involved: Obj = {"apiVersion": target.api_version, "kind": target.kind,
-                         "name": target.name, "namespace": target.namespace}
+        involved: Obj = {}
         if seen and seen.uid:
-            involved["uid"] = seen.uid
-            involved["resourceVersion"] = seen.resource_version
-        event = {
-            "apiVersion": "v1", "kind": "Event",
-            "metadata": {"name": f"{target.name}.{event_ns:x}",
-                         "namespace": target.namespace},
-            "involvedObject": involved, "reason": reason, "message": message, "type": "Normal",
-            "source": {"component": EVENT_COMPONENT, "host": self._host},
-            "reportingComponent": EVENT_COMPONENT, "reportingInstance": self._host,
-            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
-        }
-        path = f"/api/v1/namespaces/{target.namespace}/events"
+            involved = {"uid": seen.uid, "resourceVersion": seen.resource_version}
         remaining = until - self._clock.monotonic()
-        try:
-            if remaining <= 0:
-                raise TransientError("timeout", "no time left before the deadline")
-            resp = self._client.request("POST", path, body=event,
-                                        timeout=min(self._request_timeout, remaining))
-            if not 200 <= resp.status < 300:
-                raise _http_error(target, "POST", path, resp)
-        except (ActuatorError, TransportError) as exc:  # a courtesy; the scale happened
-            log.warning("event_failed", target=str(target), reason=reason, error=str(exc))
+        if remaining <= 0 or self._clock.monotonic() < self._not_before:
+            log.warning("event_failed", target=str(target), reason=reason,
+                        error="no time left before the deadline" if remaining <= 0
+                        else "the API server asked for a pause (Retry-After)")
+            return False
+        return self._events.record(target, type_, reason, message, involved=involved,
+                                   timeout=min(self._request_timeout, remaining))
 
     # ---- plumbing
 
@@ -252,31 +308,52 @@ class KubernetesActuator:
                             f"{target.api_version} serves no kind {target.kind}")
 
     def _call(self, target: ScaleTargetRef, method: str, path: str, until: float, *,
-              body: Any = None, content_type: str = "application/json") -> Obj:
-        """One API call, retried on transient failures until ``until`` or shutdown."""
+              body: Any = None, content_type: str = "application/json",
+              lost_answers: list[bool] | None = None) -> Obj:
+        """One API call, retried on transient failures until ``until`` or shutdown.
+        ``lost_answers`` gets an entry for each request that went out and timed out."""
 
         failures: list[TransientError] = []   # what went wrong so far, newest last
 
         def attempt() -> Obj:
             if self._stop.is_set():
                 raise _Stopped()
+            self._wait_out_retry_after(until)
             timeout = min(self._request_timeout, until - self._clock.monotonic())
             try:
                 if timeout <= 0:
                     raise TransientError("timeout", f"{method} {path}: no time left before "
                                                     "the deadline")
-                resp = self._client.request(method, path, body=body, content_type=content_type,
-                                            timeout=timeout)
+                try:
+                    resp = self._client.request(method, path, body=body,
+                                                content_type=content_type, timeout=timeout)
+                except TransientError as exc:
+                    if exc.reason == "timeout" and lost_answers is not None:
+                        lost_answers.append(True)
+                    raise
                 if 200 <= resp.status < 300:
                     return resp.body if isinstance(resp.body, dict) else {}
                 raise _http_error(target, method, path, resp)
             except TransientError as exc:
+                if exc.retry_after is not None:
+                    pause = min(exc.retry_after, MAX_RETRY_AFTER)
+                    with self._lock:
+                        self._not_before = max(self._not_before,
+                                               self._clock.monotonic() + pause)
                 # A timeout that only the deadline cut short says less than the failure
                 # before it: report that one (e.g. the 503 that caused the retries).
                 if exc.reason == "timeout" and timeout < self._request_timeout and failures:
                     raise failures[-1] from None
                 failures.append(exc)
                 raise
+
+        def wait(state: RetryCallState) -> float:
+            backoff = self._wait(state)
+            failure = state.outcome.exception() if state.outcome else None
+            after = getattr(failure, "retry_after", None)
+            # The server's pause, when it asked for a longer one; past_deadline then
+            # gives up rather than shorten it.
+            return max(backoff, min(after, MAX_RETRY_AFTER)) if after else backoff
 
         def past_deadline(state: RetryCallState) -> bool:
             # Never start a backoff sleep that would end past the deadline.
@@ -285,7 +362,7 @@ class KubernetesActuator:
         retrying = Retrying(
             retry=retry_if_exception_type(TransientError),
             stop=stop_when_event_set(self._stop) | past_deadline,
-            wait=self._wait,
+            wait=wait,
             # A shutdown ends the backoff sleep at once.
             sleep=lambda seconds: self._clock.sleep(seconds, self._stop),
             before_sleep=_log_retry(target),
@@ -296,6 +373,9 @@ class KubernetesActuator:
         except _Stopped:
             raise ActuatorError(target, "shutdown",
                                 f"{method} {path} not sent: shutting down") from None
+        except _Throttled as exc:
+            last = f"{failures[-1].detail}; " if failures else ""
+            raise ActuatorError(target, "throttled", f"{last}{exc}") from None
         except TransientError as exc:
             if self._stop.is_set():
                 raise ActuatorError(target, "shutdown", exc.detail) from None
@@ -304,6 +384,19 @@ class KubernetesActuator:
                                                     "attempts at the deadline)") from None
         except TransportError as exc:
             raise ActuatorError(target, exc.reason, exc.detail) from None
+
+    def _wait_out_retry_after(self, until: float) -> None:
+        """Before a request: if the server's pause ends within the deadline, wait for it;
+        otherwise send nothing (_Throttled)."""
+        with self._lock:
+            left = self._not_before - self._clock.monotonic()
+        if left <= 0:
+            return
+        if self._clock.monotonic() + left >= until:
+            raise _Throttled(f"the API server asked for a pause (Retry-After): {left:.1f} s "
+                             "left, no request sent")
+        if self._clock.sleep(left, self._stop):
+            raise _Stopped()
 
     def close(self) -> None:
         self._client.close()

@@ -90,3 +90,7 @@ class SimulatedActuator:
         self.version += 1
         self.events.append((now, replicas, reason))
         return True
+
+    def warn(self, target: ScaleTargetRef, reason: str, message: str, *,
+             deadline: float | None = None) -> bool:
+        return False   # a simulated workload has nobody to tell

@@ -10,7 +10,11 @@ record for a whole lease duration (client-go's "observed time", which needs no s
 clocks). The leader's claim is anchored before its last successful renewal request and ends
 after the renew deadline, which is shorter than the lease duration; the difference covers
 writes still in flight. On shutdown the leader releases the lease (holderIdentity cleared,
-client-go's ReleaseOnCancel) so the other replica takes over at its next retry.
+client-go's ReleaseOnCancel) so the other replica takes over at its next retry. The release
+has its own deadline and does not wait for the election thread: with a slow API server a
+renewal may still be in flight, so a release answered 409 reads the lease again and
+retries, and once the stop event is set no round writes the lease any more (a round that
+read it just after the release would otherwise take it back).
 
 A failed round is not retried on its own: the next round comes one retry period later, which
 is the election's own rhythm rather than a retry layer.
@@ -91,6 +95,9 @@ class LeaderElector:
         self._observed: dict[str, Any] | None = None
         self._observed_at = 0.0                   # monotonic, when _observed last changed
         self._observed_rv = ""
+        self._release_claimed = False             # release() runs once, whoever calls it
+        self._released = threading.Event()        # ...and a second caller waits for it
+        self._release_result = False
 
     # ---- the daemon's question
 
@@ -154,6 +161,10 @@ class LeaderElector:
                *, lost: str) -> bool:
         """Create or update the lease: ``ok`` wins it, a 409 (someone else wrote first)
         loses it, anything else leaves this round undecided."""
+        if self._stop.is_set():
+            # Shutting down: the lease may already be released; never take it back. (Not
+            # _lost(): release() still needs to know that this replica held it.)
+            return False
         resp = self._client.request(method, path, body=body, timeout=self._timeout)
         if resp.status == 409:
             return self._lost(lost)
@@ -187,32 +198,71 @@ class LeaderElector:
 
     # ---- shutdown
 
-    def release(self) -> bool:
-        """Give the lease up (holderIdentity cleared) so another replica can take it now."""
+    def release(self, deadline: float | None = None) -> bool:
+        """Give the lease up (holderIdentity cleared) so another replica can take it now.
+
+        Runs once, whoever calls it, and ends by ``deadline``, a ``clock.monotonic()``
+        value (default: one request timeout from now). A caller that comes second waits
+        for the first one's outcome until its own deadline, and returns False."""
+        until = self._clock.monotonic() + self._timeout if deadline is None else deadline
         with self._lock:
             was = self._renewed_at is not None
             self._renewed_at = None      # stop writing before the lease is gone
+            second = self._release_claimed
+            self._release_claimed = True
             observed, rv = self._observed or {}, self._observed_rv
-        if not was or observed.get("holderIdentity") != self.identity:
+        if second:
+            # E.g. the election thread on its way out: the process must not exit before
+            # that release is answered.
+            self._released.wait(max(0.0, until - self._clock.monotonic()))
             return False
-        now = _micro_time(self._clock.now())
-        body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                "metadata": {"name": self._name, "namespace": self._namespace,
-                             "resourceVersion": rv},
-                "spec": {"holderIdentity": "", "leaseDurationSeconds": 1, "acquireTime": now,
-                         "renewTime": now,
-                         "leaseTransitions": observed.get("leaseTransitions") or 0}}
         try:
-            resp = self._client.request("PUT", f"{self._path}/{self._name}", body=body,
-                                        timeout=self._timeout)
-        except TransportError as exc:
-            log.warning("lease_release_failed", lease=self._name, error=str(exc))
-            return False
-        if resp.status != 200:
-            log.warning("lease_release_failed", lease=self._name, status=resp.status)
-            return False
-        log.info("lease_released", lease=self._name, identity=self.identity)
-        return True
+            self._release_result = (was and observed.get("holderIdentity") == self.identity
+                                    and self._put_released(observed, rv, until))
+        finally:
+            self._released.set()
+        return self._release_result
+
+    def _put_released(self, observed: dict[str, Any], rv: str, until: float) -> bool:
+        """Clear holderIdentity; after a 409 (a renewal landed meanwhile) read again."""
+        path = f"{self._path}/{self._name}"
+        error = "no time left"
+        for _ in range(3):   # a 409 means a renewal landed meanwhile: read and try again
+            left = until - self._clock.monotonic()
+            if left <= 0.05:
+                break
+            now = _micro_time(self._clock.now())
+            body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                    "metadata": {"name": self._name, "namespace": self._namespace,
+                                 "resourceVersion": rv},
+                    "spec": {"holderIdentity": "", "leaseDurationSeconds": 1,
+                             "acquireTime": now, "renewTime": now,
+                             "leaseTransitions": observed.get("leaseTransitions") or 0}}
+            try:
+                resp = self._client.request("PUT", path, body=body,
+                                            timeout=min(self._timeout, left))
+                if resp.status == 200:
+                    log.info("lease_released", lease=self._name, identity=self.identity)
+                    return True
+                error = f"HTTP {resp.status}"
+                if resp.status != 409:
+                    break
+                left = until - self._clock.monotonic()
+                if left <= 0.05:
+                    break
+                resp = self._client.request("GET", path, timeout=min(self._timeout, left))
+                if resp.status != 200:
+                    error = f"GET lease: HTTP {resp.status}"
+                    break
+                observed = resp.body.get("spec") or {}
+                rv = resp.body["metadata"]["resourceVersion"]
+                if observed.get("holderIdentity") != self.identity:
+                    return False    # no longer ours: nothing to release
+            except TransportError as exc:
+                error = str(exc)
+                break
+        log.warning("lease_release_failed", lease=self._name, error=error)
+        return False
 
     # ---- the loop
 

@@ -17,6 +17,10 @@ has ingested every scrape stamped at or before T. At tick T the loop:
    process is not the leader; a 409 means re-read and decide again. (A dry run is an
    actuator that only reports its writes: the loop does not know it is one.)
 
+A target that fails is said once, not every tick (``faults``): one error line and, when it
+will not fix itself (forbidden, missing, no scale subresource), one Warning Event, then
+backoff until it works again; a run of 409s is one warning naming the other writer.
+
 Time comes from an injected clock and sleeps wake early on shutdown and reload, so tests
 drive the loop with a manual clock. Signals only set events; the work happens here.
 """
@@ -34,6 +38,7 @@ import structlog
 from scaler.actuators import Actuator, ActuatorError, Conflict, ScaleStatus
 from scaler.clock import Clock
 from scaler.daemon.activator import ActivatorHooks
+from scaler.daemon.faults import MAX_BACKOFF, TargetFaults
 from scaler.daemon.observability import Metrics
 from scaler.decide.kpa import go_ceil
 from scaler.decide.pipeline import PolicyScaler, TickResult
@@ -61,6 +66,8 @@ class Target:
     last_action: str = ""
     ticks: int = 0
     forecast_warm: bool = False         # forecast history read (or tried) once
+    read_faults: TargetFaults = field(default_factory=TargetFaults)
+    write_faults: TargetFaults = field(default_factory=TargetFaults)
 
     @property
     def name(self) -> str:
@@ -103,6 +110,7 @@ class Daemon(ActivatorHooks):
             for p in self.policies}
         self._fingerprint = policy_files.fingerprint(self.policy_path) if self.policy_path else ()
         self.last_loop: float | None = None     # monotonic time of the last loop pass
+        self.stop_requested_at: float | None = None   # monotonic, for the shutdown budget
         self.queried_ok = False
         self._last_replicas: dict[str, int] = {}    # each policy's last decision (pokes)
         self.metrics.reload_success.set(1)
@@ -127,6 +135,8 @@ class Daemon(ActivatorHooks):
         return True, "ok"
 
     def request_stop(self) -> None:
+        if self.stop_requested_at is None:
+            self.stop_requested_at = self.clock.monotonic()
         self.stop.set()
         self.wake.set()
 
@@ -235,13 +245,17 @@ class Daemon(ActivatorHooks):
         # A poked tick decides on the windows as they are (the poke was just recorded).
         reading = self._refresh(target, t, deadline) if refresh else Reading(samples=())
         act_by = started + p.tick_interval * TICK_SHARE
+        if target.read_faults.waiting(started) > 0:
+            # Backing off from a target that cannot be read: said once, counted each tick.
+            self.metrics.patch_errors.labels(p.name, target.read_faults.error).inc()
+            return None
         try:
             status = self.actuator.read(p.scale_target_ref, deadline=act_by)
         except ActuatorError as exc:
-            self.metrics.patch_errors.labels(p.name, exc.reason).inc()
-            self.log.error("cannot read target", policy=p.name, target=str(p.scale_target_ref),
-                           reason=exc.reason, detail=exc.detail)
+            self._failed(target, target.read_faults, exc, "cannot read target",
+                         "FailedGetScale", act_by)
             return None
+        self._recovered(target, target.read_faults, "target readable again")
         result = target.scaler.tick(t, status.ready_replicas, status.replicas,
                                     hold=not reading.ok)
         action = self._act(target, t, status, result, act_by)
@@ -333,6 +347,9 @@ class Daemon(ActivatorHooks):
             return "paused"
         if self.is_leader is not None and not self.is_leader():
             return "standby"
+        if target.write_faults.waiting(self.clock.monotonic()) > 0:
+            self.metrics.patch_errors.labels(p.name, target.write_faults.error).inc()
+            return "backoff"
         for attempt in (1, 2):
             try:
                 written = self.actuator.scale(
@@ -343,7 +360,10 @@ class Daemon(ActivatorHooks):
                 )
             except Conflict:
                 self.metrics.conflicts.labels(p.name).inc()
+                storm = target.write_faults.conflict()
                 if attempt == 2:
+                    if storm:
+                        self._conflict_storm(target, status, act_by)
                     return "conflict"
                 # Someone else changed the target: decide again from what it is now.
                 try:
@@ -351,6 +371,8 @@ class Daemon(ActivatorHooks):
                 except ActuatorError as exc:
                     self.metrics.patch_errors.labels(p.name, exc.reason).inc()
                     return "error"
+                if storm:
+                    self._conflict_storm(target, status, act_by)
                 result = target.scaler.tick(t, status.ready_replicas, status.replicas,
                                             hold=not result.decision.valid)
                 if result.replicas == status.replicas:
@@ -361,16 +383,58 @@ class Daemon(ActivatorHooks):
                     return "standby"
                 continue
             except ActuatorError as exc:
-                self.metrics.patch_errors.labels(p.name, exc.reason).inc()
-                self.log.error("scale failed", policy=p.name, target=str(p.scale_target_ref),
-                               replicas=result.replicas, reason=exc.reason, detail=exc.detail)
+                self._failed(target, target.write_faults, exc, "scale failed", "FailedRescale",
+                             act_by, replicas=result.replicas)
                 return "error"
+            self._recovered(target, target.write_faults, "target writable again")
+            target.write_faults.wrote()
             if not written:
                 return "would_scale"   # a dry run: reported, not written
             direction = "up" if result.replicas > status.replicas else "down"
             self.metrics.scale_actions.labels(p.name, direction).inc()
             return "scaled"
         return "conflict"
+
+    # ------------------------------------------------------------------ failing targets
+
+    def _failed(self, target: Target, faults: TargetFaults, exc: ActuatorError, what: str,
+                event_reason: str, act_by: float, **context: object) -> None:
+        """Count every failure; say each one once; warn the target's owners (a Warning
+        Event) once when it will not fix itself, and back off from the target."""
+        p = target.policy
+        self.metrics.patch_errors.labels(p.name, exc.reason).inc()
+        if exc.reason == "shutdown" or self.stop.is_set():
+            return
+        failure = faults.failed(exc.reason, self.clock.monotonic(), p.tick_interval)
+        if failure.first:
+            backoff = ({"retry_in": failure.retry_in, "backoff_max": MAX_BACKOFF}
+                       if failure.permanent else {})
+            self.log.error(what, policy=p.name, target=str(p.scale_target_ref),
+                           reason=exc.reason, detail=exc.detail, **context, **backoff)
+        if failure.warn:
+            self.actuator.warn(p.scale_target_ref, event_reason, (
+                f"{exc.reason}: {exc.detail}; scaler will try again with backoff (up to "
+                f"every {MAX_BACKOFF:g}s) and holds the replica count meanwhile"),
+                deadline=act_by)
+
+    def _recovered(self, target: Target, faults: TargetFaults, what: str) -> None:
+        was = faults.succeeded()
+        if was is not None:
+            self.log.info(what, policy=target.name, after=was)
+
+    def _conflict_storm(self, target: Target, status: ScaleStatus, act_by: float) -> None:
+        p = target.policy
+        other = status.replicas_owner
+        who = (f"{other} keeps setting spec.replicas (managedFields)" if other else
+               "managedFields do not say who")
+        message = (f"{target.write_faults.conflicts} scale writes in a row were refused "
+                   f"because the target changed meanwhile (409); {who}. Two autoscalers "
+                   "on one target fight: remove one (e.g. an HPA) or pause scaler with "
+                   "the annotation scaler/paused: \"true\"")
+        self.log.warning("scale writes keep conflicting", policy=p.name,
+                         target=str(p.scale_target_ref), conflicts=target.write_faults.conflicts,
+                         other_writer=other or None, detail=message)
+        self.actuator.warn(p.scale_target_ref, "ScaleConflict", message, deadline=act_by)
 
     def _observe(self, target: Target, status: ScaleStatus, result: TickResult,
                  reading: Reading, action: str) -> None:

@@ -70,8 +70,11 @@ class Metrics:
         self.metric_errors = Counter(
             "scaler_metric_errors_total", "Ticks whose metric query gave no usable data",
             ["policy", "reason"], registry=registry)
-        self.patch_errors = Counter("scaler_patch_errors_total", "Failed scale writes",
-                                    ["policy", "reason"], registry=registry)
+        self.patch_errors = Counter(
+            "scaler_patch_errors_total",
+            "Ticks whose target could not be read or scaled, by reason (while backing off "
+            "from a target that cannot be scaled, each tick counts the last reason)",
+            ["policy", "reason"], registry=registry)
         self.tick_errors = Counter("scaler_tick_errors_total",
                                    "Ticks that failed unexpectedly (held; see the log)", p,
                                    registry=registry)
@@ -108,18 +111,28 @@ class Metrics:
                 pass
 
 
-class HealthServer:
-    """/healthz and /readyz on their own port, answered from two callables; ``posts`` adds
-    POST paths (the activators' /v1/poke), each a callable from the body to (status, text)."""
+Route = Callable[[str], tuple[int, str, bytes]]   # Accept header → status, type, body
+Post = Callable[[bytes], tuple[int, str]]         # request body → status, text
 
-    def __init__(self, port: int, *, healthy: Callable[[], tuple[bool, str]],
-                 ready: Callable[[], tuple[bool, str]], host: str = "0.0.0.0",
-                 posts: dict[str, Callable[[bytes], tuple[int, str]]] | None = None) -> None:
-        checks = {"/healthz": healthy, "/readyz": ready}
+
+class EndpointServer:
+    """A few endpoints on one port, for probes, scrapes and the activators' pokes.
+
+    Plain ``http.server``, threaded, keep-alive, logging nothing (probes every few seconds
+    would drown the decision log). It says no more than it must: the Server header is
+    ``scaler`` (http.server would announce the Python version), and any other path is a
+    bare 404. ``posts`` are POST paths, each a callable from the body to (status, text).
+    """
+
+    def __init__(self, host: str, port: int, routes: dict[str, Route], name: str, *,
+                 posts: dict[str, Post] | None = None) -> None:
         posted = dict(posts or {})
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def version_string(self) -> str:
+                return "scaler"
 
             def do_POST(self) -> None:  # noqa: N802 (http.server's name)
                 handler = posted.get(self.path.split("?")[0])
@@ -131,37 +144,33 @@ class HealthServer:
                     status, text = 404, f"no POST handler for {self.path}"
                 else:
                     status, text = handler(body)
-                data = text.encode() + b"\n"
-                self.send_response(status)
-                self.send_header("Content-Type", "text/plain; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                self._answer(status, "text/plain; charset=utf-8", text.encode() + b"\n")
 
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-                check = checks.get(self.path.split("?")[0])
-                if check is None:
-                    self.send_error(404)
-                    return
-                ok, why = check()
-                body = (why or ("ok" if ok else "not ok")).encode() + b"\n"
-                self.send_response(200 if ok else 503)
-                self.send_header("Content-Type", "text/plain; charset=utf-8")
+                route = routes.get(self.path.split("?")[0])
+                if route is None:
+                    self._answer(404, "text/plain; charset=utf-8", b"not found\n")
+                else:
+                    self._answer(*route(self.headers.get("Accept", "")))
+
+            def _answer(self, status: int, kind: str, body: bytes) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
 
             def log_message(self, *args: object) -> None:
-                pass   # probes every few seconds would drown the decision log
+                pass
 
         self.server = ThreadingHTTPServer((host, port), Handler)
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         # A short poll keeps stop() quick (shutdown waits for one poll interval).
         self._thread = threading.Thread(target=self.server.serve_forever, args=(0.1,),
-                                        name="health", daemon=True)
+                                        name=name, daemon=True)
 
-    def start(self) -> HealthServer:
+    def start(self) -> EndpointServer:
         self._thread.start()
         return self
 
@@ -169,10 +178,35 @@ class HealthServer:
         self.server.shutdown()
         self.server.server_close()
 
+    shutdown = stop
 
-def serve_metrics(registry: CollectorRegistry, port: int, host: str = "0.0.0.0"):
-    """Serve /metrics for ``registry``; returns the server (call shutdown() to stop)."""
-    from prometheus_client import start_http_server
 
-    server, _thread = start_http_server(port, addr=host, registry=registry)
-    return server
+class HealthServer(EndpointServer):
+    """/healthz and /readyz on their own port, answered from two callables; ``posts`` adds
+    POST paths (the activators' /v1/poke)."""
+
+    def __init__(self, port: int, *, healthy: Callable[[], tuple[bool, str]],
+                 ready: Callable[[], tuple[bool, str]], host: str = "0.0.0.0",
+                 posts: dict[str, Post] | None = None) -> None:
+        def answer(check: Callable[[], tuple[bool, str]]) -> Route:
+            def route(accept: str) -> tuple[int, str, bytes]:
+                ok, why = check()
+                body = (why or ("ok" if ok else "not ok")).encode() + b"\n"
+                return 200 if ok else 503, "text/plain; charset=utf-8", body
+            return route
+
+        super().__init__(host, port, {"/healthz": answer(healthy), "/readyz": answer(ready)},
+                         "health", posts=posts)
+
+
+def serve_metrics(registry: CollectorRegistry, port: int,
+                  host: str = "0.0.0.0") -> EndpointServer:
+    """Serve /metrics for ``registry`` (text or OpenMetrics, as the scraper asks);
+    returns the started server (call shutdown() to stop)."""
+    from prometheus_client.exposition import choose_encoder
+
+    def metrics(accept: str) -> tuple[int, str, bytes]:
+        encoder, content_type = choose_encoder(accept)
+        return 200, content_type, encoder(registry)
+
+    return EndpointServer(host, port, {"/metrics": metrics}, "metrics").start()

@@ -12,6 +12,16 @@ import re
 _DURATION_PART = re.compile(r"([0-9]*\.?[0-9]*)(ns|us|µs|ms|s|m|h|d)")
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0,
                  "h": 3600.0, "d": 86400.0}
+# Go's longest duration, (2**63 - 1) ns: about 292 years. Anything longer is no duration
+# (and 309 nines would not even be a finite float).
+MAX_SECONDS = (2**63 - 1) / 1e9
+
+
+def brief(text: str, limit: int = 60) -> str:
+    """``repr(text)``, cut to ``limit`` characters with its length, for one-line errors."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[:limit]!r}… ({len(text):,} characters)"
 
 
 def round_half_away(x: float) -> int:
@@ -24,23 +34,29 @@ def round_half_away(x: float) -> int:
 
 
 def parse_duration(text: str) -> float:
-    """Parse a Go-style duration ("60s", "1m30s", "1h", "500ms", and "1d") into seconds."""
+    """Parse a Go-style duration ("60s", "1m30s", "1h", "500ms", and "1d") into seconds.
+
+    Raises ValueError for anything else, and for a duration longer than Go's longest
+    (about 292 years), so the result is always a finite number of seconds."""
     s = text.strip()
     if s in ("0", "+0", "-0"):
         return 0.0
     if not s or s[0] == "-":
-        raise ValueError(f"not a non-negative duration: {text!r}")
+        raise ValueError(f"not a non-negative duration: {brief(text)}")
     if s[0] == "+":
         s = s[1:]
     if not s:
-        raise ValueError(f"not a duration: {text!r} (use e.g. 60s, 1m30s, 1h)")
+        raise ValueError(f"not a duration: {brief(text)} (use e.g. 60s, 1m30s, 1h)")
     pos, total = 0, 0.0
     while pos < len(s):
         m = _DURATION_PART.match(s, pos)
         if not m or m.group(1) in ("", "."):
-            raise ValueError(f"not a duration: {text!r} (use e.g. 60s, 1m30s, 1h)")
+            raise ValueError(f"not a duration: {brief(text)} (use e.g. 60s, 1m30s, 1h)")
         total += float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
         pos = m.end()
+    if not total <= MAX_SECONDS:    # also catches inf (and the NaN of inf - inf)
+        raise ValueError(f"{brief(text)} is longer than any duration (at most about "
+                         "292 years)")
     return total
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from scaler.policy import names
 from scaler.policy.durations import format_duration
 
 # The forecasters ``scaler.decide.predict`` has, and what it may do with a forecast.
@@ -40,12 +41,36 @@ MODEL_KEYS = {
 
 @dataclass(frozen=True)
 class ScaleTargetRef:
-    """The workload whose scale subresource the policy drives."""
+    """The workload whose scale subresource the policy drives.
+
+    Its fields become a request path, so construction refuses anything but valid
+    Kubernetes names (ValueError): an invalid reference cannot exist, whoever builds it.
+    """
 
     name: str
     namespace: str = "default"
     kind: str = "Deployment"
     api_version: str = "apps/v1"
+
+    def __post_init__(self) -> None:
+        errors = self.problems(self.name, self.namespace, self.kind, self.api_version)
+        if errors:
+            raise ValueError("scaleTargetRef: " + "; ".join(
+                f"{key} {value!r} {why}" for key, value, why in errors))
+
+    @staticmethod
+    def problems(name: object, namespace: object, kind: object,
+                 api_version: object) -> list[tuple[str, object, str]]:
+        """(key, value, rule broken) for each field that is not a valid Kubernetes word."""
+        out = []
+        for key, value, check in (("name", name, names.dns1123_subdomain),
+                                  ("namespace", namespace, names.dns1123_label),
+                                  ("kind", kind, names.kind),
+                                  ("apiVersion", api_version, names.api_version)):
+            why = check(value) if isinstance(value, str) else "is not a string"
+            if why:
+                out.append((key, value, why))
+        return out
 
     def __str__(self) -> str:
         return f"{self.kind} {self.namespace}/{self.name}"

@@ -10,14 +10,16 @@ Pure: this module parses text it is given; reading files is ``scaler.policy.file
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
-from dataclasses import replace
+import sys
+from dataclasses import fields, replace
 from typing import Any, Callable
 
 import yaml
 
-from scaler.policy.durations import format_duration, parse_duration
+from scaler.policy.durations import brief, format_duration, parse_duration
 from scaler.policy.model import (
     ACTIVATOR_MODES,
     KEEP_ALIVE,
@@ -45,6 +47,62 @@ class PolicyError(ValueError):
     def __init__(self, errors: list[str]) -> None:
         super().__init__("\n".join(errors))
         self.errors = errors
+
+
+# --------------------------------------------------------------------------------------
+# YAML, with limits no policy comes near, so hostile text is an error naming a line
+# rather than a crash: PyYAML composes and constructs recursively (1,000 nested "[" end
+# in RecursionError), and Python refuses to turn more than 4,300 digits into an int.
+
+MAX_DEPTH = 64   # a policy is five levels deep
+
+
+class HugeInteger:
+    """An integer literal too long for Python to convert: kept as its length, so the key
+    it was written for reports it like any other out-of-range value."""
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+    def __repr__(self) -> str:
+        return f"an integer of {self.digits:,} digits"
+
+
+class _PolicyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with a depth limit and errors that keep their line."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise yaml.composer.ComposerError(
+                    None, None, f"nested more than {MAX_DEPTH} levels deep (a policy needs "
+                                "five)", self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_yaml_int(self, node: Any) -> Any:
+        limit = sys.get_int_max_str_digits()
+        text = str(node.value)
+        if limit and len(text) > limit:
+            return HugeInteger(sum(c.isalnum() for c in text))
+        return super().construct_yaml_int(node)
+
+    def construct_object(self, node: Any, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep)
+        except (ValueError, OverflowError, TypeError) as exc:
+            # e.g. a timestamp of 30 February: YAML's own types that Python refuses.
+            raise yaml.constructor.ConstructorError(
+                None, None, f"cannot read this value: {exc}", node.start_mark) from None
+
+
+_PolicyLoader.add_constructor("tag:yaml.org,2002:int", _PolicyLoader.construct_yaml_int)
 
 
 # --------------------------------------------------------------------------------------
@@ -118,17 +176,42 @@ class _Collector:
 
 
 def _show(value: Any) -> str:
+    """A value as an error message shows it: never long, never raising."""
     if isinstance(value, str):
-        return repr(value)
+        return brief(value)
     if isinstance(value, (dict, list)):
         return f"a {'mapping' if isinstance(value, dict) else 'list'}"
-    return str(value).lower() if isinstance(value, bool) else str(value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int) and value.bit_length() > 128:
+        # str() of a huge int (a hex literal has no digit limit) is slow or refused.
+        return f"an integer of {value.bit_length():,} bits"
+    text = str(value)
+    return text if len(text) <= 40 else f"{text[:40]}… ({len(text):,} characters)"
+
+
+def _key(value: Any) -> str:
+    """A key as a path segment: as written when it is a plain word, else quoted."""
+    if isinstance(value, str) and len(value) <= 60 and value.isprintable() \
+            and value.strip() == value and value:
+        return value
+    return _show(value)
+
+
+def _closest(key: Any, allowed: set[str]) -> str:
+    """", did you mean X?" for a misspelt key (case and small typos), else ""."""
+    if not isinstance(key, str) or len(key) > 60:
+        return ""
+    by_lower = {a.lower(): a for a in allowed}
+    match = difflib.get_close_matches(key.lower(), by_lower, n=1, cutoff=0.75)
+    return f"; did you mean {by_lower[match[0]]}?" if match else ""
 
 
 def _unknown_keys(doc: dict, allowed: set[str], prefix: str, out: _Collector) -> None:
     for key in doc:
         if key not in allowed:
-            out.add(f"{prefix}{key}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
+            out.add(f"{prefix}{_key(key)}", f"unknown key{_closest(key, allowed)} "
+                                            f"(allowed: {', '.join(sorted(allowed))})")
 
 
 def _mapping(value: Any, key: str, out: _Collector) -> dict | None:
@@ -153,6 +236,9 @@ def _string(value: Any, key: str, out: _Collector, *, required: bool) -> str | N
 
 def _convert(value: Any, kind: str, key: str, allowed: str, out: _Collector) -> Any:
     """Turn a YAML scalar into the field's type, or record why it can't be."""
+    if isinstance(value, HugeInteger):
+        out.add(key, f"{_show(value)} is out of range (allowed: {allowed})")
+        return None
     if kind == "number":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             out.add(key, f"expected a number, got {_show(value)} (allowed: {allowed})")
@@ -295,7 +381,15 @@ def parse_document(doc: Any, where: str) -> tuple[Policy | None, list[str]]:
             if (got := _string(ref.get(key), f"spec.scaleTargetRef.{key}", out, required=False))
         }
         if ref_name is not None:
-            values["scale_target_ref"] = ScaleTargetRef(name=ref_name, **ref_values)
+            # These become a request path: only valid Kubernetes names get that far.
+            wanted = {**{f.name: f.default for f in fields(ScaleTargetRef) if f.name != "name"},
+                      **ref_values}
+            problems = ScaleTargetRef.problems(ref_name, wanted["namespace"], wanted["kind"],
+                                               wanted["api_version"])
+            for key, value, why in problems:
+                out.add(f"spec.scaleTargetRef.{key}", f"{_show(value)} {why}")
+            if not problems:
+                values["scale_target_ref"] = ScaleTargetRef(name=ref_name, **ref_values)
 
     metric = _mapping(spec.get("metric"), "spec.metric", out)
     if metric is not None:
@@ -558,12 +652,22 @@ def _check_activator_claims(policies: list[Policy]) -> list[str]:
 def parse_policies(text: str, source: str) -> list[Policy]:
     """Parse every ``---`` document of a policy file. Raises PolicyError with all errors."""
     try:
-        docs = list(yaml.safe_load_all(text))
+        docs = list(yaml.load_all(text, Loader=_PolicyLoader))
+    except yaml.reader.ReaderError as exc:   # a character YAML does not allow
+        before = text[:exc.position]
+        line, column = before.count("\n") + 1, exc.position - before.rfind("\n")
+        char = exc.character
+        shown = f"U+{char:04X}" if isinstance(char, int) else repr(char)
+        raise PolicyError([f"{source}: line {line}, column {column}: not valid YAML: "
+                           f"{exc.reason} ({shown})"]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
+        problem = " ".join(str(problem).split())    # one line, whatever PyYAML wrote
         raise PolicyError([f"{source}:{line}: not valid YAML: {problem}"]) from None
+    except RecursionError:   # the depth limit should make this unreachable; never a crash
+        raise PolicyError([f"{source}: not valid YAML: nested too deeply"]) from None
     policies: list[Policy] = []
     errors: list[str] = []
     numbered = [d for d in docs if d is not None]

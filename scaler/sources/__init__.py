@@ -34,6 +34,7 @@ NO_DATA_REASONS = (
     "nan",              # NaN value
     "inf",              # +Inf or -Inf value
     "negative",         # a negative load is a broken query, not a load
+    "too_large",        # a value beyond any load (above 2**53): a broken query or exporter
     "stale",            # newest point older than the staleness bound
     "http_error",       # non-2xx answer from the server
     "timeout",          # no answer before the deadline
@@ -69,21 +70,23 @@ class Reading:
         return self.error is None
 
 
-# The largest load a source should hand over: far beyond any workload, yet small enough
-# that a window's sum of an hour of seconds, times Knative's 10^6 for its 6-digit rounding,
-# stays far from a float's range (1.8e308, which a single 1.8e302 reaches). A bigger number
-# is a unit mistake or a broken exporter. Recordings refuse it; the windows and the decider
-# would not fail on it (they saturate as Go does) but would ask for the scale-up limit.
-MAX_LOAD = 1e18
+# The largest load a source hands over: 2**53, the largest integer a float counts exactly,
+# far beyond any workload, yet small enough that a window's sum of an hour of seconds,
+# times Knative's 10^6 for its 6-digit rounding, stays far from a float's range. A bigger
+# number is a unit mistake or a broken exporter: recordings refuse it, live sources treat
+# it as a second they cannot vouch for (``too_large``). The windows and the decider would
+# not fail on it (they saturate as Go does) but would ask for the scale-up limit.
+MAX_LOAD = float(2**53)
 
 # Which NO_DATA_REASONS a single value falls under, in the order they are reported.
-_BAD_VALUE = (("nan", math.isnan), ("inf", math.isinf), ("negative", lambda v: v < 0))
+_BAD_VALUE = (("nan", math.isnan), ("inf", math.isinf), ("negative", lambda v: v < 0),
+              ("too_large", lambda v: v > MAX_LOAD))
 
 
 def bad_value(value: float) -> str | None:
-    """The no-data reason of a value that is not a load: "nan", "inf", "negative"; None for
-    a load. 12.5 → None; -1 → "negative"."""
-    if value >= 0 and value != math.inf:
+    """The no-data reason of a value that is not a load: "nan", "inf", "negative",
+    "too_large"; None for a load. 12.5 → None; -1 → "negative"."""
+    if 0 <= value <= MAX_LOAD:
         return None
     for reason, bad in _BAD_VALUE:
         if bad(value):

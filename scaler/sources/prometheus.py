@@ -20,7 +20,19 @@ scraping, e.g. while it restarts; that cannot be told apart from a steady load h
 Retries belong to tenacity alone: prometheus-api-client's own urllib3 ``Retry`` is
 switched off. Timeouts, connection errors, HTTP 5xx and 429 are retried with jittered
 exponential backoff, never past the caller's deadline, and not at all once the shutdown
-event is set.
+event is set. A ``Retry-After`` (429, 503) is honoured across calls: until it has passed
+no request is sent, and the reading says how long is left.
+
+Hostile answers are data errors, never exceptions: a body nested too deeply for the JSON
+parser, numbers Python refuses, a point stamped outside the range asked for (a clock or a
+proxy is wrong: such a point would land in a future bucket and pin the count) are
+``bad_response``; a value above 2**53 is ``too_large`` (no load is that big, and the
+windows' arithmetic would overflow on it).
+
+Credentials stay where they belong. A password in the URL (``http://user:pass@host``) is
+taken out of it into basic auth, so ``connection.url`` — what logs and errors show — never
+carries it. A redirect to another host, or from https to plain http, is not followed (the
+headers and credentials would go along): it is an ``http_error`` naming where it pointed.
 
 ``prometheus_api_client``, ``requests`` and ``tenacity`` are imported when a source is
 built or first queries, not with this module, so commands that never talk to Prometheus
@@ -33,14 +45,16 @@ from __future__ import annotations
 
 import math
 import os
+import reprlib
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Self
+from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
 
 from scaler.clock import Clock, SystemClock
-from scaler.sources import Reading, missing_seconds, split_points
+from scaler.sources import MAX_LOAD, Reading, missing_seconds, split_points
 from scaler.sources.wire import format_labels, format_seconds
 
 if TYPE_CHECKING:
@@ -56,6 +70,40 @@ _MIN_ATTEMPT_SECONDS = 0.05
 
 # Status codes worth another try: overload and server-side failures.
 _RETRIABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+
+# A server may ask for a pause (Retry-After); longer requests than this are capped, so
+# a wrong header cannot silence a policy for hours.
+MAX_RETRY_AFTER = 120.0
+
+_MAX_REDIRECTS = 5
+
+
+def split_userinfo(url: str) -> tuple[str, tuple[str, str] | None]:
+    """``http://user:pass@host/p`` → (``http://host/p``, (user, pass)); percent-escapes
+    in the credentials are decoded, as requests does. A URL without them is unchanged."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    clean = urlunsplit((parts.scheme, hostport, parts.path, parts.query, parts.fragment))
+    return clean, (unquote(user), unquote(password))
+
+
+def redirect_problem(source: str, target: str) -> str | None:
+    """Why following a redirect from ``source`` to ``target`` would leak the request's
+    headers and credentials, or None when it stays with the same server (same host; the
+    same port, or http upgraded to https on the default ports)."""
+    a, b = urlsplit(source), urlsplit(target)
+    if (a.hostname or "").lower() != (b.hostname or "").lower():
+        return "to another host"
+    if a.scheme == "https" and b.scheme != "https":
+        return "from https to plain http"
+    default = {"http": 80, "https": 443}
+    ports = (a.port or default.get(a.scheme), b.port or default.get(b.scheme))
+    if ports[0] != ports[1] and not (a.scheme, b.scheme, *ports) == ("http", "https", 80, 443):
+        return "to another port"
+    return None
 
 
 @dataclass(frozen=True)
@@ -75,8 +123,16 @@ class Connection:
     headers: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not self.url.startswith(("http://", "https://")):
-            raise ValueError(f"Prometheus url {self.url!r} must start with http:// or https://")
+        url, userinfo = split_userinfo(self.url)
+        # From here on the URL is safe to show: its credentials became basic auth.
+        object.__setattr__(self, "url", url)
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"Prometheus url {url!r} must start with http:// or https://")
+        if userinfo is not None:
+            if self.basic_auth:
+                raise ValueError("credentials both in the Prometheus url and in basic_auth; "
+                                 "keep one")
+            object.__setattr__(self, "basic_auth", userinfo)
         if self.bearer_token_file and self.basic_auth:
             raise ValueError("choose one of bearer_token_file and basic_auth, not both")
         if (self.bearer_token_file or self.basic_auth) and any(
@@ -125,6 +181,9 @@ class PrometheusSource:
         self._history_timeout = history_timeout
         self._backoff = (backoff_initial, backoff_max)
         self._client = _Client(connection)
+        # Monotonic time before which the server asked not to be queried (Retry-After).
+        self._not_before = -math.inf
+        self._not_before_lock = threading.Lock()
 
     def close(self) -> None:
         self._client.close()
@@ -194,7 +253,10 @@ class PrometheusSource:
             if number > 1 and self._shutdown.is_set():
                 return Fetch(_stopped(None, "shutting down").reading(suffix=where), {},
                              attempts)
-            outcome, made = self._query_range(query, chunk_start, chunk_end, step, deadline)
+            # A point repeated from before a chunk is old history (joined without
+            # duplicates below); only points after the range are refused.
+            outcome, made = self._query_range(query, chunk_start, chunk_end, step, deadline,
+                                              earlier_ok=True)
             attempts += made
             if isinstance(outcome, _Failure):
                 return Fetch(outcome.reading(suffix=where), {}, attempts)
@@ -204,7 +266,8 @@ class PrometheusSource:
     # -- one query_range, with retries -------------------------------------------------
 
     def _query_range(
-        self, query: str, start: float, end: float, step: float, deadline: float
+        self, query: str, start: float, end: float, step: float, deadline: float, *,
+        earlier_ok: bool = False,
     ) -> tuple[list[_Series] | _Failure, int]:
         from tenacity import (
             Retrying,
@@ -221,18 +284,29 @@ class PrometheusSource:
             if attempts and self._shutdown.is_set():
                 # Woken from the backoff sleep by shutdown: no further request.
                 raise _stopped(last_failure, "shutting down")
-            remaining = deadline - self._clock.monotonic()
+            now = self._clock.monotonic()
+            remaining = deadline - now
             if remaining < _MIN_ATTEMPT_SECONDS:
                 if last_failure is not None:
                     raise _stopped(last_failure, "deadline reached")
                 raise _Failure("timeout", "the deadline passed before the first request")
+            with self._not_before_lock:
+                waiting = self._not_before - now
+            if waiting > 0:
+                # The server asked for a pause (Retry-After) that has not passed: no request.
+                raise self._waiting(waiting, last_failure)
             attempts += 1
             try:
                 return self._client.query_range(
-                    query, start, end, step, timeout=min(self._request_timeout, remaining)
-                )
+                    query, start, end, step, timeout=min(self._request_timeout, remaining),
+                    earlier_ok=earlier_ok)
             except _Failure as failure:
                 last_failure = failure
+                if failure.retry_after is not None:
+                    pause = min(failure.retry_after, MAX_RETRY_AFTER)
+                    with self._not_before_lock:
+                        self._not_before = max(self._not_before,
+                                               self._clock.monotonic() + pause)
                 raise
 
         shortest = self._backoff[0]
@@ -246,7 +320,7 @@ class PrometheusSource:
             if retry_after is not None and retry_after > backoff:
                 # The server asked for this pause; out_of_time gives up rather than
                 # shorten it.
-                return retry_after
+                return min(retry_after, MAX_RETRY_AFTER)
             # Shorten the last backoff so one more attempt still fits before the deadline.
             room = deadline - self._clock.monotonic() - _MIN_ATTEMPT_SECONDS
             return max(0.0, min(backoff, room))
@@ -277,6 +351,13 @@ class PrometheusSource:
         if isinstance(outcome, _Failure) and attempts > 1:
             outcome = outcome.with_suffix(f" ({attempts} attempts)")
         return outcome, attempts
+
+    def _waiting(self, seconds: float, last: _Failure | None) -> _Failure:
+        why = last.detail if last is not None else (
+            f"{self.connection.url} asked to wait (Retry-After)")
+        return _Failure(last.reason if last is not None else "http_error",
+                        f"{why}; waiting out its Retry-After, {seconds:.1f} s left, no "
+                        "request sent")
 
 
 # ---------------------------------------------------------------------------------------
@@ -363,9 +444,13 @@ def _checked(
         ("nan", "NaN (often 0/0, e.g. a ratio with no traffic)"),
         ("inf", "infinite (a division by zero)"),
         ("negative", "negative (a load cannot be)"),
+        ("too_large", f"above {MAX_LOAD:.3g}, beyond any load"),
     ):
         hits = bad.get(reason)
         if hits:
+            if reason == "too_large":
+                big = max(v for t, v in only.points if t == hits[0])
+                words = f"{words} ({big:g})"
             words = (f"query {query!r} is {words} at {format_seconds(hits[0])} "
                      f"({len(hits)} of {len(only.points)} points)")
             if not points:
@@ -373,7 +458,8 @@ def _checked(
             if left_out is None:
                 left_out = (reason, words + "; those seconds are unknown")
     if not points:
-        return fail("empty", f"query {query!r} returned a series without points")
+        return fail("empty", f"query {query!r} returned a series without points between "
+                             f"{format_seconds(start)} and {format_seconds(end)}")
     newest = points[-1][0]
     if staleness is not None and now is not None and now - newest > staleness:
         return fail("stale", f"newest point of {query!r} is at {format_seconds(newest)}, "
@@ -387,29 +473,72 @@ def _checked(
                  dict(only.labels), attempts)
 
 
-def _parse_matrix(result: object) -> list[_Series]:
-    """``data.result`` of a range query, checked field by field."""
+def answer_reading(result: object, query: str, start: float, end: float) -> Reading:
+    """What a range query's decoded ``data.result`` says about ``[start, end]``: its
+    samples, or a no-data reason. Never raises, whatever the server sent: this is the
+    check every answer passes (without the staleness bound, which needs the time)."""
+    try:
+        series = parse_matrix(result, start, end)
+    except _Failure as failure:
+        return failure.reading()
+    return _checked(query, series, start, end, 0).reading
+
+
+# Shows a piece of a hostile answer in a message: a few levels and characters, never
+# recursing into whatever depth the body had.
+def _short_repr() -> reprlib.Repr:
+    short = reprlib.Repr()
+    short.maxlevel, short.maxlist, short.maxdict = 2, 3, 3
+    short.maxstring = short.maxother = short.maxlong = 40
+    return short
+
+
+_brief = _short_repr().repr
+
+# Prometheus stamps range points in milliseconds: a point off [start, end] by more than
+# rounding is not an answer to the question asked.
+_RANGE_SLACK = 0.001
+
+
+def parse_matrix(result: object, start: float | None = None,
+                 end: float | None = None) -> list[_Series]:
+    """``data.result`` of a range query over ``[start, end]``, checked field by field.
+
+    Raises ``_Failure("bad_response")`` for anything but a list of series with
+    ``[timestamp, "value"]`` points, finite timestamps inside the range. Never raises
+    anything else, whatever the decoded JSON holds."""
     if not isinstance(result, list):
         raise _bad_body(f"data.result is {type(result).__name__}, not a list of series")
     series = []
     for item in result:
         if not isinstance(item, dict) or not isinstance(item.get("metric"), dict) \
                 or not isinstance(item.get("values"), list):
-            raise _bad_body(f"series {str(item)[:80]} lacks 'metric' or 'values'")
+            raise _bad_body(f"series {_brief(item)} lacks 'metric' or 'values'")
         points = []
         for pair in item["values"]:
             if not (isinstance(pair, list) and len(pair) == 2
                     and isinstance(pair[0], int | float) and not isinstance(pair[0], bool)
                     and isinstance(pair[1], str)):
-                raise _bad_body(f"point {str(pair)[:80]} is not [timestamp, \"value\"]")
+                raise _bad_body(f"point {_brief(pair)} is not [timestamp, \"value\"]")
             try:
-                value = float(pair[1])
-            except ValueError:
-                raise _bad_body(f"value {pair[1][:40]!r} is not a number") from None
-            points.append((float(pair[0]), value))
+                stamp, value = float(pair[0]), float(pair[1])
+            except (ValueError, OverflowError):
+                raise _bad_body(f"point {_brief(pair)} is not a number") from None
+            if not math.isfinite(stamp):
+                raise _bad_body(f"timestamp {_brief(pair[0])} is not a finite time")
+            if end is not None and stamp > end + _RANGE_SLACK:
+                raise _bad_body(f"point at {format_seconds(round(stamp, 3))} is "
+                                f"{stamp - end:,.0f} s after the range asked for (to "
+                                f"{format_seconds(end)}); a clock or a proxy is wrong")
+            if start is not None and stamp < start - _RANGE_SLACK:
+                raise _bad_body(f"point at {format_seconds(round(stamp, 3))} is "
+                                f"{start - stamp:,.0f} s before the range asked for (from "
+                                f"{format_seconds(start)}); a clock or a proxy is wrong")
+            points.append((stamp, value))
         points.sort()
-        series.append(_Series({str(k): str(v) for k, v in item["metric"].items()},
-                              tuple(points)))
+        labels = {str(k): str(v) if isinstance(v, str) else _brief(v)
+                  for k, v in item["metric"].items()}
+        series.append(_Series(labels, tuple(points)))
     return series
 
 
@@ -434,6 +563,15 @@ class _Failure(Exception):
 
     def reading(self, suffix: str = "") -> Reading:
         return Reading(error=self.reason, detail=self.detail + suffix)
+
+
+class _Redirected(Exception):
+    """Raised from the response hook: a redirect that must not be followed."""
+
+    def __init__(self, target: str, why: str) -> None:
+        super().__init__(f"redirect {why}: {target}")
+        self.target = target
+        self.why = why
 
 
 def _stopped(failure: _Failure | None, why: str) -> _Failure:
@@ -483,7 +621,10 @@ class _Client:
         self._url = connection.url.rstrip("/")
         session = requests.Session()
         session.verify = connection.ca_bundle or not connection.insecure_skip_verify
-        session.hooks["response"].append(_raise_for_status)
+        session.max_redirects = _MAX_REDIRECTS
+        # No credentials from ~/.netrc or proxies from the environment behind our back.
+        session.trust_env = False
+        session.hooks["response"].append(_check_response)
         auth: Any = None
         if connection.bearer_token_file:
             auth = _BearerTokenFile(connection.bearer_token_file)
@@ -503,7 +644,8 @@ class _Client:
         self._prom.close()
 
     def query_range(
-        self, query: str, start: float, end: float, step: float, *, timeout: float
+        self, query: str, start: float, end: float, step: float, *, timeout: float,
+        earlier_ok: bool = False,
     ) -> list[_Series]:
         requests = self._requests
         try:
@@ -517,6 +659,11 @@ class _Client:
                 params={"start": format_seconds(start), "end": format_seconds(end)},
                 timeout=timeout,
             )
+        except _Redirected as e:
+            raise _Failure("http_error", f"{self._url} answered with a redirect {e.why} "
+                                         f"({e.target}); not followed, because the headers "
+                                         "and credentials would go along: point the URL at "
+                                         "the final address") from e
         except _HTTPStatus as e:
             if e.status in (400, 422):
                 raise _Failure("query_error",
@@ -526,8 +673,12 @@ class _Client:
                            retry_after=e.retry_after) from e
         except _TokenError as e:
             raise _Failure("unreachable", str(e)) from e
+        except RecursionError as e:
+            raise _bad_body("body is nested too deeply to be a range result") from e
         except requests.exceptions.JSONDecodeError as e:
-            raise _bad_body(f"body is not JSON ({e})") from e
+            raise _bad_body(f"body is not JSON ({_brief(str(e))})") from e
+        except (ValueError, OverflowError) as e:   # e.g. a number of 5,000 digits
+            raise _bad_body(f"body is not JSON Python can read ({_brief(str(e))})") from e
         except (KeyError, TypeError, IndexError) as e:
             raise _bad_body(f"no data.result in the body ({e!r})") from e
         except requests.exceptions.Timeout as e:
@@ -546,21 +697,33 @@ class _Client:
         except (requests.exceptions.ChunkedEncodingError,
                 requests.exceptions.ContentDecodingError) as e:
             raise _bad_body(f"broken body ({_cause(e)})") from e
+        except requests.exceptions.TooManyRedirects as e:
+            raise _Failure("http_error", f"{self._url} redirected more than "
+                                         f"{_MAX_REDIRECTS} times") from e
         except requests.exceptions.RequestException as e:
             raise _Failure("unreachable", f"request to {self._url} failed: {_cause(e)}") from e
         except self._api_error as e:
             # A status the hook let through but the library refuses: 2xx/3xx other than 200.
             raise _Failure("http_error", f"unexpected answer from {self._url}: "
                                          f"{str(e)[:200]}") from e
-        return _parse_matrix(result)
+        return parse_matrix(result, None if earlier_ok else start, end)
 
 
-def _raise_for_status(response: requests.Response, *args: object, **kwargs: object) -> None:
-    """requests response hook: turn 4xx/5xx into an exception that keeps the details.
+def _check_response(response: requests.Response, *args: object, **kwargs: object) -> None:
+    """requests response hook, run on every answer (redirects included) before the
+    library sees it: refuse a redirect that would leak, and turn 4xx/5xx into an
+    exception that keeps the details.
 
     The library would raise its own exception with the status folded into a string and
     without headers; Retry-After and Prometheus's error message are needed here.
     """
+    if response.is_redirect:
+        target = urljoin(response.url, response.headers.get("location", ""))
+        why = redirect_problem(response.url, target)
+        if why is not None:
+            response.close()
+            raise _Redirected(split_userinfo(target)[0], why)
+        return
     if response.status_code < 400:
         return
     body = response.content  # read it now so the connection goes back to the pool

@@ -119,11 +119,14 @@ class DaemonProcess:
         return self.wait_for(check, timeout, "a matching tick")
 
     def http(self, port: int, path: str) -> tuple[int, str]:
+        """(status, body); (0, why) while nothing listens yet (the daemon is starting)."""
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=3) as r:
                 return r.status, r.read().decode()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read().decode()
+        except urllib.error.URLError as exc:
+            return 0, str(exc.reason)
 
     def metric(self, name: str, **labels: str) -> float | None:
         status, body = self.http(self.metrics_port, "/metrics")
