@@ -158,7 +158,10 @@ def test_standby_replica_does_not_write_until_it_leads():
     daemon, clock, _, target, _ = make_daemon(is_leader=lambda: leading["now"])
     run_until(daemon, clock, BASE + 16 * 60)
     assert target.writes == []
+    assert sample(daemon.metrics, "scaler_leader") == 0
     leading["now"] = True
+    # The gauge follows the lease at once, not at the daemon's next pass.
+    assert sample(daemon.metrics, "scaler_leader") == 1
     run_until(daemon, clock, BASE + 17 * 60)
     assert target.replicas == 25
 

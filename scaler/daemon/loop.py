@@ -104,6 +104,11 @@ class Daemon(ActivatorHooks):
     pokes: Any = None
 
     def __post_init__(self) -> None:
+        # Read at scrape time, not copied once per pass: a replica that wins the lease in
+        # the middle of a pass writes at once, and its gauge must already say so.
+        is_leader = self.is_leader
+        self.metrics.leader.set_function(
+            lambda: 1.0 if is_leader is None or is_leader() else 0.0)
         now = self.clock.now()
         self.targets: dict[str, Target] = {
             p.name: Target(p, PolicyScaler(p), first_tick(p, now, self.evaluation_delay))
@@ -165,8 +170,6 @@ class Daemon(ActivatorHooks):
         except Exception:   # e.g. the policy directory became unreadable
             self.metrics.reload_success.set(0)
             self.log.exception("policy reload failed; keeping the running policies")
-        leading = self.is_leader is None or self.is_leader()
-        self.metrics.leader.set(1 if leading else 0)
         self._take_pokes()
         now = self.clock.now()
         for target in list(self.targets.values()):
