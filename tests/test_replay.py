@@ -166,6 +166,7 @@ def policies(draw):
         window_algorithm=draw(st.sampled_from(["linear", "weighted-exponential"])),
         keep_alive=draw(st.sampled_from(["fixed", "fixed", "histogram"])),
         cold_start_cost=float(draw(st.sampled_from([60, 600]))),
+        prewarm_lead=draw(st.sampled_from([None, None, 0.0, 7.0])),
         prediction=draw(st.sampled_from([
             PredictionPolicy(),
             PredictionPolicy(enabled=True, model="ewma", horizon=30.0),
