@@ -18,6 +18,7 @@ from scaler.clock import ManualClock
 from scaler.daemon.loop import Daemon
 from scaler.daemon.observability import Metrics
 from scaler.policy import Policy, PredictionPolicy
+from scaler.replay import engine as engine_module
 from scaler.replay.engine import replay, replay_per_tick, tick_times
 from scaler.replay.report.summary import per_second, summarize
 from scaler.sources.recording import Recording, RecordingSource
@@ -214,6 +215,28 @@ def test_dense_recordings_take_the_same_path_results(n, policy, seed):
     np.testing.assert_array_equal(fast.stable, slow.stable)
     np.testing.assert_array_equal(fast.panic, slow.panic)
     assert fast.desired.tolist() == slow.desired.tolist()
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(recordings(), policies(), st.sampled_from([0.0, 5.5, 30.0]), st.integers(1, 9))
+def test_the_fast_engine_decides_alike_in_blocks_of_any_size(recording, policy, startup_delay,
+                                                           block):
+    """The fast engine turns its per-tick inputs into lists one block of ticks at a time;
+    a steady stretch skipped across a block's edge and a block of one tick change nothing."""
+    if policy.activation_replicas and policy.activation_replicas < policy.min_replicas:
+        policy = replace(policy, activation_replicas=0)
+    times, values = recording
+    original = engine_module.LOOP_BLOCK
+    engine_module.LOOP_BLOCK = block
+    try:
+        fast = replay(policy, times, values, startup_delay)
+    finally:
+        engine_module.LOOP_BLOCK = original
+    slow = replay_per_tick(policy, times, values, startup_delay)
+    for field in ("desired", "ready", "in_panic"):
+        assert getattr(fast, field).tolist() == getattr(slow, field).tolist(), field
+    assert fast.desired.dtype == slow.desired.dtype == np.int32
+    assert sorted(fast.lifetimes) == sorted(slow.lifetimes)
 
 
 def run_the_daemon(policy, times, values, startup_delay=0.0, resolution=None) -> dict:
