@@ -239,7 +239,8 @@ def functions_table(delay: float = 10.0, lead: float | None = None,
           f"{int((dw > 1).sum())}. " + (
               f"Target (fewer cold starts, >= 30 % less waste, no function worse by more "
               f"than 4): **{'met' if ok else 'missed'}**." if target else
-              "For reference (the target is at a 10 s start-up, with the default lead).") + "\n", flush=True)
+              "For reference (the target is at a 10 s start-up, with the default lead).")
+          + "\n", flush=True)
     return ok, res
 
 

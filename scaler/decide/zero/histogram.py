@@ -63,8 +63,8 @@ the idle clock alone (design.md, replay semantics §3).
   state was created), its length is recorded and scored. The result is ``count``.
 * ``count == 0`` at the first such tick starts an idle period at z = now and fixes its
   schedule from the histogram, and its pre-warm lead, as they are then. Then, with
-  elapsed = now − z: inside a run starting at 0, ``min(current, 1)``; inside [a − lead, b) of a later run, the pre-warm
-  replicas; otherwise 0.
+  elapsed = now − z: inside a run starting at 0, ``min(current, 1)``; inside
+  [a − lead, b) of a later run, the pre-warm replicas; otherwise 0.
 
 An idle period still in progress is never recorded (censored), nor is the idle time before
 the first use (that is not a gap between invocations).
