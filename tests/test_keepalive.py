@@ -335,7 +335,7 @@ def test_the_startup_clock(clock, now, current, replicas, ready, after):
 
 
 def test_the_lead_is_the_longest_recent_startup_or_the_default_before_any():
-    assert StartupClock().lead() == DEFAULT_LEAD == 30.0
+    assert StartupClock().lead() == DEFAULT_LEAD == 60.0
     assert StartupClock().lead(12.0) == 12.0
     assert StartupClock(None, (8.0, 41.0, 10.0)).lead() == 41.0
     # a one-off slow start ages out after five more
@@ -369,8 +369,8 @@ def test_the_prewarm_lead_is_learnt_from_the_first_startup_the_pipeline_sees():
     state = KeepAliveState(hist=hist_of(*[200.0] * 20), used=True)
     got, state, current = _idle_cycle(state, 0, 220, startup=14, current=1)
     assert got[0] == 0                          # to zero at once
-    assert got[148] == 0 and got[150] == 1      # no start-up seen yet: 30 s early
-    assert state.startup.seen == (14.0,)        # up at 150, first seen ready at 164
+    assert got[118] == 0 and got[120] == 1      # no start-up seen yet: 60 s early
+    assert state.startup.seen == (14.0,)        # up at 120, first seen ready at 134
     # the next idle period pre-warms 14 s early: ready at 180 exactly
     got, state, _ = _idle_cycle(state, 1000, 1220, startup=14, current=current)
     assert got[1164] == 0 and got[1166] == 1 and got[1218] == 1
@@ -380,6 +380,22 @@ def test_the_prewarm_lead_is_learnt_from_the_first_startup_the_pipeline_sees():
                                     cold_start_cost=G, lead=50.0, ready=1)
     assert keepalive_step(fixed_state, 130.0, 0, 0, cold_start_cost=G, lead=50.0)[0] == 1
     assert keepalive_step(fixed_state, 128.0, 0, 0, cold_start_cost=G, lead=50.0)[0] == 0
+
+
+def test_a_guessed_lead_stops_halfway_so_the_first_startup_is_timed():
+    # Learnt: warm run [60, 120) s after the idle start. The 60 s default would pre-warm
+    # from 0 — keep the replica, never time a start-up; halfway, at 30 s, it does.
+    state = KeepAliveState(hist=hist_of(*[90.0] * 20), used=True)
+    got, state, current = _idle_cycle(state, 0, 100, startup=14, current=1)
+    assert got[0] == 0 and got[28] == 0 and got[30] == 1 and got[100] == 1
+    assert state.startup.seen == (14.0,)
+    # from then on the measured lead, in full
+    got, state, _ = _idle_cycle(state, 1000, 1100, startup=14, current=current)
+    assert got[1044] == 0 and got[1046] == 1
+    # a lead that is set is never halved
+    _, fixed = keepalive_step(replace(state, idle_since=None, schedule=None), 0.0, 0, 1,
+                              cold_start_cost=G, lead=50.0)
+    assert keepalive_step(fixed, 10.0, 0, 0, cold_start_cost=G, lead=50.0)[0] == 1
 
 
 def test_a_learnt_lead_survives_a_policy_reload_and_a_set_one_replaces_it():

@@ -64,7 +64,9 @@ the idle clock alone (design.md, replay semantics §3).
 * ``count == 0`` at the first such tick starts an idle period at z = now and fixes its
   schedule from the histogram, and its pre-warm lead, as they are then. Then, with
   elapsed = now − z: inside a run starting at 0, ``min(current, 1)``; inside
-  [a − lead, b) of a later run, the pre-warm replicas; otherwise 0.
+  [a − lead, b) of a later run, the pre-warm replicas; otherwise 0. (Until a start-up has
+  been timed the lead is a guess, at most a / 2: the replica then goes and comes back and
+  the start-up is timed, where a guess reaching back to 0 would keep it up for good.)
 
 An idle period still in progress is never recorded (censored), nor is the idle time before
 the first use (that is not a gap between invocations).
@@ -208,6 +210,7 @@ class KeepAliveState:
     startup: StartupClock = StartupClock()       # start-ups seen: the learnt pre-warm lead
     lead: float = 0.0  # the pre-warm lead, fixed at z with the schedule (a start-up timed
                        # during the idle period must not cancel the pre-warm it timed)
+    lead_guessed: bool = False   # the default lead, no start-up timed yet
 
 
 def keepalive_step(state: KeepAliveState, now: float, count: int, current: int, *,
@@ -221,10 +224,11 @@ def keepalive_step(state: KeepAliveState, now: float, count: int, current: int, 
     (``ready``, the ready count the tick saw, stops the clock), ``default_lead`` until one
     was; a number: that lead, always."""
     clock = observe_ready(state.startup, now, ready)
+    guessed = False
     if lead is None:
-        lead = clock.lead(default_lead)
+        lead, guessed = clock.lead(default_lead), not clock.seen
     replicas, state = _step(state, now, count, current, cold_start_cost, prewarm_replicas,
-                            lead, rules)
+                            lead, guessed, rules)
     clock = observe_scale(clock, now, current, replicas)
     if clock is not state.startup:
         state = replace(state, startup=clock)
@@ -232,7 +236,8 @@ def keepalive_step(state: KeepAliveState, now: float, count: int, current: int, 
 
 
 def _step(state: KeepAliveState, now: float, count: int, current: int, cold_start_cost: float,
-          prewarm_replicas: int, lead: float, rules: ScheduleRules) -> tuple[int, KeepAliveState]:
+          prewarm_replicas: int, lead: float, guessed: bool,
+          rules: ScheduleRules) -> tuple[int, KeepAliveState]:
     if count > 0:
         if state.idle_since is None:
             return count, state if state.used else replace(state, used=True)
@@ -250,13 +255,18 @@ def _step(state: KeepAliveState, now: float, count: int, current: int, cold_star
         guard = state.extra - state.saved >= rules.slack
         schedule = warm_schedule(state.hist, cold_start_cost=cold_start_cost, guard=guard,
                                  rules=rules)
-        state = replace(state, idle_since=now, schedule=schedule, lead=lead)
+        state = replace(state, idle_since=now, schedule=schedule, lead=lead,
+                        lead_guessed=guessed)
     elapsed = now - state.idle_since
     for a, b in state.schedule.runs:
         if a == 0.0:
             if elapsed < b:
                 return min(current, 1), state
-        elif a - state.lead <= elapsed < b:
+        # A guessed lead stops halfway to the run: the replica goes and comes back, and
+        # that start-up is timed (a guess reaching back to 0 would keep the replica up
+        # through every idle period and never time one).
+        lead = min(state.lead, a / 2) if state.lead_guessed else state.lead
+        if a - lead <= elapsed < b:
             return prewarm_replicas, state
     return 0, state
 

@@ -16,7 +16,9 @@ start-up itself instead of asking the user for it:
 The lead is the longest of the last :data:`KEEP` start-ups: a cold start costs a whole
 ``coldStartCost`` while an early replica costs only the seconds it is early, so the
 estimate errs long; a one-off slow start (an image pulled to a new node) ages out after
-:data:`KEEP` more. Until the first start-up is seen, :data:`DEFAULT_LEAD`.
+:data:`KEEP` more. Until the first start-up is seen, :data:`DEFAULT_LEAD` (60 s; the
+histogram keep-alive uses at most half the time to the warm run it pre-warms for, so the
+replica goes and comes back and that start-up is timed).
 
 Pure: no I/O, no clock reads; the clock is a value passed in and returned.
 """
@@ -25,7 +27,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-DEFAULT_LEAD = 30.0   # before any start-up was seen: a container start-up with its image cached
+# Before any start-up was seen: generous, as a replica late by a second costs a whole cold
+# start and one early by a second costs a second (the keep-alive caps it at half the time
+# to the warm run, so that the first pre-warm does get timed).
+DEFAULT_LEAD = 60.0
 KEEP = 5              # start-ups remembered
 
 
