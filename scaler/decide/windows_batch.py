@@ -251,8 +251,8 @@ class BatchWindows:
         bucket, bucket_sum = self.bucket, self.bucket_sum
         # The newest bucket may still be filling at the tick: use its running sum.
         newest = self.running[last_sample]
-        for dz in np.unique(d[live]):
-            dz = int(dz)
+        # The distinct distances from the last write (0 <= d < n where live), in order.
+        for dz in np.flatnonzero(np.bincount(d[live], minlength=1)).tolist():
             idx = np.flatnonzero(live & (d == dz))
             count = n - dz
             mult = np.empty(count, dtype=np.float64)
@@ -261,16 +261,20 @@ class BatchWindows:
                 mult[i] = mult[i - 1] * decay
             ret = newest[idx] * mult[0]
             # Older buckets, newest first; zero buckets add exactly nothing, so skip them.
-            lo_b = np.maximum(first[idx], last[idx] - count + 1)
-            lo = np.searchsorted(bucket, lo_b, "left")
-            hi = np.searchsorted(bucket, last[idx], "left")   # excludes the newest bucket
+            last_i = last[idx]
+            lo_b = np.maximum(first[idx], last_i - count + 1)
+            if self.dense:   # bucket j is second bucket[0] + j
+                lo, hi = lo_b - bucket[0], last_i - bucket[0]
+            else:
+                lo = np.searchsorted(bucket, lo_b, "left")
+                hi = np.searchsorted(bucket, last_i, "left")   # excludes the newest bucket
             k = hi - lo
             if self.dense and count > 1:
                 k = _strided_full_windows(ret, hi, k, count - 1, bucket_sum, mult)
             for r in range(int(k.max(initial=0))):
                 sel = k > r
                 pos = hi[sel] - 1 - r
-                ret[sel] = ret[sel] + bucket_sum[pos] * mult[last[idx][sel] - bucket[pos]]
+                ret[sel] = ret[sel] + bucket_sum[pos] * mult[last_i[sel] - bucket[pos]]
             avg[idx] = ret
         return avg
 
