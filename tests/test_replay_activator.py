@@ -130,6 +130,9 @@ def test_the_summary_counts_demand_held_at_zero_as_delayed_not_unserved():
     # held requests land on the first replica at 160 (capacity 100): 340 short then
     assert plain["under_provisioned_demand_seconds"] == 400.0
     assert with_activator["under_provisioned_demand_seconds"] == 340.0
+    # short: the 10 seconds at zero without it; with it only the second of the release
+    assert plain["under_provisioned_share"] * 220 == pytest.approx(10.0)
+    assert with_activator["under_provisioned_share"] * 220 == pytest.approx(1.0)
     # the same replicas, the same cold start, the same recorded demand
     for key in ("pod_seconds", "cold_start_episodes", "cold_start_seconds", "demand_seconds"):
         assert with_activator[key] == plain[key], key

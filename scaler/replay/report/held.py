@@ -109,7 +109,7 @@ def hold(demand: np.ndarray, ready: np.ndarray, *, max_pending: int,
             delayed += took
             wait_total += wait * took
             waits.append((wait, took))
-            served[r] += took
+            served[r] += took   # an unknown second stays unknown (NaN): in no demand figure
     return Held(delayed, wait_total, _weighted_quantile(waits, 0.99),
                 max((w for w, _ in waits), default=0.0), timed_out, overflowed, at_end,
                 peak, served)
