@@ -321,6 +321,8 @@ def test_histogram_keep_alive_settles_only_past_the_schedule():
     (StartupClock(100.0, (9.0,)), 102.0, 0, 0, 0, StartupClock(None, (9.0,))),
     # a write that did not land (still zero replicas) is timed from the retry
     (StartupClock(100.0), 102.0, 0, 1, 0, StartupClock(102.0)),
+    # a status still reading a ready replica at zero replicas: nothing to time from
+    (StartupClock(None, (9.0,)), 102.0, 0, 1, 1, StartupClock(None, (9.0,))),
     # the first tick that sees a ready replica stops it: 14 s
     (StartupClock(100.0), 114.0, 1, 1, 1, StartupClock(None, (14.0,))),
     # not ready yet, or replicas that were there before (no clock): nothing
@@ -331,7 +333,8 @@ def test_histogram_keep_alive_settles_only_past_the_schedule():
      StartupClock(None, (2.0, 3.0, 4.0, 5.0, 6.0))),
 ])
 def test_the_startup_clock(clock, now, current, replicas, ready, after):
-    assert observe_scale(observe_ready(clock, now, ready), now, current, replicas) == after
+    assert observe_scale(observe_ready(clock, now, ready), now, current, replicas,
+                         ready) == after
 
 
 def test_the_lead_is_the_longest_recent_startup_or_the_default_before_any():

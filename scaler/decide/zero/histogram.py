@@ -229,7 +229,7 @@ def keepalive_step(state: KeepAliveState, now: float, count: int, current: int, 
         lead, guessed = clock.lead(default_lead), not clock.seen
     replicas, state = _step(state, now, count, current, cold_start_cost, prewarm_replicas,
                             lead, guessed, rules)
-    clock = observe_scale(clock, now, current, replicas)
+    clock = observe_scale(clock, now, current, replicas, ready)
     if clock is not state.startup:
         state = replace(state, startup=clock)
     return replicas, state

@@ -6,9 +6,9 @@ before the tick (``current``), the replicas it sets and the ready count — in t
 (the scale subresource) and in replay (the simulated workload) alike — so it can time the
 start-up itself instead of asking the user for it:
 
-* a tick that finds ``current == 0`` and sets replicas > 0 starts the clock at ``now``
-  (a tick that finds 0 and sets 0 stops it: a scale write that did not land is retried
-  from the next tick that finds zero replicas, and timed from there);
+* a tick that finds ``current == 0`` (and no ready replica) and sets replicas > 0 starts
+  the clock at ``now`` (a tick that finds 0 and sets 0 stops it: a scale write that did
+  not land is retried from the next tick that finds zero replicas, and timed from there);
 * the first later tick that sees ``ready > 0`` stops it: the start-up is ``now − start``,
   at most one tick interval longer than the real one (ticks see readiness late, never
   early), so a pre-warm timed by it is ready by the time it is meant to be.
@@ -50,9 +50,12 @@ def observe_ready(clock: StartupClock, now: float, ready: int | None) -> Startup
     return StartupClock(None, (clock.seen + (now - clock.started,))[-KEEP:])
 
 
-def observe_scale(clock: StartupClock, now: float, current: int, replicas: int) -> StartupClock:
-    """Start (or restart) the clock when a tick that found zero replicas sets some."""
+def observe_scale(clock: StartupClock, now: float, current: int, replicas: int,
+                  ready: int | None = 0) -> StartupClock:
+    """Start (or restart) the clock when a tick that found zero replicas sets some. Not
+    when that tick still read a ready replica (a status that has not caught up with the
+    scale to zero yet): the next tick's ready count would time nothing."""
     if current != 0:
         return clock
-    started = now if replicas > 0 else None
+    started = now if replicas > 0 and not ready else None
     return clock if started == clock.started else StartupClock(started, clock.seen)
