@@ -135,6 +135,7 @@ def replay(policy: Policy, times: np.ndarray, values: np.ndarray, startup_delay:
     if policy.prediction.enabled:
         forecast, forecast_point, floor = shared_forecast or _forecast(
             policy, decider, series.times, series.values, ticks)
+    loop_floor = floor   # the floor per tick the decider is given (None: none)
     if progress:
         progress(0.2)
 
@@ -160,7 +161,7 @@ def replay(policy: Policy, times: np.ndarray, values: np.ndarray, startup_delay:
         # never compares equal, so a tick without data always takes the full path.
         dspc_l = kpa_batch.raw_counts(decider.spec, stable[b0:b1]).tolist()
         dppc_l = kpa_batch.raw_counts(decider.spec, panic_read[b0:b1]).tolist()
-        floor_l = floor[b0:b1].tolist() if floor is not None else None
+        floor_l = loop_floor[b0:b1].tolist() if loop_floor is not None else None
         stable_l, panic_l, empty_l = (stable[b0:b1].tolist(), panic[b0:b1].tolist(),
                                       empty[b0:b1].tolist())
         for i in range(b0, b1):
