@@ -157,3 +157,32 @@ def test_write_csv_all_missing_row_keeps_its_commas(tmp_path):
         csvfast.int_cells(np.array([0, 4]), np.array([True, False])),
     ])
     assert read_back(path) == [["t", "x", "y"], ["1", "", ""], ["2", "1.5", "4"]]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(INT64, six_decimal_floats(), st.booleans()), min_size=0, max_size=40),
+       st.integers(1, 7))
+def test_write_csv_blocks_formats_block_by_block_into_the_same_text(tmp_path_factory, rows,
+                                                                    block):
+    """Each block sizes its cells to its own widest value; the text is the same as one
+    block for every row (and as Python's), whatever the block size."""
+    path = tmp_path_factory.mktemp("csv") / "blocks.csv"
+    ints = np.array([r[0] for r in rows], dtype=np.int64)
+    floats = np.array([r[1] for r in rows], dtype=np.float64)
+    missing = np.array([r[2] for r in rows], dtype=bool)
+    asked = []
+
+    def columns(a, b):
+        asked.append((a, b))
+        return [csvfast.int_columns(ints[a:b], missing[a:b]), csvfast.fixed6_columns(floats[a:b])]
+
+    original = csvfast._ROWS_PER_BLOCK
+    csvfast._ROWS_PER_BLOCK = block
+    try:
+        csvfast.write_csv_blocks(path, ["a", "b"], len(rows), columns)
+    finally:
+        csvfast._ROWS_PER_BLOCK = original
+    lines = ["a,b"] + [f"{'' if m else i},{python_fixed6(f)}" for i, f, m in rows]
+    assert path.read_bytes() == ("\n".join(lines) + "\n").encode()
+    # one block at a time, in order, covering every row once
+    assert asked == [(a, min(len(rows), a + block)) for a in range(0, len(rows), block)]

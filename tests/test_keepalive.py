@@ -29,6 +29,7 @@ from scaler.decide.zero.histogram import (
     keepalive_step,
     warm_schedule,
 )
+from scaler.decide.zero.startup import DEFAULT_LEAD, StartupClock, observe_ready, observe_scale
 from scaler.policy import Policy, PredictionPolicy
 from scaler.policy.model import KEEP_ALIVE
 
@@ -273,8 +274,11 @@ def test_the_policy_chooses_and_configures_the_strategy():
                               cold_start_cost=1200.0,
                               prediction=replace(PredictionPolicy(), horizon=90.0)))
     assert isinstance(hist, HistogramKeepAlive)
-    # pre-warm brings back at least one replica, early by the forecast horizon
-    assert (hist.cold_start_cost, hist.prewarm_replicas, hist.lead) == (1200.0, 1, 90.0)
+    # pre-warm brings back at least one replica; the forecast horizon is not its lead:
+    # without scaleToZero.prewarmLead the lead is the start-up time the pipeline measures
+    assert (hist.cold_start_cost, hist.prewarm_replicas, hist.lead) == (1200.0, 1, None)
+    fixed_lead = for_policy(replace(Policy(), keep_alive="histogram", prewarm_lead=25.0))
+    assert fixed_lead.lead == 25.0
 
 
 def test_a_reload_keeps_the_clock_of_the_same_strategy_and_resets_another():
@@ -304,3 +308,103 @@ def test_histogram_keep_alive_settles_only_past_the_schedule():
     assert not h.settled(600.0, 1)
     assert h.replicas(0, 1, 660.0) == 0 and h.settled(660.0, 0)
     assert h.replicas(2, 0, 700.0) == 2 and h.settled(700.0, 2) and h.remaining(700.0) is None
+
+
+# --------------------------------------------------------------------------------------
+# The pre-warm lead: the start-up time the pipeline measures (scaler.decide.zero.startup)
+
+
+@pytest.mark.parametrize("clock, now, current, replicas, ready, after", [
+    # a tick that finds zero replicas and sets some starts the clock
+    (StartupClock(), 100.0, 0, 2, 0, StartupClock(100.0)),
+    # one that finds zero and sets zero stops a clock whose write did not land
+    (StartupClock(100.0, (9.0,)), 102.0, 0, 0, 0, StartupClock(None, (9.0,))),
+    # a write that did not land (still zero replicas) is timed from the retry
+    (StartupClock(100.0), 102.0, 0, 1, 0, StartupClock(102.0)),
+    # a status still reading a ready replica at zero replicas: nothing to time from
+    (StartupClock(None, (9.0,)), 102.0, 0, 1, 1, StartupClock(None, (9.0,))),
+    # the first tick that sees a ready replica stops it: 14 s
+    (StartupClock(100.0), 114.0, 1, 1, 1, StartupClock(None, (14.0,))),
+    # not ready yet, or replicas that were there before (no clock): nothing
+    (StartupClock(100.0), 112.0, 1, 1, 0, StartupClock(100.0)),
+    (StartupClock(None, (5.0,)), 112.0, 3, 4, 3, StartupClock(None, (5.0,))),
+    # the last five are kept, oldest first
+    (StartupClock(0.0, (1.0, 2.0, 3.0, 4.0, 5.0)), 6.0, 1, 1, 1,
+     StartupClock(None, (2.0, 3.0, 4.0, 5.0, 6.0))),
+])
+def test_the_startup_clock(clock, now, current, replicas, ready, after):
+    assert observe_scale(observe_ready(clock, now, ready), now, current, replicas,
+                         ready) == after
+
+
+def test_the_lead_is_the_longest_recent_startup_or_the_default_before_any():
+    assert StartupClock().lead() == DEFAULT_LEAD == 60.0
+    assert StartupClock().lead(12.0) == 12.0
+    assert StartupClock(None, (8.0, 41.0, 10.0)).lead() == 41.0
+    # a one-off slow start ages out after five more
+    clock = StartupClock(None, (90.0,))
+    for t in range(5):
+        clock = observe_ready(StartupClock(0.0, clock.seen), 10.0, 1)
+    assert clock.seen == (10.0,) * 5 and clock.lead() == 10.0
+
+
+def _idle_cycle(state, z, until, startup, current):
+    """Drive one idle period from z (want 0) to ``until`` (want 1) against a workload
+    whose replicas are ready ``startup`` seconds after the tick that added them."""
+    up_at = None
+    timeline = []
+    for t in range(int(z), int(until) + 1, 2):
+        count = 1 if t == until else 0
+        ready = 0 if current == 0 else (current if up_at is None or t >= up_at + startup else 0)
+        replicas, state = keepalive_step(state, float(t), count, current,
+                                         cold_start_cost=G, lead=None, ready=ready)
+        if current == 0 and replicas > 0:
+            up_at = t
+        elif replicas == 0:
+            up_at = None
+        timeline.append((t, replicas))
+        current = replicas
+    return dict(timeline), state, current
+
+
+def test_the_prewarm_lead_is_learnt_from_the_first_startup_the_pipeline_sees():
+    # Learnt: warm run [180, 240) s after the idle start (bin 0 cold: to zero at once).
+    state = KeepAliveState(hist=hist_of(*[200.0] * 20), used=True)
+    got, state, current = _idle_cycle(state, 0, 220, startup=14, current=1)
+    assert got[0] == 0                          # to zero at once
+    assert got[118] == 0 and got[120] == 1      # no start-up seen yet: 60 s early
+    assert state.startup.seen == (14.0,)        # up at 120, first seen ready at 134
+    # the next idle period pre-warms 14 s early: ready at 180 exactly
+    got, state, _ = _idle_cycle(state, 1000, 1220, startup=14, current=current)
+    assert got[1164] == 0 and got[1166] == 1 and got[1218] == 1
+    assert state.startup.seen == (14.0, 14.0)
+    # a set lead is used as it is, learnt start-ups or not
+    _, fixed_state = keepalive_step(replace(state, idle_since=None, schedule=None), 0.0, 0, 1,
+                                    cold_start_cost=G, lead=50.0, ready=1)
+    assert keepalive_step(fixed_state, 130.0, 0, 0, cold_start_cost=G, lead=50.0)[0] == 1
+    assert keepalive_step(fixed_state, 128.0, 0, 0, cold_start_cost=G, lead=50.0)[0] == 0
+
+
+def test_a_guessed_lead_stops_halfway_so_the_first_startup_is_timed():
+    # Learnt: warm run [60, 120) s after the idle start. The 60 s default would pre-warm
+    # from 0 — keep the replica, never time a start-up; halfway, at 30 s, it does.
+    state = KeepAliveState(hist=hist_of(*[90.0] * 20), used=True)
+    got, state, current = _idle_cycle(state, 0, 100, startup=14, current=1)
+    assert got[0] == 0 and got[28] == 0 and got[30] == 1 and got[100] == 1
+    assert state.startup.seen == (14.0,)
+    # from then on the measured lead, in full
+    got, state, _ = _idle_cycle(state, 1000, 1100, startup=14, current=current)
+    assert got[1044] == 0 and got[1046] == 1
+    # a lead that is set is never halved
+    _, fixed = keepalive_step(replace(state, idle_since=None, schedule=None), 0.0, 0, 1,
+                              cold_start_cost=G, lead=50.0)
+    assert keepalive_step(fixed, 10.0, 0, 0, cold_start_cost=G, lead=50.0)[0] == 1
+
+
+def test_a_learnt_lead_survives_a_policy_reload_and_a_set_one_replaces_it():
+    hist = for_policy(replace(Policy(), keep_alive="histogram"))
+    assert hist.replicas(1, 0, 10.0, 0) == 1       # up from zero at 10
+    assert hist.replicas(1, 1, 32.0, 1) == 1       # ready at 32: 22 s
+    assert hist.state.startup.lead() == 22.0
+    again = for_policy(replace(Policy(), keep_alive="histogram", cold_start_cost=900.0), hist)
+    assert again.state.startup.seen == (22.0,) and again.lead is None

@@ -62,6 +62,13 @@ def test_cold_start_cost_sets_the_keep_alive_to_beat():
     assert parse("scaleToZero: {keepAlive: histogram}").cold_start_cost == 600.0
 
 
+def test_prewarm_lead_is_learnt_unless_set():
+    assert parse("scaleToZero: {keepAlive: histogram}").prewarm_lead is None
+    p = parse("scaleToZero: {keepAlive: histogram, prewarmLead: 45s}")
+    assert p.prewarm_lead == 45.0
+    assert parse("scaleToZero: {keepAlive: histogram, prewarmLead: 0s}").prewarm_lead == 0.0
+
+
 def test_full_block_parses():
     p = parse("""
         prediction:
@@ -146,6 +153,12 @@ def test_full_block_parses():
     pytest.param("scaleToZero: {keepAlive: histogram, coldStartCost: 600}",
                  "spec.scaleToZero.coldStartCost", "expected a duration string",
                  id="cold-start-cost-number"),
+    pytest.param("scaleToZero: {prewarmLead: 20s}", "spec.scaleToZero.prewarmLead",
+                 "is used only with keepAlive: histogram", id="prewarm-lead-with-fixed"),
+    pytest.param("scaleToZero: {keepAlive: histogram, prewarmLead: 11m}",
+                 "spec.scaleToZero.prewarmLead", "0s..10m", id="prewarm-lead-long"),
+    pytest.param("scaleToZero: {keepAlive: histogram, prewarmLead: soon}",
+                 "spec.scaleToZero.prewarmLead", "soon", id="prewarm-lead-not-a-duration"),
 ])
 def test_bad_values_name_the_key_and_the_range(block, key, fragment):
     message = errors(block)

@@ -55,6 +55,8 @@ spec:
     ("prediction.enabled=true,false", Knob("prediction.enabled", (True, False))),
     ("scaleToZero.keepAlive=fixed,histogram", Knob("scaleToZero.keepAlive",
                                                    ("fixed", "histogram"))),
+    ("scaleToZero.prewarmLead=0s..30s/10s", Knob("scaleToZero.prewarmLead",
+                                                 ("0s", "10s", "20s", "30s"))),
 ], ids=lambda x: x if isinstance(x, str) else None)
 def test_vary_values_and_ranges(text, knob):
     assert parse_vary(text) == knob
@@ -249,6 +251,9 @@ def test_when_no_variant_meets_the_objective_nothing_is_picked(tmp_path, capsys)
      "with --vary prediction.minHistory=1 (web): spec.prediction.minHistory: is not used by "
      "model seasonal-level"),
     (("--vary", "stableWindow=30s", "--vary", "stableWindow=1m"), "given twice"),
+    (("--vary", "scaleToZero.prewarmLead=10s,30s"),
+     "with --vary scaleToZero.prewarmLead=10s (web): spec.scaleToZero.prewarmLead: is used "
+     "only with keepAlive: histogram"),
     (("--vary", "stableWindow=30s", "--pick", "fastest"), "--pick 'fastest'"),
     ((), "--vary KEY=V1,V2,... is required"),
     (("--vary", "stableWindow=30s", "--startup-delay", "-1"), "--startup-delay"),

@@ -24,6 +24,7 @@ from scaler.decide.windows import (
     smoothing_coefficient,
     weight_table,
 )
+from scaler.decide import windows_batch
 from scaler.decide.windows_batch import BatchWindows, _round6
 
 T0 = 1_700_000_000  # a whole second; offsets below are relative to it
@@ -695,3 +696,50 @@ def test_a_known_second_stays_known() -> None:
     assert poked.value(T0 + 4) == 7.0
     marked_after = observed(10, [(0, 3.0), (1, 5.0), (1, None), (2, None)])
     assert marked_after.value(T0 + 2) == 4.0   # (3 + 5) / 2: second 1 is known, 2 is not
+
+
+@st.composite
+def dense_recordings(draw: st.DrawFn) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """One sample every second without a gap (the shape the strided weighted sum serves),
+    sometimes off the whole second, with ticks every few seconds, before, through and after."""
+    window = draw(st.integers(2, 60))
+    n = draw(st.integers(1, 400))
+    t0 = T0 + draw(st.integers(0, 5)) + draw(st.sampled_from([0.0, 0.0, 0.25, 0.75]))
+    values = np.array(draw(st.lists(st.integers(0, 10**6), min_size=n, max_size=n)),
+                      dtype=np.float64) / 1000
+    times = t0 + np.arange(n, dtype=np.float64)
+    k = draw(st.integers(1, 5))
+    first_tick = (int(t0) // k - draw(st.integers(0, 2))) * k
+    last_tick = int(times[-1]) + draw(st.integers(0, 2 * window + 2))
+    ticks = np.arange(first_tick, last_tick + 1, k, dtype=np.int64)
+    if draw(st.booleans()):   # uneven steps: stretches of different strides
+        ticks = np.unique(np.concatenate((ticks, ticks[::3] + 1)))
+    return window, times, values, ticks
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(dense_recordings(), st.sampled_from([1, 4, 32]))
+def test_dense_weighted_windows_by_strides_equal_incremental(rec, min_ticks) -> None:
+    """The strided weighted sums on dense recordings are Knative's, bit for bit, however
+    the stretches of evenly stepping ticks fall."""
+    window, times, values, ticks = rec
+    batch = BatchWindows(times, values, ticks)
+    assert batch.dense
+    original = windows_batch.STRIDED_MIN_TICKS
+    windows_batch.STRIDED_MIN_TICKS = min_ticks
+    try:
+        for w in (window, max(1, window // 10)):
+            avg, empty = batch.averages(w, WEIGHTED)
+            ref = BucketWindow(w, WEIGHTED)
+            i = 0
+            want_avg, want_empty = [], []
+            for tick in ticks.tolist():
+                while i < len(times) and times[i] <= tick:
+                    ref.record(float(times[i]), float(values[i]))
+                    i += 1
+                want_avg.append(ref.average(float(tick)))
+                want_empty.append(ref.is_empty(float(tick)))
+            assert avg.tolist() == want_avg, w
+            assert empty.tolist() == want_empty, w
+    finally:
+        windows_batch.STRIDED_MIN_TICKS = original

@@ -87,7 +87,7 @@ class Decider:
             return decision, current
         p = self.policy
         want = clamp(max(decision.desired_pods, floor), p.min_replicas, p.max_replicas)
-        replicas = self.zero.replicas(want, current, now)
+        replicas = self.zero.replicas(want, current, now, ready_pods)
         self._last_valid = (ready_pods, current, replicas, stable)
         return decision, replicas
 

@@ -251,8 +251,8 @@ class BatchWindows:
         bucket, bucket_sum = self.bucket, self.bucket_sum
         # The newest bucket may still be filling at the tick: use its running sum.
         newest = self.running[last_sample]
-        for dz in np.unique(d[live]):
-            dz = int(dz)
+        # The distinct distances from the last write (0 <= d < n where live), in order.
+        for dz in np.flatnonzero(np.bincount(d[live], minlength=1)).tolist():
             idx = np.flatnonzero(live & (d == dz))
             count = n - dz
             mult = np.empty(count, dtype=np.float64)
@@ -261,16 +261,66 @@ class BatchWindows:
                 mult[i] = mult[i - 1] * decay
             ret = newest[idx] * mult[0]
             # Older buckets, newest first; zero buckets add exactly nothing, so skip them.
-            lo_b = np.maximum(first[idx], last[idx] - count + 1)
-            lo = np.searchsorted(bucket, lo_b, "left")
-            hi = np.searchsorted(bucket, last[idx], "left")   # excludes the newest bucket
+            last_i = last[idx]
+            lo_b = np.maximum(first[idx], last_i - count + 1)
+            if self.dense:   # bucket j is second bucket[0] + j
+                lo, hi = lo_b - bucket[0], last_i - bucket[0]
+            else:
+                lo = np.searchsorted(bucket, lo_b, "left")
+                hi = np.searchsorted(bucket, last_i, "left")   # excludes the newest bucket
             k = hi - lo
+            if self.dense and count > 1:
+                k = _strided_full_windows(ret, hi, k, count - 1, bucket_sum, mult)
             for r in range(int(k.max(initial=0))):
                 sel = k > r
                 pos = hi[sel] - 1 - r
-                ret[sel] = ret[sel] + bucket_sum[pos] * mult[last[idx][sel] - bucket[pos]]
+                ret[sel] = ret[sel] + bucket_sum[pos] * mult[last_i[sel] - bucket[pos]]
             avg[idx] = ret
         return avg
+
+
+# Shorter stretches of full windows than this are summed by the general gathers: each
+# stretch costs one numpy call per bucket of the window, worth it only over many ticks.
+STRIDED_MIN_TICKS = 32
+
+
+def _strided_full_windows(ret: np.ndarray, hi: np.ndarray, k: np.ndarray, full: int,
+                          bucket_sum: np.ndarray, mult: np.ndarray) -> np.ndarray:
+    """Add the older buckets' weighted terms to ``ret`` for the ticks whose window is full
+    (``k == full`` older buckets, one per second: a dense recording) and whose newest
+    bucket indices ``hi`` step evenly from tick to tick; return ``k`` with those ticks
+    done (0). There the r-th older bucket of every tick is ``bucket_sum[hi - 1 - r]``, one
+    strided view, and its multiplier ``mult[r + 1]`` one number: the same products added
+    in the same order as the gathers do, one multiply-add per bucket for all the ticks."""
+    at = np.flatnonzero(k == full)
+    if len(at) < STRIDED_MIN_TICKS:
+        return k
+    h = hi[at]
+    # Stretches of evenly stepping indices: break where the step changes.
+    step = np.diff(h)
+    breaks = np.flatnonzero(step[1:] != step[:-1]) + 1
+    bounds = np.concatenate(([0], breaks + 1, [len(at)])) if len(step) else np.array([0, 1])
+    k = k.copy()
+    for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        if b - a < STRIDED_MIN_TICKS:
+            continue
+        stride = int(h[a + 1] - h[a]) if b - a > 1 else 1
+        if stride <= 0:
+            continue
+        rows = at[a:b]
+        contiguous = int(rows[-1] - rows[0]) == b - a - 1
+        acc = ret[rows[0]:rows[-1] + 1] if contiguous else ret[rows]
+        first_hi, count = int(h[a]), b - a
+        term = np.empty(count, dtype=np.float64)
+        for r in range(full):
+            start = first_hi - 1 - r
+            np.multiply(bucket_sum[start:start + stride * (count - 1) + 1:stride], mult[r + 1],
+                        out=term)
+            np.add(acc, term, out=acc)
+        if not contiguous:
+            ret[rows] = acc
+        k[rows] = 0
+    return k
 
 
 def _dense_running_totals(values: np.ndarray, n: int) -> np.ndarray:

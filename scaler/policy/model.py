@@ -268,6 +268,7 @@ class Policy:
     prediction: PredictionPolicy = PredictionPolicy()
     keep_alive: str = "fixed"                  # one of KEEP_ALIVE: fixed (the grace) | histogram
     cold_start_cost: float = 600.0             # histogram: the fixed keep-alive it must beat
+    prewarm_lead: float | None = None          # histogram: pre-warm this early; None = learnt
     activator: ActivatorPolicy | None = None   # spec.activator: held at zero, counted exactly
     source: str = field(default="<built-in>", compare=False)  # where it was read, for messages
 

@@ -155,7 +155,7 @@ _PREDICTION_FIELDS: tuple[tuple[str, str, str, _Check, str], ...] = (
     ("refitInterval", "refit_interval", "duration", lambda v: 60 <= v <= 86400, "1m..1d"),
 )
 _PREDICTION_KEYS = {row[0] for row in _PREDICTION_FIELDS}
-_SCALE_TO_ZERO_KEYS = {"keepAlive", "coldStartCost"}
+_SCALE_TO_ZERO_KEYS = {"keepAlive", "coldStartCost", "prewarmLead"}
 _REF_KEYS = {"apiVersion", "kind", "name", "namespace"}
 _METRIC_KEYS = {"type", "query", "source"}
 _METADATA_KEYS = {"name", "labels", "annotations"}
@@ -471,7 +471,24 @@ def _scale_to_zero(block: dict, out: _Collector) -> dict[str, Any]:
             out.add(key, f"{_show(block['coldStartCost'])} is out of range (allowed: {allowed})")
         elif cost is not None:
             values["cold_start_cost"] = cost
+    values.update(_prewarm_lead(block, out))
     return values
+
+
+def _prewarm_lead(block: dict, out: _Collector) -> dict[str, Any]:
+    """``prewarmLead``: histogram only; absent, the lead is the start-up time the pipeline
+    measures (scaler.decide.zero.startup)."""
+    if "prewarmLead" not in block:
+        return {}
+    key, allowed = "spec.scaleToZero.prewarmLead", "0s..10m"
+    if block.get("keepAlive", "fixed") != "histogram":
+        out.add(key, "is used only with keepAlive: histogram")
+        return {}
+    lead = _convert(block["prewarmLead"], "duration", key, allowed, out)
+    if lead is not None and not 0 <= lead <= 600:
+        out.add(key, f"{_show(block['prewarmLead'])} is out of range (allowed: {allowed})")
+        return {}
+    return {} if lead is None else {"prewarm_lead": lead}
 
 
 def _prediction(parsed: dict[str, Any], out: _Collector) -> PredictionPolicy | None:

@@ -18,18 +18,22 @@ def realised(spec: PredictionPolicy, times, values, ticks) -> np.ndarray:
     times = np.asarray(times, dtype=np.float64)
     values = np.asarray(values, dtype=np.float64)
     ok = np.isfinite(times) & np.isfinite(values) & (values >= 0)
-    t, v = times[ok], values[ok]
+    # A recording's samples are all valid: then no copies (a 28-day one: 19 MB each).
+    t, v = (times, values) if ok.all() else (times[ok], values[ok])
+    del ok
     target = np.floor((np.asarray(ticks, dtype=np.float64) + spec.horizon) / spec.grid)
     out = np.full(target.size, np.nan)
     if t.size == 0:
         return out
-    k = np.floor(t / spec.grid).astype(np.int64)
-    k0 = int(k[0])
-    idx = k - k0
+    idx = np.floor(t / spec.grid).astype(np.int64)
+    k0 = int(idx[0])
+    idx -= k0
     n = int(idx[-1]) + 1
-    second = np.floor(t)
     new = np.ones(t.size, dtype=bool)
-    new[1:] = (second[1:] != second[:-1]) | (idx[1:] != idx[:-1])
+    second = np.floor(t)
+    np.not_equal(second[1:], second[:-1], out=new[1:])
+    del second
+    new[1:] |= idx[1:] != idx[:-1]
     seconds = np.bincount(idx, weights=new, minlength=n)
     sums = np.bincount(idx, weights=v, minlength=n)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -33,10 +33,11 @@ from scaler.policy import Policy
 class ScaleToZero(Protocol):
     """One policy's way to zero and back; it holds its own clock (a state value)."""
 
-    def replicas(self, count: int, current: int, now: float) -> int:
+    def replicas(self, count: int, current: int, now: float, ready: int | None = None) -> int:
         """The replicas to set at ``now`` for the decider's ``count`` (already within
-        min/max). Called only on ticks with a valid decision: a tick without data
-        changes nothing and leaves the clock alone."""
+        min/max); ``ready``: the ready replicas the tick saw (a strategy may time
+        start-ups with it). Called only on ticks with a valid decision: a tick without
+        data changes nothing and leaves the clock alone."""
 
     def settled(self, now: float, replicas: int) -> bool:
         """True when every later tick with the same count answers ``replicas`` again,

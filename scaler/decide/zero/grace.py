@@ -47,7 +47,7 @@ class FixedGrace:
     def for_policy(cls, policy: Policy) -> FixedGrace:
         return cls(policy.scale_to_zero_grace_period)
 
-    def replicas(self, count: int, current: int, now: float) -> int:
+    def replicas(self, count: int, current: int, now: float, ready: int | None = None) -> int:
         replicas, self.state = grace_step(self.state, now, count, current,
                                           grace_period=self.grace_period)
         return replicas

@@ -42,8 +42,9 @@ those ending in it half) and saves c_b cold starts, so
   a generous keep-alive, not to a short one).
 * The warm bins, merged into runs [a, b), are the schedule. A run starting at 0 keeps the
   replica that is there (a zero want never scales up from zero); a later run brings the
-  policy's initial replicas (at least one) up ``lead`` — the forecast horizon, about the
-  start-up time — before a, so they are ready at a, and lets them go at b.
+  policy's initial replicas (at least one) up ``lead`` — the workload's start-up time,
+  ``scaleToZero.prewarmLead`` or learnt by :mod:`scaler.decide.zero.startup` — before a,
+  so they are ready at a, and lets them go at b.
 * Per-workload guard: each finished idle period is scored against the fixed G — ``extra``
   counts those that ended cold although shorter than G, ``saved`` those that ended warm
   although at least G long (idle periods do not depend on the keep-alive: they are the
@@ -61,9 +62,11 @@ the idle clock alone (design.md, replay semantics §3).
 * ``count > 0`` ends any idle period: if it followed a use (a non-zero count seen since the
   state was created), its length is recorded and scored. The result is ``count``.
 * ``count == 0`` at the first such tick starts an idle period at z = now and fixes its
-  schedule from the histogram as it is then. Then, with elapsed = now − z: inside a run
-  starting at 0, ``min(current, 1)``; inside [a − lead, b) of a later run, the pre-warm
-  replicas; otherwise 0.
+  schedule from the histogram, and its pre-warm lead, as they are then. Then, with
+  elapsed = now − z: inside a run starting at 0, ``min(current, 1)``; inside
+  [a − lead, b) of a later run, the pre-warm replicas; otherwise 0. (Until a start-up has
+  been timed the lead is a guess, at most a / 2: the replica then goes and comes back and
+  the start-up is timed, where a guess reaching back to 0 would keep it up for good.)
 
 An idle period still in progress is never recorded (censored), nor is the idle time before
 the first use (that is not a gap between invocations).
@@ -74,6 +77,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
+from scaler.decide.zero.startup import (DEFAULT_LEAD, StartupClock, observe_ready,
+                                        observe_scale)
 from scaler.policy import Policy
 
 BIN_SECONDS = 60.0
@@ -202,12 +207,37 @@ class KeepAliveState:
     used: bool = False                           # a non-zero count has been seen
     extra: int = 0     # idle periods that ended cold although shorter than the fixed G
     saved: int = 0     # idle periods that ended warm although at least G long
+    startup: StartupClock = StartupClock()       # start-ups seen: the learnt pre-warm lead
+    lead: float = 0.0  # the pre-warm lead, fixed at z with the schedule (a start-up timed
+                       # during the idle period must not cancel the pre-warm it timed)
+    lead_guessed: bool = False   # the default lead, no start-up timed yet
 
 
 def keepalive_step(state: KeepAliveState, now: float, count: int, current: int, *,
-                   cold_start_cost: float, prewarm_replicas: int = 1, lead: float = 0.0,
+                   cold_start_cost: float, prewarm_replicas: int = 1,
+                   lead: float | None = 0.0, ready: int | None = None,
+                   default_lead: float = DEFAULT_LEAD,
                    rules: ScheduleRules = DEFAULT_RULES) -> tuple[int, KeepAliveState]:
-    """Replicas to set at ``now`` for the clamped decider ``count``; see the module docstring."""
+    """Replicas to set at ``now`` for the clamped decider ``count``; see the module docstring.
+
+    ``lead`` None: the pre-warm lead is learnt from the start-ups this state has timed
+    (``ready``, the ready count the tick saw, stops the clock), ``default_lead`` until one
+    was; a number: that lead, always."""
+    clock = observe_ready(state.startup, now, ready)
+    guessed = False
+    if lead is None:
+        lead, guessed = clock.lead(default_lead), not clock.seen
+    replicas, state = _step(state, now, count, current, cold_start_cost, prewarm_replicas,
+                            lead, guessed, rules)
+    clock = observe_scale(clock, now, current, replicas, ready)
+    if clock is not state.startup:
+        state = replace(state, startup=clock)
+    return replicas, state
+
+
+def _step(state: KeepAliveState, now: float, count: int, current: int, cold_start_cost: float,
+          prewarm_replicas: int, lead: float, guessed: bool,
+          rules: ScheduleRules) -> tuple[int, KeepAliveState]:
     if count > 0:
         if state.idle_since is None:
             return count, state if state.used else replace(state, used=True)
@@ -220,18 +250,23 @@ def keepalive_step(state: KeepAliveState, now: float, count: int, current: int, 
                 extra += 1
             elif warm and idle >= cold_start_cost:
                 saved += 1
-        return count, KeepAliveState(hist, None, None, True, extra, saved)
+        return count, KeepAliveState(hist, None, None, True, extra, saved, state.startup)
     if state.idle_since is None:
         guard = state.extra - state.saved >= rules.slack
         schedule = warm_schedule(state.hist, cold_start_cost=cold_start_cost, guard=guard,
                                  rules=rules)
-        state = replace(state, idle_since=now, schedule=schedule)
+        state = replace(state, idle_since=now, schedule=schedule, lead=lead,
+                        lead_guessed=guessed)
     elapsed = now - state.idle_since
     for a, b in state.schedule.runs:
         if a == 0.0:
             if elapsed < b:
                 return min(current, 1), state
-        elif a - lead <= elapsed < b:
+        # A guessed lead stops halfway to the run: the replica goes and comes back, and
+        # that start-up is timed (a guess reaching back to 0 would keep the replica up
+        # through every idle period and never time one).
+        lead = min(state.lead, a / 2) if state.lead_guessed else state.lead
+        if a - lead <= elapsed < b:
             return prewarm_replicas, state
     return 0, state
 
@@ -250,12 +285,13 @@ class HistogramKeepAlive:
     """The :class:`~scaler.decide.zero.ScaleToZero` of ``keepAlive: histogram``.
 
     Pre-warm brings back the policy's initial replicas (at least one), early by the
-    forecast horizon — the workload's start-up time — so they are ready when the request
-    is expected; ``coldStartCost`` prices a cold start and is the fallback keep-alive.
+    workload's start-up time — ``scaleToZero.prewarmLead``, or (``lead`` None) the
+    start-ups the pipeline has timed — so they are ready when the request is expected;
+    ``coldStartCost`` prices a cold start and is the fallback keep-alive.
     """
 
-    def __init__(self, cold_start_cost: float, prewarm_replicas: int = 1, lead: float = 0.0,
-                 rules: ScheduleRules = DEFAULT_RULES) -> None:
+    def __init__(self, cold_start_cost: float, prewarm_replicas: int = 1,
+                 lead: float | None = None, rules: ScheduleRules = DEFAULT_RULES) -> None:
         self.cold_start_cost = cold_start_cost
         self.prewarm_replicas = prewarm_replicas
         self.lead = lead
@@ -264,13 +300,13 @@ class HistogramKeepAlive:
 
     @classmethod
     def for_policy(cls, policy: Policy) -> HistogramKeepAlive:
-        return cls(policy.cold_start_cost, max(1, policy.initial_replicas),
-                   policy.prediction.horizon)
+        return cls(policy.cold_start_cost, max(1, policy.initial_replicas), policy.prewarm_lead)
 
-    def replicas(self, count: int, current: int, now: float) -> int:
+    def replicas(self, count: int, current: int, now: float, ready: int | None = None) -> int:
         replicas, self.state = keepalive_step(
             self.state, now, count, current, cold_start_cost=self.cold_start_cost,
-            prewarm_replicas=self.prewarm_replicas, lead=self.lead, rules=self.rules)
+            prewarm_replicas=self.prewarm_replicas, lead=self.lead, ready=ready,
+            rules=self.rules)
         return replicas
 
     def settled(self, now: float, replicas: int) -> bool:

@@ -8,6 +8,8 @@ matrix leaves exactly the CSV text, row after row.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 _COMMA = np.uint8(44)
@@ -103,22 +105,35 @@ def fixed6_cells(values: np.ndarray) -> np.ndarray:
 def write_csv(path, header: list[str], columns: list) -> None:
     """Write CSV cells under ``header``. Each entry of ``columns`` is one CSV column: an
     (n, w) uint8 cell matrix or a list of w byte columns (0 = padding)."""
-    parts: list[np.ndarray] = []
-    n = 0
-    for i, cells in enumerate(columns):
-        byte_columns = list(cells.T) if isinstance(cells, np.ndarray) else cells
-        n = len(byte_columns[0])
-        if i:
-            parts.append(np.full(n, _COMMA))
-        parts.extend(byte_columns)
-    parts.append(np.full(n, _NEWLINE))
+    as_lists = [list(c.T) if isinstance(c, np.ndarray) else c for c in columns]
+    n = len(as_lists[0][0]) if as_lists else 0
+    write_csv_blocks(path, header, n,
+                     lambda a, b: [[col[a:b] for col in cells] for cells in as_lists])
+
+
+def write_csv_blocks(path, header: list[str], n: int,
+                     columns_of: Callable[[int, int], list]) -> None:
+    """Write ``n`` rows under ``header``, formatting one block of rows at a time:
+    ``columns_of(a, b)`` gives the columns of rows [a, b) as :func:`write_csv` takes them.
+    Only one block's cells exist at once (a few MB), whatever the length of the file;
+    the text is the same as formatting every row at once (padding is dropped)."""
     with open(path, "wb") as f:
         f.write((",".join(header) + "\n").encode())
-        # A block of rows at a time keeps each temporary a few MB, so the allocator
-        # reuses it instead of faulting in fresh pages for one big matrix.
         for a in range(0, n, _ROWS_PER_BLOCK):
-            block = np.stack([col[a:a + _ROWS_PER_BLOCK] for col in parts], axis=0)
-            # Stacked as rows then read transposed: numpy copies that faster than it
-            # fills 70 strided columns one by one.
-            flat = block.T.ravel()
-            f.write(flat[flat != 0].tobytes())
+            f.write(_block_bytes(columns_of(a, min(n, a + _ROWS_PER_BLOCK))))
+
+
+def _block_bytes(columns: list) -> bytes:
+    parts: list[np.ndarray] = []
+    rows = 0
+    for i, cells in enumerate(columns):
+        byte_columns = list(cells.T) if isinstance(cells, np.ndarray) else cells
+        rows = len(byte_columns[0])
+        if i:
+            parts.append(np.full(rows, _COMMA))
+        parts.extend(byte_columns)
+    parts.append(np.full(rows, _NEWLINE))
+    # Stacked as rows then read transposed: numpy copies that faster than it fills 70
+    # strided columns one by one.
+    flat = np.stack(parts, axis=0).T.ravel()
+    return flat[flat != 0].tobytes()

@@ -64,9 +64,19 @@ def summarize(result: ReplayResult) -> dict:
     tick = p.tick_interval
     n = len(result.ticks)
     _, demand, ready = per_second(result)
+    held = None
+    arrived = demand
+    if p.activator is not None:
+        # Demand at zero ready replicas is held by the activator and served later.
+        from scaler.replay.report.held import hold
+
+        held = hold(demand, ready, max_pending=p.activator.max_pending_requests,
+                    timeout=p.activator.timeout)
+        demand = held.served
     unknown = np.isnan(demand) if len(result.unknown) else None
     if unknown is not None:
         demand, ready_known = demand[~unknown], ready[~unknown]
+        arrived = arrived[~unknown]
     else:
         ready_known = ready
     capacity = ready_known * p.target
@@ -74,7 +84,7 @@ def summarize(result: ReplayResult) -> dict:
     short = demand > capacity
     # A stretch with demand and no ready replica; an unknown second neither starts nor
     # breaks one.
-    cold = (demand > 0) & (ready_known == 0)
+    cold = (arrived > 0) & (ready_known == 0)
     cold_starts = int(np.count_nonzero(cold[1:] & ~cold[:-1]) + (1 if len(cold) and cold[0] else 0))
     previous = np.concatenate(([p.initial_replicas], result.desired[:-1]))
     actions = int(np.count_nonzero(result.desired != previous))
@@ -93,15 +103,18 @@ def summarize(result: ReplayResult) -> dict:
         "pod_seconds": float(result.desired.sum() * tick),
         "mean_replicas": float(result.desired.mean()) if n else 0.0,
         "peak_replicas": int(max(p.initial_replicas, int(result.desired.max(initial=0)))),
-        "under_provisioned_demand_seconds": float(shortfall.sum()),
+        # With the activator, what it held and served is not in here; what it lost is.
+        "under_provisioned_demand_seconds": float(shortfall.sum()) + (held.lost if held else 0.0),
         "under_provisioned_share": float(short.mean()) if len(short) else 0.0,
         "wasted_pod_seconds": float(np.maximum(ready_known - needed, 0).sum()),
         "cold_start_episodes": cold_starts,
         "cold_start_seconds": int(np.count_nonzero(cold)),
         "scaling_actions": actions,
         "panic_seconds": float(np.count_nonzero(result.in_panic) * tick),
-        "demand_seconds": float(demand.sum()),
+        "demand_seconds": float(arrived.sum()),
         **({"forecast": forecast_quality(result)} if result.forecast is not None else {}),
+        **({"activator": held.as_dict(p.activator.max_pending_requests, p.activator.timeout)}
+           if held is not None else {}),
     }
 
 
@@ -143,6 +156,15 @@ def format_table(summary: dict, title: str) -> str:
         ("scaling actions", f"{s['scaling_actions']:,}"),
         ("time in panic", format_duration(s["panic_seconds"])),
     ]
+    a = s.get("activator")
+    if a:
+        rows.append(("activator", f"{a['requests_delayed']:,.1f} requests held at zero and "
+                     f"served (wait {a['wait_seconds_total']:,.1f} s in all, p99 "
+                     f"{a['wait_seconds_p99']:.1f} s, max {a['wait_seconds_max']:.1f} s); "
+                     f"{a['requests_timed_out']:,.1f} timed out, "
+                     f"{a['requests_overflowed']:,.1f} overflowed"
+                     + (f", {a['requests_held_at_end']:,.1f} still held at the end"
+                        if a["requests_held_at_end"] else "")))
     f = s.get("forecast")
     if f:
         pct = (lambda v: "n/a" if v is None else f"{v * 100:.1f}%")
