@@ -14,8 +14,8 @@ import difflib
 import math
 import re
 import sys
-from dataclasses import fields, replace
-from typing import Any, Callable
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 import yaml
 
@@ -106,56 +106,81 @@ _PolicyLoader.add_constructor("tag:yaml.org,2002:int", _PolicyLoader.construct_y
 
 
 # --------------------------------------------------------------------------------------
-# Schema. One row per spec key: (yaml key, attribute, kind, check, allowed-range text).
-# `check` receives the parsed value and returns True when it is allowed.
+# Schema. One row per spec key: (yaml key, attribute, kind, range, allowed-range text).
+# The range is data, not a lambda, so the ScalingPolicy CRD's OpenAPI schema is generated
+# from these very rows (scaler.policy.schema): the API server and `scaler validate` agree.
 
-_Check = Callable[[Any], bool]
-_SPEC_FIELDS: tuple[tuple[str, str, str, _Check, str], ...] = (
-    ("target", "target", "number", lambda v: v >= 0.01, ">= 0.01"),
+INT32_MAX = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a key allows: ``low``..``high`` (either end open or absent), plus the
+    single values in ``also`` outside it (``0`` = off, ``-1`` = always). Called with a
+    parsed value (seconds for a duration), it says whether the value is allowed."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    also: tuple[float, ...] = ()
+
+    def __call__(self, v: Any) -> bool:
+        if v in self.also:
+            return True
+        if self.low is not None and (v < self.low or (self.low_open and v == self.low)):
+            return False
+        return not (self.high is not None and (v > self.high or (self.high_open and v == self.high)))
+
+
+ANY = Range()
+_SPEC_FIELDS: tuple[tuple[str, str, str, Range, str], ...] = (
+    ("target", "target", "number", Range(0.01), ">= 0.01"),
     ("targetUtilizationPercentage", "target_utilization_percentage", "number",
-     lambda v: 1 <= v <= 100, "1..100"),
-    ("minReplicas", "min_replicas", "integer", lambda v: 0 <= v <= 2**31 - 1, "0..2147483647"),
-    ("maxReplicas", "max_replicas", "integer", lambda v: 0 <= v <= 2**31 - 1,
+     Range(1, 100), "1..100"),
+    ("minReplicas", "min_replicas", "integer", Range(0, INT32_MAX), "0..2147483647"),
+    ("maxReplicas", "max_replicas", "integer", Range(0, INT32_MAX),
      "0 (unlimited) or 1..2147483647"),
-    ("initialReplicas", "initial_replicas", "integer", lambda v: 0 <= v <= 2**31 - 1,
+    ("initialReplicas", "initial_replicas", "integer", Range(0, INT32_MAX),
      "0..2147483647"),
     ("activationReplicas", "activation_replicas", "integer",
-     lambda v: v == 0 or 2 <= v <= 2**31 - 1, "0 (off) or 2..2147483647"),
-    ("stableWindow", "stable_window", "window", lambda v: 6 <= v <= 3600, "6s..1h"),
-    ("panicWindowPercentage", "panic_window_percentage", "number", lambda v: 1 <= v <= 100,
+     Range(2, INT32_MAX, also=(0,)), "0 (off) or 2..2147483647"),
+    ("stableWindow", "stable_window", "window", Range(6, 3600), "6s..1h"),
+    ("panicWindowPercentage", "panic_window_percentage", "number", Range(1, 100),
      "1..100"),
     ("panicThresholdPercentage", "panic_threshold_percentage", "number",
-     lambda v: 110 <= v <= 1000, "110..1000"),
-    ("maxScaleUpRate", "max_scale_up_rate", "number", lambda v: v > 1, "> 1"),
-    ("maxScaleDownRate", "max_scale_down_rate", "number", lambda v: v > 1, "> 1"),
-    ("scaleDownDelay", "scale_down_delay", "whole-duration", lambda v: 0 <= v <= 3600, "0s..1h"),
+     Range(110, 1000), "110..1000"),
+    ("maxScaleUpRate", "max_scale_up_rate", "number", Range(1, low_open=True), "> 1"),
+    ("maxScaleDownRate", "max_scale_down_rate", "number", Range(1, low_open=True), "> 1"),
+    ("scaleDownDelay", "scale_down_delay", "whole-duration", Range(0, 3600), "0s..1h"),
     ("scaleToZeroGracePeriod", "scale_to_zero_grace_period", "duration",
-     lambda v: 0 <= v <= 3600, "0s..1h"),
-    ("targetBurstCapacity", "target_burst_capacity", "number", lambda v: v == -1 or v >= 0,
+     Range(0, 3600), "0s..1h"),
+    ("targetBurstCapacity", "target_burst_capacity", "number", Range(0, also=(-1,)),
      "-1 (activator always in path), 0, or > 0"),
-    ("tickInterval", "tick_interval", "whole-duration", lambda v: 1 <= v <= 60, "1s..1m"),
-    ("windowAlgorithm", "window_algorithm", "enum:" + ",".join(WINDOW_ALGORITHMS), lambda v: True,
+    ("tickInterval", "tick_interval", "whole-duration", Range(1, 60), "1s..1m"),
+    ("windowAlgorithm", "window_algorithm", "enum:" + ",".join(WINDOW_ALGORITHMS), ANY,
      "linear or weighted-exponential"),
 )
 _SPEC_KEYS = ({"scaleTargetRef", "metric", "prediction", "scaleToZero", "activator"}
               | {row[0] for row in _SPEC_FIELDS})
-# The prediction block: (yaml key, attribute, kind, check, allowed-range text).
-_PREDICTION_FIELDS: tuple[tuple[str, str, str, _Check, str], ...] = (
-    ("enabled", "enabled", "bool", lambda v: True, "true or false"),
-    ("mode", "mode", "enum:" + ",".join(MODES), lambda v: True, "act or observe"),
-    ("model", "model", "enum:" + ",".join(MODELS), lambda v: True,
+# The prediction block: (yaml key, attribute, kind, range, allowed-range text).
+_PREDICTION_FIELDS: tuple[tuple[str, str, str, Range, str], ...] = (
+    ("enabled", "enabled", "bool", ANY, "true or false"),
+    ("mode", "mode", "enum:" + ",".join(MODES), ANY, "act or observe"),
+    ("model", "model", "enum:" + ",".join(MODELS), ANY,
      "seasonal-level, holt-winters, linear or ewma"),
-    ("seasonality", "seasonality", "seasons", lambda v: True,
+    ("seasonality", "seasonality", "seasons", ANY,
      "a duration or a list of them, whole minutes, 2m..30d; none for seasonal-level"),
-    ("horizon", "horizon", "duration", lambda v: 0 <= v <= 3600, "0s..1h"),
-    ("maxExtraCost", "max_extra_cost", "share", lambda v: 0 <= v <= 1,
+    ("horizon", "horizon", "duration", Range(0, 3600), "0s..1h"),
+    ("maxExtraCost", "max_extra_cost", "share", Range(0, 1),
      "0%..100%, or a fraction 0..1"),
-    ("minHistory", "min_history", "number", lambda v: 1 <= v <= 52, "1..52 seasons"),
-    ("quantile", "quantile", "number", lambda v: 0.5 <= v < 1, "0.5..0.999"),
-    ("refitInterval", "refit_interval", "duration", lambda v: 60 <= v <= 86400, "1m..1d"),
+    ("minHistory", "min_history", "number", Range(1, 52), "1..52 seasons"),
+    ("quantile", "quantile", "number", Range(0.5, 1, high_open=True), "0.5..0.999"),
+    ("refitInterval", "refit_interval", "duration", Range(60, 86400), "1m..1d"),
 )
 _PREDICTION_KEYS = {row[0] for row in _PREDICTION_FIELDS}
 _SCALE_TO_ZERO_KEYS = {"keepAlive", "coldStartCost"}
+COLD_START_COST, COLD_START_COST_TEXT = Range(60, 4 * 3600), "1m..4h"
 _REF_KEYS = {"apiVersion", "kind", "name", "namespace"}
 _METRIC_KEYS = {"type", "query", "source"}
 _METADATA_KEYS = {"name", "labels", "annotations"}
@@ -462,12 +487,12 @@ def _scale_to_zero(block: dict, out: _Collector) -> dict[str, Any]:
         if keep is not None:
             values["keep_alive"] = keep
     if "coldStartCost" in block:
-        key, allowed = "spec.scaleToZero.coldStartCost", "1m..4h"
+        key, allowed = "spec.scaleToZero.coldStartCost", COLD_START_COST_TEXT
         if block.get("keepAlive", "fixed") != "histogram":
             out.add(key, "is used only with keepAlive: histogram")
             return values
         cost = _convert(block["coldStartCost"], "duration", key, allowed, out)
-        if cost is not None and not 60 <= cost <= 4 * 3600:
+        if cost is not None and not COLD_START_COST(cost):
             out.add(key, f"{_show(block['coldStartCost'])} is out of range (allowed: {allowed})")
         elif cost is not None:
             values["cold_start_cost"] = cost
@@ -537,6 +562,9 @@ _PORT_NAME_RE = re.compile(r"^(?=.*[a-z])(?!.*--)[a-z0-9]([-a-z0-9]{0,13}[a-z0-9
 _HOST_RE = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
                       r"(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$")
 MAX_PENDING_LIMIT = 1_000_000
+MAX_PENDING = Range(0, MAX_PENDING_LIMIT)
+ACTIVATOR_TIMEOUT, ACTIVATOR_TIMEOUT_TEXT = Range(0, 3600, low_open=True), "above 0s, at most 1h"
+PORT = Range(1, 65535)
 
 
 def _metric_source(metric: dict, out: _Collector) -> str:
@@ -573,7 +601,7 @@ def _activator(block: dict, target_name: str | None,
         out.add(key + "port", "is required: the endpoints' port, a number (1-65535) or the "
                               "name of the Service's port")
     elif isinstance(port, bool) or not (
-            (isinstance(port, int) and 1 <= port <= 65535)
+            (isinstance(port, int) and PORT(port))
             or (isinstance(port, str) and _PORT_NAME_RE.match(port))):
         out.add(key + "port", f"{_show(port)} is neither a port number (1-65535) nor a port "
                               "name (lowercase letters, digits and '-', at most 15 "
@@ -596,14 +624,14 @@ def _activator(block: dict, target_name: str | None,
 
     pending = block.get("maxPendingRequests", 1000)
     if isinstance(pending, bool) or not isinstance(pending, int) \
-            or not 0 <= pending <= MAX_PENDING_LIMIT:
+            or not MAX_PENDING(pending):
         out.add(key + "maxPendingRequests", f"{_show(pending)} is out of range (allowed: an "
                                             f"integer 0..{MAX_PENDING_LIMIT})")
     timeout = _convert(block.get("timeout", "60s"), "duration", key + "timeout",
-                       "above 0s, at most 1h", out)
-    if timeout is not None and not 0 < timeout <= 3600:
+                       ACTIVATOR_TIMEOUT_TEXT, out)
+    if timeout is not None and not ACTIVATOR_TIMEOUT(timeout):
         out.add(key + "timeout", f"{_show(block.get('timeout'))} is out of range (allowed: "
-                                 "above 0s, at most 1h)")
+                                 f"{ACTIVATOR_TIMEOUT_TEXT})")
     mode = _convert(block.get("mode", "whenNeeded"), "enum:" + ",".join(ACTIVATOR_MODES),
                     key + "mode", "always or whenNeeded", out)
 
