@@ -401,6 +401,18 @@ class DaemonParts:
     kubernetes: str        # the API server's address, for the log
     stop: threading.Event
     activators: Any = None  # ActivatorSource, when activators are given or discovered
+    objects: Any = None     # scaler.daemon.status.ObjectsRunner, with --policy-source kubernetes
+
+
+def context_namespace(kubeconfig: str | None, context: str | None = None) -> str | None:
+    """The kubeconfig context's namespace (kubectl's default namespace), if any."""
+    from scaler.kubeconfig import KubeconfigError
+    from scaler.kubeconfig import context_namespace as namespace_of
+
+    try:
+        return namespace_of(kubeconfig, context=context)
+    except KubeconfigError:
+        return None   # build_daemon reports the broken kubeconfig
 
 
 def needs_prometheus(policies: list[Policy]) -> bool:
@@ -470,9 +482,10 @@ def configure_logging(log_format: str = "auto") -> None:
                                           "console": False}[log_format])
 
 
-def build_daemon(policies: list[Policy], policy_path: str | Path,
-                 connection: Connection | None, *,
-                 kubeconfig: str | None = None, dry_run: bool = False,
+def build_daemon(policies: list[Policy], policy_path: str | Path | None,
+                 connection: Connection | None, *, policy_namespace: str | None = None,
+                 kubeconfig: str | None = None, context: str | None = None,
+                 dry_run: bool = False,
                  leader_elect: bool = False, lease_name: str = "scaler",
                  lease_namespace: str | None = None, identity: str | None = None,
                  clock: Clock | None = None, activator_urls: list[str] = (),
@@ -480,7 +493,9 @@ def build_daemon(policies: list[Policy], policy_path: str | Path,
     """The live daemon for ``policies`` (read from ``policy_path``, re-read on change):
     Prometheus and the activators in, the Kubernetes scale subresource (and the public
     Services of ``activator.mode: whenNeeded``) out, only reported under ``dry_run``, on
-    the system clock. ``connection`` may be None when no policy uses PromQL."""
+    the system clock. ``connection`` may be None when no policy uses PromQL. With
+    ``policy_namespace``, the ScalingPolicy objects of that namespace are policies too
+    (``scaler.daemon.policy_objects``), and their status is written back."""
     from prometheus_client import CollectorRegistry
 
     from scaler.actuators.dry_run import DryRunActuator
@@ -509,7 +524,7 @@ def build_daemon(policies: list[Policy], policy_path: str | Path,
     # rest tells replicas apart in its audit log.
     agent = f"scaler/{__version__}" + (f" ({identity})" if identity else "")
     try:
-        client = KubeClient.from_config(kubeconfig, user_agent=agent)
+        client = KubeClient.from_config(kubeconfig, context=context, user_agent=agent)
     except Exception as exc:   # kubeconfig missing, malformed, or not in a cluster
         raise UsageError(f"cannot load Kubernetes configuration: {exc}") from None
     if connection is not None:
@@ -535,13 +550,43 @@ def build_daemon(policies: list[Policy], policy_path: str | Path,
         elector = LeaderElector(client, lease_namespace, lease_name, identity=identity,
                                 clock=clock, stop=stop, release_on_cancel=False)
     daemon = Daemon(policies, source=source, actuator=DryRunActuator(live) if dry_run else live,
-                    clock=clock, metrics=Metrics(registry), policy_path=Path(policy_path),
+                    clock=clock, metrics=Metrics(registry),
+                    policy_path=Path(policy_path) if policy_path else None,
                     is_leader=elector.is_leader if elector else None, stop=stop,
                     activator_source=activators,
                     traffic=TrafficSwitch(client, clock=clock, dry_run=dry_run))
     daemon.pokes = PokeInbox(daemon.wake, known=lambda name: name in daemon.targets and (
         daemon.targets[name].policy.activator is not None), now=clock.now)
-    return DaemonParts(daemon, source, live, registry, elector, client.host, stop, activators)
+    objects = None
+    if policy_namespace:
+        objects = policy_objects(daemon, client, policy_namespace, elector=elector,
+                                 dry_run=dry_run, stop=stop)
+    return DaemonParts(daemon, source, live, registry, elector, client.host, stop, activators,
+                       objects)
+
+
+def policy_objects(daemon: Daemon, client: Any, namespace: str, *, elector: Any,
+                   dry_run: bool, stop: threading.Event, list_interval: float = 5.0):
+    """The ScalingPolicy reader and status writer of ``namespace``, hooked into the loop
+    (its policies as origin "kubernetes", its tick reports to the status writer), with a
+    first list done now so the first pass already runs them."""
+    import structlog
+
+    from scaler.daemon.policy_objects import PolicyObjects
+    from scaler.daemon.status import ObjectsRunner, StatusWriter
+
+    log = structlog.get_logger("scaler")
+    objects = PolicyObjects(client, namespace, others=lambda: daemon.origin("files"), log=log)
+    writer = StatusWriter(client, objects, is_leader=elector.is_leader if elector else None,
+                          write=not dry_run, now=daemon.clock.now, log=log)
+    daemon.add_tick_listener(writer.on_tick)
+    runner = ObjectsRunner(objects, writer, lambda ps: daemon.set_policies("kubernetes", ps),
+                           stop, list_interval=list_interval)
+    runner.poll_once()
+    if objects.error is not None and "HTTP 404" in objects.error:
+        raise UsageError(f"--policy-source kubernetes: the ScalingPolicy CRD is not installed "
+                         f"(kubectl apply -f deploy/crd/crd.yaml): {objects.error}")
+    return runner
 
 
 def serve(parts: DaemonParts, *, metrics_port: int = 9090, health_port: int = 8080,
@@ -570,6 +615,8 @@ def serve(parts: DaemonParts, *, metrics_port: int = 9090, health_port: int = 80
     lease_thread = parts.elector.start() if parts.elector else None
     if parts.activators is not None:
         parts.activators.start()
+    if parts.objects is not None:
+        parts.objects.start()
     structlog.get_logger("scaler").info(
         # Both addresses are free of credentials (the Prometheus URL's went into basic
         # auth, the API server's host is shown without them).

@@ -102,10 +102,20 @@ def _parser() -> argparse.ArgumentParser:
         "run", help="run the autoscaler daemon",
         description="Poll Prometheus, decide with Knative's KPA, and patch each policy's "
                     "target through its scale subresource.")
-    d.add_argument("--policy", required=True, help="a policy file or a directory of them")
+    d.add_argument("--policy", help="a policy file or a directory of them (scaler/v1)")
+    d.add_argument("--policy-source", action="append", choices=["files", "kubernetes"],
+                   default=[], help="kubernetes: also run the ScalingPolicy objects "
+                   "(scaler.dev/v1alpha1) of --policy-namespace and write their status; "
+                   "files: the --policy files (implied by --policy)")
+    d.add_argument("--policy-namespace", default=None,
+                   help="namespace of the ScalingPolicy objects (default: env POD_NAMESPACE, "
+                        "else the kubeconfig context's namespace, else default)")
     _prometheus_flags(d)
     d.add_argument("--kubeconfig", default=None,
-                   help="kubeconfig file (env KUBECONFIG; in-cluster config when neither)")
+                   help="kubeconfig file; as kubectl: default $KUBECONFIG (a path list), "
+                        "else ~/.kube/config, else the in-cluster service account")
+    d.add_argument("--context", default=None,
+                   help="the kubeconfig context to use (default: its current-context)")
     d.add_argument("--dry-run", action="store_true",
                    help="do everything but write: log what would have been scaled")
     d.add_argument("--metrics-port", type=int, default=9090, help="/metrics port (default 9090)")
@@ -232,11 +242,22 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     app.configure_logging(args.log_format)
-    policies = app.load_policies(args.policy)
+    objects = "kubernetes" in args.policy_source
+    if "files" in args.policy_source and not args.policy:
+        raise UsageError("--policy-source files needs --policy PATH")
+    if not args.policy and not objects:
+        raise UsageError("give --policy PATH (policy files), --policy-source kubernetes "
+                         "(ScalingPolicy objects), or both")
+    policies = app.load_policies(args.policy) if args.policy else []
     connection = (_connection(args) if args.prometheus_url or app.needs_prometheus(policies)
                   else None)
+    namespace = None
+    if objects:
+        namespace = (args.policy_namespace or os.environ.get("POD_NAMESPACE")
+                     or app.context_namespace(args.kubeconfig, args.context) or "default")
     parts = app.build_daemon(
-        policies, args.policy, connection, kubeconfig=args.kubeconfig,
+        policies, args.policy, connection, kubeconfig=args.kubeconfig, context=args.context,
+        policy_namespace=namespace,
         dry_run=args.dry_run, leader_elect=args.leader_elect, lease_name=args.lease_name,
         lease_namespace=args.lease_namespace, activator_urls=args.activator_url,
         activator_service=args.activator_service)

@@ -35,7 +35,8 @@ HADOLINT = BIN / "hadolint"
 BASE = "base"
 EXAMPLE = "overlays/example"
 EXAMPLE_OPERATOR = "overlays/example-prometheus-operator"
-KUSTOMIZATIONS = (BASE, EXAMPLE, EXAMPLE_OPERATOR)
+EXAMPLE_OBJECTS = "overlays/example-scalingpolicies"
+KUSTOMIZATIONS = (BASE, EXAMPLE, EXAMPLE_OPERATOR, EXAMPLE_OBJECTS)
 EXAMPLE_NAMESPACE = "shop"
 
 # 1.30 is the oldest Kubernetes minor the manifests promise; the newest bundled schema
@@ -122,6 +123,11 @@ SLICES = "discovery.k8s.io", "endpointslices"
 DAEMON_ACTIVATOR_PERMISSIONS = {(*SLICES, "list", None)}
 ACTIVATOR_PERMISSIONS = {(*SLICES, "list", None), (*SLICES, "watch", None)}
 WITH_ACTIVATOR = (EXAMPLE, EXAMPLE_OPERATOR)
+# With the scalingpolicies component: read the ScalingPolicy objects, write their status.
+OBJECT_PERMISSIONS = ({("scaler.dev", "scalingpolicies", verb, None)
+                       for verb in ("get", "list", "watch")}
+                      | {("scaler.dev", "scalingpolicies/status", "update", None)})
+WITH_OBJECTS = (EXAMPLE_OBJECTS,)
 
 
 # --------------------------------------------------------------------------------------
@@ -370,6 +376,8 @@ def test_role_grants_exactly_the_allowed_permissions(kustomization):
     extra = (DAEMON_ACTIVATOR_PERMISSIONS
              | {(*SLICES, verb, name) for name in public_slices(docs)
                 for verb in ("get", "update")}) if kustomization in WITH_ACTIVATOR else set()
+    if kustomization in WITH_OBJECTS:
+        extra |= OBJECT_PERMISSIONS
     assert granted_to(docs, "scaler") == ALLOWED_PERMISSIONS | extra
     assert granted_to(docs, "scaler-activator") == (ACTIVATOR_PERMISSIONS
                                                     if kustomization in WITH_ACTIVATOR

@@ -363,16 +363,19 @@ def _fields(block: dict, rows, prefix: str, out: _Collector) -> dict[str, Any]:
     return values
 
 
-def parse_document(doc: Any, where: str) -> tuple[Policy | None, list[str]]:
-    """Validate one YAML document. Returns the policy (None on errors) and the errors."""
+def parse_document(doc: Any, where: str, *,
+                   api_version: str = API_VERSION) -> tuple[Policy | None, list[str]]:
+    """Validate one YAML document (a file's, of ``scaler/v1``; or a ScalingPolicy object's,
+    of ``api_version`` scaler.dev/v1alpha1). Returns the policy (None on errors) and the
+    errors."""
     out = _Collector(where)
     if not isinstance(doc, dict):
         out.add("(document)", f"expected a mapping with apiVersion, kind, metadata and spec, "
                               f"got {_show(doc)}")
         return None, out.errors
     _unknown_keys(doc, _TOP_KEYS, "", out)
-    if doc.get("apiVersion") != API_VERSION:
-        out.add("apiVersion", f"{_show(doc.get('apiVersion'))} is not supported (allowed: {API_VERSION})")
+    if doc.get("apiVersion") != api_version:
+        out.add("apiVersion", f"{_show(doc.get('apiVersion'))} is not supported (allowed: {api_version})")
     if doc.get("kind") != KIND:
         out.add("kind", f"{_show(doc.get('kind'))} is not supported (allowed: {KIND})")
 

@@ -1,0 +1,224 @@
+"""ScalingPolicy objects run as policies and carry their status, proven with real kubectl.
+
+The fake API server serves the generated CRD (deploy/crd/crd.yaml); kubectl applies the
+objects, the daemon's loop (manual clock, the bundled default recording as its metric,
+the real Kubernetes actuator) runs them, the status writer writes their status, and
+kubectl reads it back: ``get`` (the printer columns), ``describe``, ``-o yaml``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+from prometheus_client import CollectorRegistry
+from support.daemon import write_kubeconfig
+from support.fakekube import FakeKubeAPIServer, deployment
+
+from scaler import app
+from scaler.actuators.kubernetes import KubernetesActuator
+from scaler.clock import ManualClock
+from scaler.daemon.loop import Daemon
+from scaler.daemon.observability import Metrics
+from scaler.daemon.policy_objects import to_policy
+from scaler.kube import KubeClient
+from scaler.sources.recording import RecordingSource
+from scaler.sources.recording import load as load_recording
+
+ROOT = Path(__file__).resolve().parent.parent
+CRD = ROOT / "deploy" / "crd" / "crd.yaml"
+KUBECTL = Path(sys.executable).parent / "kubectl"
+BASE = 1_772_409_600          # the default recording's first second
+
+POLICY = textwrap.dedent("""\
+    apiVersion: scaler.dev/v1alpha1
+    kind: ScalingPolicy
+    metadata:
+      name: web
+      namespace: default
+    spec:
+      scaleTargetRef: {name: web}
+      metric: {query: sum(web_inflight_requests)}
+      minReplicas: 1
+      maxReplicas: 10
+    """)
+
+
+class Kubectl:
+    def __init__(self, kubeconfig: Path, home: Path) -> None:
+        self.kubeconfig, self.home = kubeconfig, home
+
+    def __call__(self, *args: str, stdin: str | None = None, check: bool = True):
+        done = subprocess.run(
+            [str(KUBECTL), "--kubeconfig", str(self.kubeconfig), "--cache-dir",
+             str(self.home / "cache"), *args],
+            input=stdin, capture_output=True, text=True, timeout=30,
+            env={"HOME": str(self.home), "PATH": "/usr/bin:/bin"})
+        if check:
+            assert done.returncode == 0, done.stderr
+        return done
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    with FakeKubeAPIServer(ready_delay=0.0) as server:
+        server.create(deployment("web", replicas=1))
+        kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", server.url)
+        kubectl = Kubectl(kubeconfig, tmp_path)
+        kubectl("apply", "-f", str(CRD))
+        yield server, kubectl, kubeconfig
+
+
+def _daemon(kubeconfig: Path, *, dry_run: bool = False):
+    clock = ManualClock(BASE + 120)
+    client = KubeClient.from_config(str(kubeconfig), user_agent="scaler")
+    actuator = KubernetesActuator(client, clock=clock)
+    source = RecordingSource(load_recording(ROOT / "scaler/recordings/default.csv"))
+    from scaler.actuators.dry_run import DryRunActuator
+
+    daemon = Daemon([], source=source, actuator=DryRunActuator(actuator) if dry_run else actuator,
+                    clock=clock, metrics=Metrics(CollectorRegistry()), evaluation_delay=0.5)
+    runner = app.policy_objects(daemon, client, "default", elector=None, dry_run=dry_run,
+                                stop=threading.Event())
+    runner.writer.min_interval = 0.0
+    return daemon, runner, clock
+
+
+def _pass(daemon, runner, clock, seconds: float = 4.0) -> None:
+    end = clock.now() + seconds
+    while clock.now() < end:
+        runner.poll_once()
+        daemon.run_once()
+        runner.writer.flush()
+        clock.advance(1.0)
+
+
+def test_an_applied_scalingpolicy_runs_and_kubectl_shows_its_status(cluster):
+    server, kubectl, kubeconfig = cluster
+    kubectl("apply", "-f", "-", stdin=POLICY)
+    daemon, runner, clock = _daemon(kubeconfig)
+    _pass(daemon, runner, clock)
+    assert "default/web" in daemon.targets
+    got = kubectl("get", "scalingpolicies").stdout
+    header, row = got.splitlines()[:2]
+    assert header.split() == ["NAME", "TARGET", "METRIC", "DESIRED", "READY", "PANIC", "AGE"]
+    cells = row.split()
+    assert cells[:2] == ["web", "web"] and cells[5] in ("true", "false")
+    obj = yaml.safe_load(kubectl("get", "scalingpolicy", "web", "-o", "yaml").stdout)
+    status = obj["status"]
+    assert status["observedGeneration"] == obj["metadata"]["generation"]
+    assert status["desiredReplicas"] == int(cells[3]) >= 1
+    assert float(status["currentMetricValue"]) > 0     # the recording's load
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["Ready"]["status"] == "True"
+    assert conditions["MetricAvailable"]["status"] == "True"
+    assert conditions["Active"]["status"] == "True"
+    assert conditions["ScalingLimited"]["reason"] in ("DesiredWithinRange", "TooFewReplicas",
+                                                       "TooManyReplicas")
+    # The desired count is what the daemon wrote to the target.
+    assert server.get("Deployment", "web")["spec"]["replicas"] == status["desiredReplicas"]
+    described = kubectl("describe", "scalingpolicy", "web").stdout
+    assert "Ready" in described and "MetricAvailable" in described
+    assert "Observed Generation" in described
+
+
+def test_status_is_written_only_on_change(cluster):
+    server, kubectl, kubeconfig = cluster
+    kubectl("apply", "-f", "-", stdin=POLICY)
+    daemon, runner, clock = _daemon(kubeconfig)
+    _pass(daemon, runner, clock)
+    writes = len(server.writes(kind="ScalingPolicy"))
+    assert writes >= 1
+    # Nothing changes between two flushes without a tick: no write.
+    runner.writer.flush()
+    runner.writer.flush()
+    assert len(server.writes(kind="ScalingPolicy")) == writes
+    # The rate limit holds back a change for min_interval.
+    runner.writer.min_interval = 3600.0
+    clock.advance(600)          # the recording's burst: a new decision
+    _pass(daemon, runner, clock, 10)
+    assert len(server.writes(kind="ScalingPolicy")) == writes
+
+
+def test_an_invalid_edit_keeps_the_old_version_running_and_says_why(cluster):
+    server, kubectl, kubeconfig = cluster
+    kubectl("apply", "-f", "-", stdin=POLICY)
+    daemon, runner, clock = _daemon(kubeconfig)
+    _pass(daemon, runner, clock)
+    running = daemon.targets["default/web"].policy
+    # A duration in days passes the server's schema (CEL cannot read days) but not the
+    # validator: stableWindow must be 6s..1h.
+    kubectl("patch", "scalingpolicy", "web", "--type=merge", "-p",
+            json.dumps({"spec": {"stableWindow": "1d", "maxReplicas": 8}}))
+    _pass(daemon, runner, clock)
+    assert daemon.targets["default/web"].policy == running       # the old version runs
+    obj = yaml.safe_load(kubectl("get", "scalingpolicy", "web", "-o", "yaml").stdout)
+    ready = next(c for c in obj["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["status"] == "False" and ready["reason"] == "InvalidSpec"
+    assert "spec.stableWindow" in ready["message"] and "6s..1h" in ready["message"]
+    assert "generation 1 keeps running" in ready["message"]
+    assert obj["status"]["observedGeneration"] == 2
+    # Fixed: the new generation runs.
+    kubectl("patch", "scalingpolicy", "web", "--type=merge", "-p",
+            json.dumps({"spec": {"stableWindow": "2m"}}))
+    _pass(daemon, runner, clock)
+    assert daemon.targets["default/web"].policy.stable_window == 120
+    assert daemon.targets["default/web"].policy.max_replicas == 8
+
+
+def test_the_server_refuses_what_the_validator_refuses_through_kubectl(cluster):
+    _server, kubectl, _ = cluster
+    bad = POLICY.replace("maxReplicas: 10", "maxReplicas: 10\n  stableWindow: 5s")
+    done = kubectl("apply", "-f", "-", stdin=bad, check=False)
+    assert done.returncode != 0
+    assert "spec.stableWindow" in done.stderr and "must be 6s..1h" in done.stderr
+
+
+def test_a_target_in_another_namespace_is_refused():
+    obj = yaml.safe_load(POLICY)
+    obj["spec"]["scaleTargetRef"]["namespace"] = "kube-system"
+    policy, errors = to_policy(obj, "default")
+    assert policy is None
+    assert errors[0].startswith("spec.scaleTargetRef.namespace: 'kube-system' is not")
+
+
+def test_a_file_and_an_object_on_one_target_the_file_wins(cluster, tmp_path):
+    server, kubectl, kubeconfig = cluster
+    kubectl("apply", "-f", "-", stdin=POLICY)
+    daemon, runner, clock = _daemon(kubeconfig)
+    from scaler.policy import files
+
+    path = tmp_path / "web.yaml"
+    path.write_text(textwrap.dedent("""\
+        apiVersion: scaler/v1
+        kind: ScalingPolicy
+        metadata: {name: web}
+        spec:
+          scaleTargetRef: {name: web}
+          metric: {query: sum(x)}
+        """))
+    daemon.set_policies("files", files.load(path))
+    _pass(daemon, runner, clock)
+    assert set(daemon.targets) == {"web"}
+    obj = yaml.safe_load(kubectl("get", "scalingpolicy", "web", "-o", "yaml").stdout)
+    ready = next(c for c in obj["status"]["conditions"] if c["type"] == "Ready")
+    assert ready["reason"] == "Conflict" and "already scaled by" in ready["message"]
+
+
+def test_dry_run_writes_nothing_at_all(cluster):
+    server, kubectl, kubeconfig = cluster
+    kubectl("apply", "-f", "-", stdin=POLICY)
+    server.clear_requests()
+    daemon, runner, clock = _daemon(kubeconfig, dry_run=True)
+    # Any write would fail: the dry run needs read access only.
+    server.inject("(POST|PUT|PATCH|DELETE)", ".*", status=403, times=1000)
+    _pass(daemon, runner, clock, 10)
+    assert "default/web" in daemon.targets
+    assert server.writes() == []
+    assert not [r for r in server.requests if r.method in ("POST", "PUT", "PATCH", "DELETE")]
