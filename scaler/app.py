@@ -589,7 +589,7 @@ def policy_objects(daemon: Daemon, client: Any, namespace: str, *, elector: Any,
     return runner
 
 
-def serve(parts: DaemonParts, *, metrics_port: int = 9090, health_port: int = 8080,
+def serve(parts: DaemonParts, *, metrics_port: int = 9464, health_port: int = 8081,
           bind_address: str = "0.0.0.0", dry_run: bool = False) -> int:
     """Run a built daemon until SIGTERM or SIGINT (SIGHUP reloads the policies), with its
     /metrics and health endpoints; release the lease and close the clients on the way out."""
@@ -606,12 +606,18 @@ def serve(parts: DaemonParts, *, metrics_port: int = 9090, health_port: int = 80
     try:
         metrics_server = observability.serve_metrics(parts.registry, metrics_port,
                                                      bind_address)
-        posts = {"/v1/poke": daemon.pokes.handle} if daemon.pokes is not None else {}
+    except OSError as exc:
+        raise UsageError(f"--metrics-port {metrics_port}: cannot listen on "
+                         f"{bind_address}:{metrics_port}: {exc.strerror or exc}") from None
+    posts = {"/v1/poke": daemon.pokes.handle} if daemon.pokes is not None else {}
+    try:
         health = observability.HealthServer(health_port, healthy=daemon.healthy,
                                             ready=daemon.ready, host=bind_address,
                                             posts=posts).start()
     except OSError as exc:
-        raise UsageError(f"cannot listen: {exc.strerror or exc}") from None
+        metrics_server.shutdown()
+        raise UsageError(f"--health-port {health_port}: cannot listen on "
+                         f"{bind_address}:{health_port}: {exc.strerror or exc}") from None
     lease_thread = parts.elector.start() if parts.elector else None
     if parts.activators is not None:
         parts.activators.start()
@@ -690,19 +696,44 @@ def record_range(start: str, end: str = "now", step: str = "1s",
     return first, last, seconds
 
 
+# How long `scaler record` tries to reach Prometheus before it says it cannot: a refused
+# connection or a wrong address is reported within seconds, not after the whole budget.
+RECORD_PROBE_SECONDS = 5.0
+# Reasons the first query gives that no amount of waiting for history will fix.
+_RECORD_FATAL = ("unreachable", "timeout", "http_error", "query_error", "bad_response")
+
+
 def record(connection: Connection, query: str, out: str | Path,
-           span: tuple[float, float, float], clock: Clock | None = None) -> Recorded:
+           span: tuple[float, float, float], clock: Clock | None = None,
+           progress: Progress | None = None) -> Recorded:
     """Save ``query``'s history from Prometheus over ``span`` (:func:`record_range`) as a
-    recording."""
+    recording: a first short query says at once when Prometheus cannot be reached or
+    refuses the query; then the history, chunk by chunk (``progress`` shows them)."""
     from scaler.sources.prometheus import PrometheusSource
     from scaler.sources.recording.write import RecordError
     from scaler.sources.recording.write import record as write_recording
 
+    clock = clock or SystemClock()
     first, last, step = span
     # A week at 1 s is ~55 range queries; give them time (the daemon's budget is a tick).
-    with PrometheusSource(connection, clock=clock or SystemClock(),
-                          history_timeout=600.0) as source:
+    with PrometheusSource(connection, clock=clock, history_timeout=600.0) as source:
+        probe = source.fetch_history(query, max(first, last - step), last, step,
+                                     deadline=clock.monotonic() + RECORD_PROBE_SECONDS).reading
+        if probe.error in _RECORD_FATAL:
+            hint = (" (is it running? for a cluster's Prometheus: kubectl port-forward -n "
+                    "monitoring svc/prometheus 9090, then --prometheus-url "
+                    "http://127.0.0.1:9090)" if probe.error in ("unreachable", "timeout")
+                    else "")
+            raise UsageError(f"cannot record from {connection.url}: {probe.error}: "
+                             f"{probe.detail}{hint}")
+        if progress is not None:
+            progress.phase("recording", 0.0)
+            source.on_chunk = lambda done, total: progress.update(done / total, force=True)
         try:
-            return write_recording(source, query, first, last, step, out)
+            done = write_recording(source, query, first, last, step, out)
         except (RecordError, ValueError) as exc:
             raise UsageError(str(exc)) from None
+        finally:
+            if progress is not None:
+                progress.done()
+        return done

@@ -16,16 +16,42 @@ from scaler.app import UsageError
 from scaler.policy import PolicyError, format_duration
 
 EXIT_BAD_INPUT = 2
+EXIT_BROKEN_PIPE = 141      # 128 + SIGPIPE, as a shell reports a reader that left early
+
+
+# Options whose value may start with "-" (a time relative to now, "-6h"): argparse would
+# take "--start -6h" for two options, so the pair is joined into "--start=-6h" first.
+_NEGATIVE_VALUES = ("--start", "--end")
+
+
+def _join_negative_values(argv: list[str]) -> list[str]:
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] in _NEGATIVE_VALUES and i + 1 < len(argv) and argv[i + 1][:1] == "-" \
+                and argv[i + 1][1:2].isdigit():
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(argv[i])
+        i += 1
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_join_negative_values(sys.argv[1:] if argv is None else argv))
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_BAD_INPUT
     try:
         return args.func(args)
+    except BrokenPipeError:
+        # The reader went away (`scaler replay | head -1`): not an error of ours. Point
+        # stdout at /dev/null so the interpreter's final flush cannot raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except PolicyError as exc:
         for line in exc.errors:
             print(f"error: {line}", file=sys.stderr)
@@ -118,9 +144,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="the kubeconfig context to use (default: its current-context)")
     d.add_argument("--dry-run", action="store_true",
                    help="do everything but write: log what would have been scaled")
-    d.add_argument("--metrics-port", type=int, default=9090, help="/metrics port (default 9090)")
-    d.add_argument("--health-port", type=int, default=8080,
-                   help="/healthz and /readyz port (default 8080)")
+    # Not 9090 (Prometheus' own port, which a local run port-forwards) nor 8080 (most
+    # workloads'): 9464 is the port registered for OpenTelemetry's Prometheus exporter,
+    # 8081 the health-probe port of controller-runtime operators.
+    d.add_argument("--metrics-port", type=int, default=9464,
+                   help="/metrics port (default 9464)")
+    d.add_argument("--health-port", type=int, default=8081,
+                   help="/healthz and /readyz port (default 8081)")
     d.add_argument("--bind-address", default="0.0.0.0",
                    help="address the HTTP endpoints listen on (default 0.0.0.0, what a pod "
                         "needs; 127.0.0.1 on a laptop)")
@@ -270,8 +300,11 @@ def cmd_activator(args: argparse.Namespace) -> int:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
+    from scaler.replay.report.progress import Progress
+
     span = app.record_range(args.start, args.end, args.step)
-    done = app.record(_connection(args), args.query, args.out, span)
+    done = app.record(_connection(args), args.query, args.out, span,
+                      progress=Progress(sys.stderr))
     print(f"wrote {done.path}: {done.points:,} points from {done.first:.0f} to "
           f"{done.last:.0f} ({format_duration(round(done.last - done.first))})")
     if done.left_out:
