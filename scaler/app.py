@@ -168,6 +168,41 @@ def run_replay(recording: str | Path | None, *, policy_path: str | Path | None =
                      clock.monotonic() - started)
 
 
+def forecast_note(run: ReplayRun) -> str | None:
+    """With ``--compare`` and prediction on: why the forecast never changed a decision,
+    when it did not (None when it did, or there is nothing to say)."""
+    import numpy as np
+
+    from scaler.policy import format_duration
+
+    p = run.policy.prediction
+    result = run.result
+    if not p.enabled or run.baseline is None or result.forecast is None:
+        return None
+    span = format_duration(round(float(result.ticks[-1] - result.ticks[0])))
+    season = max(p.seasonality) if p.seasonality else None
+    short = (f"; its {format_duration(season, days=True)} season shapes the forecast only "
+             f"after a full season of history, and this recording spans {span}"
+             if season and result.ticks[-1] - result.ticks[0] < season else "")
+    if p.mode == "observe":
+        return ("the forecast never acted: prediction.mode is observe (it is computed, "
+                "charted and scored, never used)")
+    if not np.isfinite(result.forecast).any():
+        return (f"the forecast never acted: not enough history — no forecast formed in "
+                f"{span} ({p.model} needs its warm-up, and {p.min_errors} forecast errors at "
+                f"the {format_duration(p.horizon)} horizon, before it acts){short}")
+    floor = result.floor if result.floor is not None else np.zeros(len(result.ticks))
+    if not np.count_nonzero(floor):
+        return ("the forecast never acted: it formed but was never trusted (still counting "
+                f"its first {p.min_errors} forecast errors, or falling back on a large "
+                f"recent error){short}")
+    reactive = run.baseline[1].desired
+    if not np.count_nonzero(floor > reactive):
+        return ("the forecast never acted: its replica floor never rose above what the "
+                f"reactive decision asked for{short}")
+    return None
+
+
 # How long a row of a recording may hold: from a millisecond (Prometheus's resolution)
 # to a day.
 RESOLUTION_RANGE = (0.001, 86_400.0)

@@ -244,6 +244,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(format_compare(name, run.summary["compare"][name], run.policy.name, run.summary,
                              f"compared with the reactive policy "
                              f"(startup delay {args.startup_delay:g}s)"))
+        note = app.forecast_note(run)
+        if note:
+            print(f"\n{note}")
     print(f"\nwrote {', '.join(str(p) for p in run.written)} "
           f"({run.samples:,} samples in {run.seconds:.2f}s)")
     return 0

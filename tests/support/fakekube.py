@@ -2072,12 +2072,24 @@ def _cel_value(value: Any, schema: Obj) -> Any:
 def validate_rules(value: Any, schema: Obj, schema_errors: list[FieldError]) -> list[FieldError]:
     """The CRD's CEL rules over an object that passed its schema. As the
     apiextensions-apiserver does, an object with a type error or a missing required field
-    is not given to CEL at all: one error says the rules were not checked."""
+    is not given to CEL at all: one error says the rules were not checked (only when the
+    schema has rules)."""
+    if not _has_rules(schema):
+        return []
     if any(e.kind in ("type", "required") for e in schema_errors):
         return [FieldError("invalid", "<nil>", None, "some validation rules were not checked "
                            "because the object was invalid; correct the existing errors to "
                            "complete validation")]
     return _rules_at(value, schema, "")
+
+
+def _has_rules(schema: Any) -> bool:
+    if isinstance(schema, dict):
+        return bool(schema.get("x-kubernetes-validations")) or any(
+            _has_rules(v) for v in schema.values())
+    if isinstance(schema, list):
+        return any(_has_rules(v) for v in schema)
+    return False
 
 
 def _rules_at(value: Any, schema: Obj, path: str) -> list[FieldError]:
