@@ -354,7 +354,10 @@ def _write_tune(out: Path, tune: Any, knobs: list, outcome: Any, front: list[int
 
 
 def _subtitle(policy: Policy, startup_delay: float, summary: dict) -> str:
-    subtitle = (f"target {policy.target_value:g} per replica, stable {policy.stable_window}s, "
+    # The capacity line is ready x target (what a replica can serve); the decider aims at
+    # target x utilisation (the target value): name both, each for what it is.
+    subtitle = (f"capacity {policy.target:g} per replica, aiming at {policy.target_value:g} "
+                f"({policy.target_utilization_percentage:g}%), stable {policy.stable_window}s, "
                 f"panic {policy.panic_window}s at {policy.panic_threshold_percentage:g}%, "
                 f"startup delay {startup_delay:g}s")
     quality = summary.get("forecast")

@@ -65,7 +65,9 @@ LEFT_TO_THE_DAEMON = {"prediction.maxExtraCost", "prediction.seasonality"}
 def _ranged_keys() -> list[tuple[str, str, Range]]:
     rows = [(key, kind, r) for key, _a, kind, r, _t in parse._SPEC_FIELDS]
     rows += [(f"prediction.{key}", kind, r) for key, _a, kind, r, _t in parse._PREDICTION_FIELDS]
-    rows += [("scaleToZero.coldStartCost", "duration", parse.COLD_START_COST),
+    rows += [("schedules.duration", "whole-duration", parse.SCHEDULE_DURATION),
+             ("schedules.minReplicas", "integer", parse.SCHEDULE_MIN_REPLICAS),
+             ("scaleToZero.coldStartCost", "duration", parse.COLD_START_COST),
              ("activator.maxPendingRequests", "integer", parse.MAX_PENDING),
              ("activator.timeout", "duration", parse.ACTIVATOR_TIMEOUT)]
     return [row for row in rows if row[2] != ANY and row[0] not in LEFT_TO_THE_DAEMON]
@@ -97,6 +99,11 @@ def _encode(kind: str, value: float):
 
 def _spec_with(key: str, value) -> dict:
     spec = copy.deepcopy(BASE_SPEC)
+    if key.startswith("schedules."):      # a key of one list item
+        item = {"cron": "0 8 * * 1-5", "duration": "10h", "minReplicas": 3,
+                "timezone": "Europe/Berlin"}
+        spec["schedules"] = [{**item, key.split(".", 1)[1]: value}]
+        return spec
     for block, extra in CONTEXT.get(key, {}).items():
         spec[block] = copy.deepcopy(extra)
     *blocks, leaf = key.split(".")
@@ -160,6 +167,9 @@ def test_only_the_multi_form_keys_are_left_to_the_daemon():
     ({"metric": {"source": "activator"}}, "needs an activator block"),
     ({"metric": {"type": "rps"}}, "query is required"),
     ({"scaleToZero": {"coldStartCost": "10m"}}, "only with keepAlive: histogram"),
+    ({"maxReplicas": 2, "schedules": [{"cron": "0 8 * * *", "duration": "1h",
+                                       "minReplicas": 3}]},
+     "a schedule's minReplicas must be at most maxReplicas"),
 ])
 def test_rules_between_keys_are_refused_by_both(server, spec_change, words):
     spec = {**copy.deepcopy(BASE_SPEC), **spec_change}

@@ -222,3 +222,21 @@ def test_dry_run_writes_nothing_at_all(cluster):
     assert "default/web" in daemon.targets
     assert server.writes() == []
     assert not [r for r in server.requests if r.method in ("POST", "PUT", "PATCH", "DELETE")]
+
+
+def test_an_open_schedule_shows_in_the_status(cluster):
+    server, kubectl, kubeconfig = cluster
+    # The clock is Monday 2026-03-02 00:02 UTC: inside a daily window from midnight.
+    scheduled = POLICY + textwrap.indent(textwrap.dedent("""\
+        schedules:
+          - {cron: "0 0 * * *", duration: 1h, minReplicas: 5, timezone: UTC}
+        """), "  ")
+    kubectl("apply", "-f", "-", stdin=scheduled)
+    daemon, runner, clock = _daemon(kubeconfig)
+    _pass(daemon, runner, clock)
+    status = yaml.safe_load(kubectl("get", "scalingpolicy", "web", "-o", "yaml").stdout)["status"]
+    assert status["activeSchedule"] == "0 0 * * * UTC"
+    assert status["desiredReplicas"] == 5
+    limited = next(c for c in status["conditions"] if c["type"] == "ScalingLimited")
+    assert (limited["status"], limited["reason"]) == ("True", "ScheduleFloor")
+    assert "schedule 0 0 * * * UTC sets 5" in limited["message"]

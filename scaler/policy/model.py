@@ -239,6 +239,22 @@ class PredictionPolicy:
 
 
 @dataclass(frozen=True)
+class Schedule:
+    """One entry of ``spec.schedules``: from each time ``cron`` fires (in ``timezone``)
+    and for ``duration`` seconds after it, at least ``min_replicas`` replicas. The
+    parser has checked the expression and the zone (``scaler.decide.schedules``
+    evaluates them)."""
+
+    cron: str                     # five fields: minute hour day-of-month month day-of-week
+    duration: float               # seconds of elapsed time from each firing
+    min_replicas: int
+    timezone: str = "UTC"         # an IANA zone; the cron's hours are its wall-clock hours
+
+    def __str__(self) -> str:
+        return f"{self.cron} {self.timezone}"
+
+
+@dataclass(frozen=True)
 class Policy:
     """A validated scaling policy. Durations are in seconds.
 
@@ -269,6 +285,7 @@ class Policy:
     keep_alive: str = "fixed"                  # one of KEEP_ALIVE: fixed (the grace) | histogram
     cold_start_cost: float = 600.0             # histogram: the fixed keep-alive it must beat
     activator: ActivatorPolicy | None = None   # spec.activator: held at zero, counted exactly
+    schedules: tuple[Schedule, ...] = ()       # spec.schedules: replica floors by the clock
     source: str = field(default="<built-in>", compare=False)  # where it was read, for messages
 
     @property

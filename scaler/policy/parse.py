@@ -33,6 +33,7 @@ from scaler.policy.model import (
     PredictionPolicy,
     WINDOW_ALGORITHMS,
     ScaleTargetRef,
+    Schedule,
 )
 
 API_VERSION = "scaler/v1"
@@ -161,7 +162,8 @@ _SPEC_FIELDS: tuple[tuple[str, str, str, Range, str], ...] = (
     ("windowAlgorithm", "window_algorithm", "enum:" + ",".join(WINDOW_ALGORITHMS), ANY,
      "linear or weighted-exponential"),
 )
-_SPEC_KEYS = ({"scaleTargetRef", "metric", "prediction", "scaleToZero", "activator"}
+_SPEC_KEYS = ({"scaleTargetRef", "metric", "prediction", "scaleToZero", "activator",
+               "schedules"}
               | {row[0] for row in _SPEC_FIELDS})
 # The prediction block: (yaml key, attribute, kind, range, allowed-range text).
 _PREDICTION_FIELDS: tuple[tuple[str, str, str, Range, str], ...] = (
@@ -446,6 +448,11 @@ def parse_document(doc: Any, where: str, *,
         _unknown_keys(stz, _SCALE_TO_ZERO_KEYS, "spec.scaleToZero.", out)
         values.update(_scale_to_zero(stz, out))
 
+    if "schedules" in spec:
+        schedules = _schedules(spec["schedules"], out)
+        if schedules is not None:
+            values["schedules"] = schedules
+
     activator = _mapping(spec.get("activator"), "spec.activator", out)
     if activator is not None and "activator" in spec:
         target = values.get("scale_target_ref")
@@ -544,6 +551,10 @@ def _cross_checks(p: Policy, out: _Collector) -> None:
     if p.max_replicas and p.initial_replicas > p.max_replicas:
         out.add("spec.initialReplicas", f"{p.initial_replicas} is above spec.maxReplicas "
                                         f"{p.max_replicas} (allowed: 0..maxReplicas)")
+    for i, schedule in enumerate(p.schedules):
+        if p.max_replicas and schedule.min_replicas > p.max_replicas:
+            out.add(f"spec.schedules[{i}].minReplicas", f"{schedule.min_replicas} is above "
+                    f"spec.maxReplicas {p.max_replicas} (allowed: 0..maxReplicas)")
     if p.activation_replicas:
         if p.activation_replicas < p.min_replicas:
             out.add("spec.activationReplicas", f"{p.activation_replicas} is below "
@@ -551,6 +562,106 @@ def _cross_checks(p: Policy, out: _Collector) -> None:
         if p.max_replicas and p.activation_replicas > p.max_replicas:
             out.add("spec.activationReplicas", f"{p.activation_replicas} is above "
                     f"spec.maxReplicas {p.max_replicas} (allowed: minReplicas..maxReplicas)")
+
+
+# --------------------------------------------------------------------------------------
+# spec.schedules: replica floors by the clock
+
+_SCHEDULE_KEYS = {"cron", "duration", "minReplicas", "timezone"}
+SCHEDULE_DURATION, SCHEDULE_DURATION_TEXT = Range(60, 7 * 86400), "1m..7d"
+SCHEDULE_MIN_REPLICAS = Range(0, INT32_MAX)
+MAX_SCHEDULES = 32
+
+
+def _schedules(value: Any, out: _Collector) -> tuple[Schedule, ...] | None:
+    """``spec.schedules``: a list of {cron, duration, minReplicas, timezone}."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        out.add("spec.schedules", f"expected a list of schedules, got {_show(value)}")
+        return None
+    if len(value) > MAX_SCHEDULES:
+        out.add("spec.schedules", f"{len(value)} schedules (allowed: at most {MAX_SCHEDULES})")
+        return None
+    errors = len(out.errors)
+    found: list[Schedule] = []
+    for i, item in enumerate(value):
+        key = f"spec.schedules[{i}]."
+        if not isinstance(item, dict):
+            out.add(f"spec.schedules[{i}]", f"expected a mapping with cron, duration and "
+                                            f"minReplicas, got {_show(item)}")
+            continue
+        _unknown_keys(item, _SCHEDULE_KEYS, key, out)
+        cron = _string(item.get("cron"), key + "cron", out, required=True)
+        if cron is not None:
+            why = cron_problem(cron)
+            if why:
+                out.add(key + "cron", f"{_show(cron)} is not a cron expression: {why} (five "
+                                      "fields: minute hour day-of-month month day-of-week, "
+                                      "e.g. \"0 8 * * 1-5\")")
+                cron = None
+        zone = item.get("timezone", "UTC")
+        if not isinstance(zone, str) or not zone:
+            out.add(key + "timezone", f"expected an IANA time zone name such as "
+                                      f"Europe/Berlin, got {_show(zone)}")
+            zone = None
+        else:
+            why = zone_problem(zone)
+            if why:
+                out.add(key + "timezone", f"{_show(zone)} {why}")
+                zone = None
+        duration = None
+        if "duration" not in item:
+            out.add(key + "duration", f"is required (how long each window lasts, "
+                                      f"{SCHEDULE_DURATION_TEXT}, e.g. 10h)")
+        else:
+            duration = _convert(item["duration"], "whole-duration", key + "duration",
+                                SCHEDULE_DURATION_TEXT, out)
+            if duration is not None and not SCHEDULE_DURATION(duration):
+                out.add(key + "duration", f"{_show(item['duration'])} is out of range "
+                                          f"(allowed: {SCHEDULE_DURATION_TEXT})")
+                duration = None
+        floor = None
+        if "minReplicas" not in item:
+            out.add(key + "minReplicas", "is required (the replica floor inside the window)")
+        else:
+            floor = _convert(item["minReplicas"], "integer", key + "minReplicas",
+                             "0..2147483647", out)
+            if floor is not None and not SCHEDULE_MIN_REPLICAS(floor):
+                out.add(key + "minReplicas", f"{_show(item['minReplicas'])} is out of range "
+                                             "(allowed: 0..2147483647)")
+                floor = None
+        if None not in (cron, zone, duration, floor):
+            found.append(Schedule(cron, duration, floor, zone))
+    return None if len(out.errors) > errors else tuple(found)
+
+
+def cron_problem(expression: str) -> str | None:
+    """Why ``expression`` is not a five-field cron expression, or None."""
+    from cronsim import CronSim, CronSimError
+    from datetime import datetime, timezone
+
+    if len(expression.split()) != 5:
+        return f"{len(expression.split())} fields"
+    try:
+        CronSim(expression, datetime(2026, 1, 1, tzinfo=timezone.utc))
+    except CronSimError as exc:
+        return str(exc) or "not valid"
+    return None
+
+
+def zone_problem(name: str) -> str | None:
+    """Why ``name`` is not a time zone zoneinfo knows, or None."""
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        names = zoneinfo.available_timezones()
+        match = difflib.get_close_matches(name, sorted(names), n=1, cutoff=0.8)
+        hint = f"; did you mean {match[0]}?" if match else ""
+        return f"is not a time zone (an IANA name such as Europe/Berlin or UTC){hint}"
+    return None
 
 
 # --------------------------------------------------------------------------------------

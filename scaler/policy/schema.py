@@ -12,7 +12,8 @@ API servers from 1.25 on evaluate: a range with a lone value outside it (``0`` o
 A few rules stay with the daemon, which validates every object with the parser anyway and
 reports an invalid one on its ``Ready`` condition (keeping the version that ran before):
 the name's length, a duration in days (``1d`` is no Go duration, so CEL cannot read it), a
-duration's whole seconds, seasons, and the prediction keys a model does not use.
+duration's whole seconds, seasons, the prediction keys a model does not use, and a
+schedule's cron expression and time zone.
 
 Defaults are the policy's own, except where a default depends on another key: ``target``
 (100, or 200 for ``rps``), the model-specific prediction keys, ``coldStartCost``,
@@ -211,6 +212,23 @@ def spec_schema() -> Obj:
                      "default": "whenNeeded"},
             "publicService": {"type": "string", "maxLength": 63, "pattern": _SERVICE},
         }}
+    props["schedules"] = {
+        "type": "array", "maxItems": parse.MAX_SCHEDULES,
+        "description": "replica floors by the clock: from each time cron fires (in "
+                       "timezone) and for duration, at least minReplicas",
+        "items": {
+            "type": "object", "required": ["cron", "duration", "minReplicas"],
+            "properties": {
+                "cron": {"type": "string", "minLength": 1,
+                         "description": "five fields: minute hour day-of-month month "
+                                        "day-of-week, e.g. \"0 8 * * 1-5\""},
+                "duration": _duration(parse.SCHEDULE_DURATION, parse.SCHEDULE_DURATION_TEXT,
+                                      None),
+                "minReplicas": _numeric("integer", parse.SCHEDULE_MIN_REPLICAS,
+                                        "0..2147483647", None),
+                "timezone": {"type": "string", "default": "UTC",
+                             "description": "an IANA time zone, e.g. Europe/Berlin"},
+            }}}
     return {
         "type": "object", "required": ["scaleTargetRef", "metric"],
         "properties": dict(sorted(props.items())),
@@ -226,6 +244,9 @@ def spec_schema() -> Obj:
              "message": "activationReplicas must be within minReplicas..maxReplicas"},
             {"rule": "self.metric.source != 'activator' || has(self.activator)",
              "message": "metric.source activator needs an activator block"},
+            {"rule": "!has(self.schedules) || self.maxReplicas == 0 || "
+                     "self.schedules.all(s, s.minReplicas <= self.maxReplicas)",
+             "message": "a schedule's minReplicas must be at most maxReplicas"},
         ]}
 
 
