@@ -500,8 +500,8 @@ def test_probes_and_ports_match_the_daemons_flags():
     container = scaler_container(docs)
     args = container["args"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports["metrics"] == int(flag(args, "metrics-port") or 9090)
-    assert ports["health"] == int(flag(args, "health-port") or 8080)
+    assert ports["metrics"] == int(flag(args, "metrics-port") or 9464)
+    assert ports["health"] == int(flag(args, "health-port") or 8081)
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert container["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}

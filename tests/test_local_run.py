@@ -107,3 +107,11 @@ def test_the_daemon_finds_home_kube_config(tmp_path):
             proc.send_signal(signal.SIGTERM)
             out, err = proc.communicate(timeout=20)
     assert '"event": "serving"' in out and server.url.split("//")[1] in out, err
+
+
+def test_one_cold_start_is_one_episode(tmp_path, capsys):
+    from scaler.cli import main
+
+    assert main(["replay", "--startup-delay", "10", "--no-chart", "--out",
+                 str(tmp_path / "out")]) == 0
+    assert "cold starts         1 episode, 10 s with demand" in capsys.readouterr().out

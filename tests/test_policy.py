@@ -43,7 +43,7 @@ ISSUE_SPEC_KEYS = [
     "maxReplicas", "initialReplicas", "activationReplicas", "stableWindow",
     "panicWindowPercentage", "panicThresholdPercentage", "maxScaleUpRate", "maxScaleDownRate",
     "scaleDownDelay", "scaleToZeroGracePeriod", "targetBurstCapacity", "tickInterval",
-    "windowAlgorithm", "prediction", "scaleToZero",
+    "windowAlgorithm", "prediction", "scaleToZero", "schedules",
 ]
 
 
@@ -157,7 +157,7 @@ def test_example_policy_names_every_key_of_the_model():
     text = EXAMPLE.read_text()
     keys = ({row[0] for row in parse._SPEC_FIELDS} | parse._SPEC_KEYS | parse._PREDICTION_KEYS
             | parse._SCALE_TO_ZERO_KEYS | parse._ACTIVATOR_KEYS | parse._REF_KEYS
-            | parse._METRIC_KEYS)
+            | parse._METRIC_KEYS | parse._SCHEDULE_KEYS)
     missing = [k for k in sorted(keys) if not re.search(rf"(^|\s|#\s*){k}:", text, re.M)]
     assert missing == []
 
