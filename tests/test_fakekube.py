@@ -742,7 +742,8 @@ def test_zero_ready_replicas_are_omitted_like_go_omitempty() -> None:
 
 
 def test_readiness_follows_after_the_delay() -> None:
-    with FakeKubeAPIServer(ready_delay=0.3) as srv:
+    # A delay long enough that a loaded machine still reads the status before it ends.
+    with FakeKubeAPIServer(ready_delay=2.0) as srv:
         srv.create(deployment("web", replicas=2))
         assert "readyReplicas" not in srv.get("Deployment", "web")["status"]
         deadline = time.monotonic() + 10

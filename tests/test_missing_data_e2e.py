@@ -29,6 +29,7 @@ import pytest
 from support.daemon import DaemonProcess, write_kubeconfig, write_policy
 from support.exporter import LoadExporter
 from support.fakekube import FakeKubeAPIServer, deployment
+from support.faultmatrix import ROWS, Row
 from support.prometheus import PrometheusServer
 
 pytestmark = pytest.mark.slow
@@ -120,6 +121,41 @@ def first_decision_after(daemon: DaemonProcess, policy: str, since: float) -> di
                  and t["decider"] is not None), None)
 
 
+FAULTS = {
+    "short": "the scrape target gone 3 s (stable window 6 s)",
+    "outage": "the scrape target gone 30 s (stable window 60 s)",
+    "flaky": "the scrape target refused 2 s of every 7, six times",
+    "nan": "one NaN point, then the load triples",
+}
+
+
+def add_fault_matrix_rows(daemon: DaemonProcess, outages: dict[str, Outage],
+                          writes: list, tripled: float) -> None:
+    """This file's observations as rows of the fault matrix printed at the end of the run
+    (the test asserts them below, one by one)."""
+    for name, fault in FAULTS.items():
+        ticks = daemon.ticks(name)
+        wrong = sum(1 for w in writes if f"/{name}/" in w.path
+                    and (w.body or {}).get("spec", {}).get("replicas", RIGHT) < RIGHT)
+        wrong += len(wrong_scale_downs(daemon, name))
+        seen = (f"{sum(t['unknown'] for t in ticks)} unknown seconds over {len(ticks)} ticks, "
+                f"{sum(t['decider'] is None for t in ticks)} held")
+        if name in outages and outages[name].spans and name != "flaky":
+            gone, back = outages[name].spans[-1]
+            resumed = first_decision_after(daemon, name, back)
+            if resumed is not None:
+                seen += f", deciding again {resumed['t'] - back:.1f} s after its return"
+        if name == "nan":
+            scaled = next((t for t in ticks if t["t"] >= tripled
+                           and t["replicas"] >= 3 * RIGHT), None)
+            seen += (f", at {3 * RIGHT} replicas {scaled['t'] - tripled:.1f} s after the load "
+                     "tripled" if scaled else f", never at {3 * RIGHT} replicas")
+        ROWS.append(Row(fault, "unknown seconds, never zero load: no scale-down below "
+                               f"{RIGHT}; decisions resume within a couple of ticks"
+                               + (", the rise followed" if name == "nan" else ""),
+                        seen, wrong_scale_downs=wrong))
+
+
 def test_missing_seconds_never_scale_down_and_decisions_resume(tmp_path, exporters,
                                                                prometheus):
     with FakeKubeAPIServer() as kube:
@@ -156,6 +192,7 @@ def test_missing_seconds_never_scale_down_and_decisions_resume(tmp_path, exporte
             nan_seen = [e for e in daemon.lines if e.get("policy") == "nan"
                         and e.get("reason") == "nan"]
         writes = kube.requests_to("PATCH", r"/deployments/[a-z]+/scale")
+        add_fault_matrix_rows(daemon, outages, writes, tripled)
 
         for name in ("short", "outage", "flaky"):
             ticks = daemon.ticks(name)
