@@ -240,3 +240,30 @@ def test_an_open_schedule_shows_in_the_status(cluster):
     limited = next(c for c in status["conditions"] if c["type"] == "ScalingLimited")
     assert (limited["status"], limited["reason"]) == ("True", "ScheduleFloor")
     assert "schedule 0 0 * * * UTC sets 5" in limited["message"]
+
+
+def test_no_data_shows_with_the_logs_reason_and_a_missing_target_as_inactive(cluster):
+    server, kubectl, kubeconfig = cluster
+    kubectl("apply", "-f", "-", stdin=POLICY)
+    daemon, runner, clock = _daemon(kubeconfig)
+    _pass(daemon, runner, clock)
+    from scaler.sources import Reading
+
+    class Unreachable:
+        def read(self, query, start, end, *, deadline):
+            return Reading(error="unreachable", detail="connection refused")
+
+        history = None
+
+    daemon.source = Unreachable()
+    _pass(daemon, runner, clock)
+    status = yaml.safe_load(kubectl("get", "scalingpolicy", "web", "-o", "yaml").stdout)["status"]
+    metric = next(c for c in status["conditions"] if c["type"] == "MetricAvailable")
+    assert (metric["status"], metric["reason"]) == ("False", "unreachable")
+    # The target goes away: Active False, as the log says it.
+    kubectl("delete", "deployment", "web")
+    _pass(daemon, runner, clock)
+    status = yaml.safe_load(kubectl("get", "scalingpolicy", "web", "-o", "yaml").stdout)["status"]
+    active = next(c for c in status["conditions"] if c["type"] == "Active")
+    assert (active["status"], active["reason"]) == ("False", "FailedGetScale")
+    assert "not_found" in active["message"]

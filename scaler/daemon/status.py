@@ -35,7 +35,6 @@ from typing import Any, Callable
 
 from scaler.daemon.loop import TickReport
 from scaler.daemon.policy_objects import ObjectState, PolicyObjects
-from scaler.policy import schema
 
 MIN_INTERVAL = 5.0      # seconds between two status writes of one object
 REQUEST_TIMEOUT = 5.0
@@ -66,9 +65,8 @@ def build_status(state: ObjectState, report: TickReport | None,
     result = report.result if report is not None else None
     if report is None:
         conditions.append(_condition("Active", None, "NoTick", "no tick yet"))
-    elif result is None:
-        why = {"backoff": "FailedGetScale"}.get(report.action, "FailedGetScale")
-        conditions.append(_condition("Active", False, why,
+    elif result is None:     # the target could not be read (or is backed off from)
+        conditions.append(_condition("Active", False, "FailedGetScale",
                                      f"cannot read the target: {report.error}"))
     else:
         status.update(desiredReplicas=result.replicas, currentReplicas=report.current,
@@ -272,5 +270,3 @@ class ObjectsRunner:
                     self.objects.log.exception("scalingpolicies pass failed")
             self.stop.wait(1.0)
 
-
-__all__ = ["ObjectsRunner", "StatusWriter", "build_status", "schema"]
