@@ -6,11 +6,10 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
-from support.daemon import write_kubeconfig
+from support.daemon import write_kubeconfig, write_policy
 from support.fakekube import FakeKubeAPIServer, deployment
 from support.prometheus import free_port
 
@@ -35,15 +34,7 @@ def test_a_port_in_use_is_named(tmp_path, which):
         busy = taken.getsockname()[1]
         ports = {"metrics": free_port(), "health": free_port()}
         ports[which] = busy
-        policy = tmp_path / "p.yaml"
-        policy.write_text(textwrap.dedent("""\
-            apiVersion: scaler/v1
-            kind: ScalingPolicy
-            metadata: {name: web}
-            spec:
-              scaleTargetRef: {name: web}
-              metric: {query: sum(x)}
-            """))
+        policy = write_policy(tmp_path, "web", "sum(x)")
         done = subprocess.run(
             [str(SCALER), "run", "--policy", str(policy), "--prometheus-url",
              f"http://127.0.0.1:{free_port()}", "--kubeconfig",
@@ -81,15 +72,7 @@ def test_the_daemon_finds_home_kube_config(tmp_path):
         home = tmp_path / "home"
         write_kubeconfig((home / ".kube").mkdir(parents=True) or home / ".kube" / "config",
                          server.url)
-        policy = tmp_path / "p.yaml"
-        policy.write_text(textwrap.dedent("""\
-            apiVersion: scaler/v1
-            kind: ScalingPolicy
-            metadata: {name: web}
-            spec:
-              scaleTargetRef: {name: web}
-              metric: {query: sum(x)}
-            """))
+        policy = write_policy(tmp_path, "web", "sum(x)")
         env = {"HOME": str(home), "PATH": "/usr/bin:/bin"}
         proc = subprocess.Popen(
             [str(SCALER), "run", "--policy", str(policy), "--dry-run", "--prometheus-url",

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 from prometheus_client import CollectorRegistry
-from support.daemon import write_kubeconfig
+from support.daemon import write_kubeconfig, write_policy
 from support.fakekube import FakeKubeAPIServer, deployment
 
 from scaler import app
@@ -194,15 +194,7 @@ def test_a_file_and_an_object_on_one_target_the_file_wins(cluster, tmp_path):
     daemon, runner, clock = _daemon(kubeconfig)
     from scaler.policy import files
 
-    path = tmp_path / "web.yaml"
-    path.write_text(textwrap.dedent("""\
-        apiVersion: scaler/v1
-        kind: ScalingPolicy
-        metadata: {name: web}
-        spec:
-          scaleTargetRef: {name: web}
-          metric: {query: sum(x)}
-        """))
+    path = write_policy(tmp_path, "web", "sum(x)")
     daemon.set_policies("files", files.load(path))
     _pass(daemon, runner, clock)
     assert set(daemon.targets) == {"web"}
@@ -267,3 +259,37 @@ def test_no_data_shows_with_the_logs_reason_and_a_missing_target_as_inactive(clu
     active = next(c for c in status["conditions"] if c["type"] == "Active")
     assert (active["status"], active["reason"]) == ("False", "FailedGetScale")
     assert "not_found" in active["message"]
+
+
+def test_scaler_run_with_policy_source_kubernetes_end_to_end(cluster, tmp_path):
+    """The command itself: no policy file, objects only, its thread lists them and writes
+    their status (Prometheus is down here: MetricAvailable says so with the log's reason)."""
+    import signal
+    import time
+
+    from support.prometheus import free_port
+
+    server, kubectl, kubeconfig = cluster
+    kubectl("apply", "-f", "-", stdin=POLICY)
+    scaler = Path(sys.executable).parent / "scaler"
+    proc = subprocess.Popen(
+        [str(scaler), "run", "--policy-source", "kubernetes", "--kubeconfig", str(kubeconfig),
+         "--prometheus-url", f"http://127.0.0.1:{free_port()}", "--bind-address", "127.0.0.1",
+         "--metrics-port", str(free_port()), "--health-port", str(free_port()),
+         "--log-format", "json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        conditions = {}
+        while time.monotonic() < deadline and "MetricAvailable" not in conditions:
+            time.sleep(0.5)
+            status = server.get("ScalingPolicy", "web").get("status") or {}
+            conditions = {c["type"]: c for c in status.get("conditions", [])}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert conditions["Ready"]["status"] == "True", out
+    assert (conditions["MetricAvailable"]["status"],
+            conditions["MetricAvailable"]["reason"]) == ("False", "unreachable")
+    # The namespace came from the kubeconfig context (default), the name is namespaced.
+    assert '"policies": ["default/web"]' in out
