@@ -43,6 +43,7 @@ def test_the_issue_example_parses():
     p = _policy([{"cron": "0 8 * * 1-5", "duration": "10h", "minReplicas": 3,
                   "timezone": BERLIN}])
     assert p.schedules == (WORKDAYS,)
+    assert p.describe().endswith(', at least 3 from "0 8 * * 1-5" Europe/Berlin for 10h')
     assert _policy([{"cron": "0 8 * * *", "duration": "1h", "minReplicas": 1}]).schedules[0] \
         .timezone == "UTC"
 

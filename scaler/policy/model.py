@@ -320,4 +320,6 @@ class Policy:
             f"tick {format_duration(self.tick_interval)}"
             + (f", activator {self.activator.mode} for {', '.join(self.activator.hosts)}"
                if self.activator else "")
+            + "".join(f", at least {s.min_replicas} from \"{s.cron}\" {s.timezone} for "
+                      f"{format_duration(s.duration)}" for s in self.schedules)
         )
