@@ -51,12 +51,13 @@ class UsageError(Exception):
     """Bad input from the user: printed as one clear message, exit code 2."""
 
 
-def load_policies(path: str | Path) -> list[Policy]:
-    """Every policy under ``path`` (a file or a directory), validated."""
+def load_policies(path: str | Path, *, objects: bool = False) -> list[Policy]:
+    """Every policy under ``path`` (a file or a directory), validated; with ``objects``
+    (``scaler validate``) ScalingPolicy object manifests too."""
     path = Path(path)
     if not path.exists():
         raise UsageError(f"{path}: no such file or directory")
-    return files.load(path)
+    return files.load(path, objects=objects)
 
 
 def select_policy(path: str | Path | None, name: str | None) -> Policy:

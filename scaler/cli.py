@@ -71,8 +71,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"scaler {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    v = sub.add_parser("validate", help="check policy files; print one line per policy")
-    v.add_argument("path", help="a policy file or a directory of *.yaml files")
+    v = sub.add_parser("validate", help="check policy files (and ScalingPolicy manifests); "
+                                        "print one line per policy")
+    v.add_argument("path", help="a policy file or a directory of *.yaml files (scaler/v1, "
+                                "or scaler.dev/v1alpha1 ScalingPolicy objects)")
     v.set_defaults(func=cmd_validate)
 
     r = sub.add_parser(
@@ -223,7 +225,7 @@ def _connection(args: argparse.Namespace):
 # -------------------------------------------------------------------------------- commands
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    for policy in app.load_policies(args.path):
+    for policy in app.load_policies(args.path, objects=True):
         print(policy.describe())
     return 0
 

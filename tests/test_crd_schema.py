@@ -9,6 +9,7 @@ accepts exactly what ``scaler validate`` accepts.
 from __future__ import annotations
 
 import copy
+import textwrap
 import itertools
 from pathlib import Path
 
@@ -194,3 +195,36 @@ def test_defaults_are_the_policy_defaults(server):
     assert bare is not None and full == bare
     assert stored["stableWindow"] == "1m" and stored["tickInterval"] == "2s"
     assert "target" not in stored      # depends on metric.type: the parser's default
+
+
+def test_scaler_validate_checks_object_manifests_as_the_daemon_would(tmp_path, capsys):
+    from scaler.cli import main
+
+    manifest = tmp_path / "web.yaml"
+    manifest.write_text(textwrap.dedent("""\
+        apiVersion: scaler.dev/v1alpha1
+        kind: ScalingPolicy
+        metadata: {name: web, namespace: shop, uid: 0f1e}
+        spec:
+          scaleTargetRef: {name: web}
+          metric: {query: q}
+        status: {desiredReplicas: 3}
+        """))
+    assert main(["validate", str(manifest)]) == 0
+    assert capsys.readouterr().out.startswith("web: Deployment shop/web,")
+    manifest.write_text(manifest.read_text().replace("metric: {query: q}",
+                                                     "metric: {query: q}\n  stableWindow: 1d"))
+    assert main(["validate", str(manifest)]) == 2
+    assert "spec.stableWindow: '1d' is out of range (allowed: 6s..1h)" in capsys.readouterr().err
+
+
+def test_the_daemons_policy_files_stay_scaler_v1(tmp_path):
+    from scaler.policy import files
+
+    manifest = tmp_path / "web.yaml"
+    manifest.write_text("apiVersion: scaler.dev/v1alpha1\nkind: ScalingPolicy\n"
+                        "metadata: {name: web}\nspec: {scaleTargetRef: {name: web}, "
+                        "metric: {query: q}}\n")
+    with pytest.raises(PolicyError, match="apiVersion: 'scaler.dev/v1alpha1' is not "
+                                          r"supported \(allowed: scaler/v1\)"):
+        files.load(manifest)

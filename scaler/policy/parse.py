@@ -791,8 +791,15 @@ def _check_activator_claims(policies: list[Policy]) -> list[str]:
     return errors
 
 
-def parse_policies(text: str, source: str) -> list[Policy]:
-    """Parse every ``---`` document of a policy file. Raises PolicyError with all errors."""
+# A ScalingPolicy object (the CRD's apiVersion): `scaler validate` checks its manifests
+# too, so an object can be checked offline before `kubectl apply`. The daemon's policy
+# files stay scaler/v1.
+OBJECT_API_VERSION = "scaler.dev/v1alpha1"
+
+
+def parse_policies(text: str, source: str, *, objects: bool = False) -> list[Policy]:
+    """Parse every ``---`` document of a policy file (with ``objects``, ScalingPolicy
+    object manifests too). Raises PolicyError with all errors."""
     try:
         docs = list(yaml.load_all(text, Loader=_PolicyLoader))
     except yaml.reader.ReaderError as exc:   # a character YAML does not allow
@@ -816,13 +823,34 @@ def parse_policies(text: str, source: str) -> list[Policy]:
     if not numbered:
         raise PolicyError([f"{source}: no policy documents found"])
     for index, doc in enumerate(numbered, start=1):
-        policy, problems = parse_document(doc, f"{source}: document {index}")
+        version = API_VERSION
+        if objects and isinstance(doc, dict) and doc.get("apiVersion") == OBJECT_API_VERSION:
+            version = OBJECT_API_VERSION
+            doc = _object_document(doc)
+        policy, problems = parse_document(doc, f"{source}: document {index}",
+                                          api_version=version)
         errors.extend(problems)
         if policy is not None:
             policies.append(policy)
     if errors:
         raise PolicyError(errors)
     return policies
+
+
+def _object_document(doc: dict) -> dict:
+    """An object manifest as a policy document: the keys the API server owns (namespace,
+    uid, status...) set aside; the name and spec as they are."""
+    meta = doc.get("metadata")
+    kept = {k: v for k, v in meta.items() if k in _METADATA_KEYS} if isinstance(meta, dict) \
+        else meta
+    out = {**{k: v for k, v in doc.items() if k != "status"}, "metadata": kept}
+    spec, namespace = doc.get("spec"), meta.get("namespace") if isinstance(meta, dict) else None
+    if isinstance(namespace, str) and isinstance(spec, dict) \
+            and isinstance(spec.get("scaleTargetRef"), dict):
+        # The daemon defaults the target's namespace to the object's own.
+        ref = spec["scaleTargetRef"]
+        out["spec"] = {**spec, "scaleTargetRef": {"namespace": namespace, **ref}}
+    return out
 
 
 def check_unique(policies: list[Policy]) -> None:

@@ -31,9 +31,8 @@ from scaler.policy.durations import format_duration
 from scaler.policy.model import KEEP_ALIVE, METRIC_SOURCES, Policy, PredictionPolicy
 from scaler.policy.parse import ANY, Range
 
-GROUP = "scaler.dev"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
+API_VERSION = parse.OBJECT_API_VERSION          # scaler.dev/v1alpha1
+GROUP, VERSION = API_VERSION.split("/")
 KIND = "ScalingPolicy"
 PLURAL = "scalingpolicies"
 SINGULAR = "scalingpolicy"
