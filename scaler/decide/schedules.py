@@ -95,8 +95,18 @@ def floor_series(schedules: tuple[Schedule, ...], ticks: np.ndarray) -> np.ndarr
     floor = np.zeros(len(ticks), dtype=np.int64)
     if not len(ticks) or not schedules:
         return floor
+    at = np.asarray(ticks, dtype=np.float64)
     for schedule in schedules:
-        for opens, closes in windows(schedule, float(ticks[0]), float(ticks[-1])):
-            lo, hi = np.searchsorted(ticks, [opens, closes], side="left")
-            np.maximum(floor[lo:hi], schedule.min_replicas, out=floor[lo:hi])
+        spans = np.array(windows(schedule, float(at[0]), float(at[-1])), dtype=np.float64)
+        if not len(spans):
+            continue
+        # Ticks in [opens, closes) of any window: +1 where a window opens, -1 where it
+        # closes, summed; the windows of one schedule may overlap.
+        opens = np.searchsorted(at, spans[:, 0], side="left")
+        closes = np.searchsorted(at, spans[:, 1], side="left")
+        edges = np.zeros(len(at) + 1, dtype=np.int64)
+        np.add.at(edges, opens, 1)
+        np.add.at(edges, closes, -1)
+        inside = np.cumsum(edges[:-1]) > 0
+        np.maximum(floor, np.where(inside, schedule.min_replicas, 0), out=floor)
     return floor
