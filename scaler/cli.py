@@ -276,13 +276,13 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    app.configure_logging(args.log_format)
     objects = "kubernetes" in args.policy_source
     if "files" in args.policy_source and not args.policy:
         raise UsageError("--policy-source files needs --policy PATH")
     if not args.policy and not objects:
         raise UsageError("give --policy PATH (policy files), --policy-source kubernetes "
                          "(ScalingPolicy objects), or both")
+    app.configure_logging(args.log_format)
     policies = app.load_policies(args.policy) if args.policy else []
     connection = (_connection(args) if args.prometheus_url or app.needs_prometheus(policies)
                   else None)

@@ -293,3 +293,27 @@ def test_scaler_run_with_policy_source_kubernetes_end_to_end(cluster, tmp_path):
             conditions["MetricAvailable"]["reason"]) == ("False", "unreachable")
     # The namespace came from the kubeconfig context (default), the name is namespaced.
     assert '"policies": ["default/web"]' in out
+
+
+def test_without_the_crd_the_command_says_how_to_install_it(tmp_path):
+    from support.prometheus import free_port
+
+    with FakeKubeAPIServer() as server:
+        kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", server.url)
+        done = subprocess.run(
+            [str(Path(sys.executable).parent / "scaler"), "run", "--policy-source",
+             "kubernetes", "--kubeconfig", str(kubeconfig), "--bind-address", "127.0.0.1",
+             "--metrics-port", str(free_port()), "--health-port", str(free_port())],
+            capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: --policy-source kubernetes: the ScalingPolicy CRD "
+                                  "is not installed (kubectl apply -f deploy/crd/crd.yaml)")
+    assert "Traceback" not in done.stderr
+
+
+def test_run_needs_policy_files_or_objects(capsys):
+    from scaler.cli import main
+
+    assert main(["run"]) == 2
+    assert "give --policy PATH (policy files), --policy-source kubernetes" in \
+        capsys.readouterr().err
