@@ -169,3 +169,27 @@ def test_both_replay_engines_apply_the_schedules_alike():
     opens = np.searchsorted(fast.ticks, at("2026-03-02T07:00:00+00:00"))
     assert fast.desired[opens - 1] == 1 and fast.desired[opens:].min() == 3
     assert fast.schedule_floor is not None and fast.schedule_floor[opens:].min() == 3
+
+
+def test_the_daemons_tick_line_names_the_open_schedule():
+    from prometheus_client import CollectorRegistry
+    from structlog.testing import capture_logs
+
+    from scaler.clock import ManualClock
+    from scaler.daemon.loop import Daemon
+    from scaler.daemon.observability import Metrics
+    from scaler.sources.recording import RecordingSource
+    from scaler.sources.recording import load as load_recording
+    from test_loop import InMemoryTarget
+
+    start = 1_772_409_600                          # Monday 2026-03-02 00:00 UTC
+    p = replace(Policy(), schedules=(Schedule("0 0 * * 1-5", 3600, 5, "UTC"),))
+    clock = ManualClock(start + 120)
+    daemon = Daemon([p], source=RecordingSource(load_recording("scaler/recordings/default.csv")),
+                    actuator=InMemoryTarget(1), clock=clock,
+                    metrics=Metrics(CollectorRegistry()))
+    with capture_logs() as logs:
+        daemon.run_once()
+    [tick] = [e for e in logs if e["event"] == "tick"]
+    assert (tick["schedule"], tick["schedule_floor"], tick["replicas"]) == ("0 0 * * 1-5 UTC",
+                                                                           5, 5)

@@ -551,6 +551,8 @@ class Daemon(ActivatorHooks):
             replicas=result.replicas, current=status.replicas, ready=status.ready_replicas,
             min=p.min_replicas, max=p.max_replicas, grace_remaining=result.grace_remaining,
             no_data=reading.error, unknown=len(reading.unknown), action=action, **forecast,
+            **({"schedule": result.schedule, "schedule_floor": result.schedule_floor}
+               if result.schedule else {}),
         )
 
 
