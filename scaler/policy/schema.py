@@ -176,6 +176,12 @@ def spec_schema() -> Obj:
                        "default": "prometheus"},
             "query": {"type": "string", "minLength": 1,
                       "description": "PromQL giving the workload's total load"},
+            # metric.select (label: value picking one series of a shared query), where the
+            # parser has the key; the label rules stay with the parser.
+            **({"select": {"type": "object", "additionalProperties": {"type": "string"},
+                           "description": "label: value, picking one series of the "
+                                          "query's answer"}}
+               if "select" in parse._METRIC_KEYS else {}),
         },
         "x-kubernetes-validations": [
             {"rule": "self.source != 'prometheus' || has(self.query)",
