@@ -441,6 +441,24 @@ def test_a_slow_reader_pauses_the_workload_instead_of_filling_memory(activator):
     assert received >= 300_000_000
 
 
+def test_a_connection_back_from_a_slow_reader_is_reading_when_reused(backend):
+    """A response can end while its client is still behind (the workload's connection
+    paused for it): the connection goes back to the pool reading again, so the next
+    request on it gets its answer."""
+    with ActivatorThread([route("app", hosts=["app.test"])], {"app": [backend.address]}) as a:
+        for _ in range(5):
+            sock = connect(a.port)
+            sock.sendall(b"GET /bytes?n=30000000 HTTP/1.1\r\nHost: app.test\r\n"
+                         b"Connection: close\r\n\r\n")
+            time.sleep(0.3)                       # behind: the activator pauses the workload
+            data = read_all(sock)
+            sock.close()
+            assert data.startswith(b"HTTP/1.1 200") and len(data) > 30_000_000
+            status, _, body = a.get("/bytes?n=5", timeout=5)
+            assert status == 200 and body == b"x" * 5
+        assert a.activator.pool.connects == 1     # one workload connection, reused
+
+
 def test_a_stalled_workload_pauses_the_upload_instead_of_filling_memory():
     """Flow control upstream: a workload that does not read leaves the upload in the
     client's socket."""

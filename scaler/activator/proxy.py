@@ -62,7 +62,7 @@ def peer_closed(transport: asyncio.Transport) -> bool:
 
 class ClientConnection(asyncio.Protocol):
     __slots__ = ("activator", "parser", "transport", "peer", "queue", "parsing", "url",
-                 "headers", "in_head", "head_bytes", "paused", "tunnel", "upgrade_rest",
+                 "headers", "in_head", "head_bytes", "paused", "write_paused", "tunnel", "upgrade_rest",
                  "last_active", "lost", "closing", "liveness", "lingering", "__weakref__")
 
     def __init__(self, activator: Activator) -> None:
@@ -77,6 +77,7 @@ class ClientConnection(asyncio.Protocol):
         self.in_head = False
         self.head_bytes = 0
         self.paused = 0
+        self.write_paused = False       # the client is behind: our buffer to it is full
         self.tunnel: Exchange | None = None
         self.upgrade_rest: bytes | None = None
         self.last_active = 0.0
@@ -137,11 +138,13 @@ class ClientConnection(asyncio.Protocol):
             exchange.client_gone()
 
     def pause_writing(self) -> None:
+        self.write_paused = True
         exchange = self.tunnel or (self.queue[0] if self.queue else None)
         if exchange is not None:
             exchange.client_paused(True)
 
     def resume_writing(self) -> None:
+        self.write_paused = False
         exchange = self.tunnel or (self.queue[0] if self.queue else None)
         if exchange is not None:
             exchange.client_paused(False)
@@ -449,6 +452,9 @@ class Exchange:
     # -- upstream connection ----------------------------------------------------------------
     def attach(self, conn: UpstreamConnection) -> None:
         self.upstream = conn
+        if self.client.write_paused:
+            # Still behind on the previous response: this one waits in the workload's socket.
+            conn.transport.pause_reading()
         if self.buffer:
             conn.transport.write(self.head + b"".join(self.buffer))
             self.buffer = []
@@ -724,5 +730,6 @@ class Exchange:
             self.route.depart(outcome)
         self.buffer = []
         if not self.gone:
-            self.client.resume(PAUSE_BUFFER)
+            # Done with its workload connection, which can no longer hold the client up.
+            self.client.resume(PAUSE_BUFFER | PAUSE_UPSTREAM)
             self.client.exchange_done(self, close)

@@ -196,6 +196,10 @@ class UpstreamPool:
         conn.exchange = None
         if conn.closed:
             return
+        if not conn.transport.is_reading():
+            # Its response ended while the client was behind (reading paused for it); the
+            # next request on it must be answered, and an idle close must be seen.
+            conn.transport.resume_reading()
         idle = self._idle.setdefault(conn.endpoint, [])
         if len(idle) >= self.max_idle:
             conn.transport.close()
