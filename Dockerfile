@@ -82,7 +82,8 @@ ENV PATH=/opt/venv/bin:$PATH \
 COPY --from=deps /opt/venv /opt/venv
 COPY --from=app /staging/opt/venv /opt/venv
 USER 65532:65532
-# 9090: /metrics; 8080: /healthz and /readyz.
-EXPOSE 9090 8080
+# The daemon's defaults: 9464 /metrics, 8081 /healthz and /readyz (deploy/ sets 9090 and
+# 8080 explicitly). The activator listens on 8080 and 9090 (admin) by default.
+EXPOSE 9464 8081
 ENTRYPOINT ["scaler"]
 CMD ["run", "--policy", "/etc/scaler/policies"]

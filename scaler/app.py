@@ -51,12 +51,13 @@ class UsageError(Exception):
     """Bad input from the user: printed as one clear message, exit code 2."""
 
 
-def load_policies(path: str | Path) -> list[Policy]:
-    """Every policy under ``path`` (a file or a directory), validated."""
+def load_policies(path: str | Path, *, objects: bool = False) -> list[Policy]:
+    """Every policy under ``path`` (a file or a directory), validated; with ``objects``
+    (``scaler validate``) ScalingPolicy object manifests too."""
     path = Path(path)
     if not path.exists():
         raise UsageError(f"{path}: no such file or directory")
-    return files.load(path)
+    return files.load(path, objects=objects)
 
 
 def select_policy(path: str | Path | None, name: str | None) -> Policy:
@@ -166,6 +167,41 @@ def run_replay(recording: str | Path | None, *, policy_path: str | Path | None =
         progress.done()
     return ReplayRun(policy, path, len(rec), result, baseline, summary, title, written,
                      clock.monotonic() - started)
+
+
+def forecast_note(run: ReplayRun) -> str | None:
+    """With ``--compare`` and prediction on: why the forecast never changed a decision,
+    when it did not (None when it did, or there is nothing to say)."""
+    import numpy as np
+
+    from scaler.policy import format_duration
+
+    p = run.policy.prediction
+    result = run.result
+    if not p.enabled or run.baseline is None or result.forecast is None:
+        return None
+    span = format_duration(round(float(result.ticks[-1] - result.ticks[0])))
+    season = max(p.seasonality) if p.seasonality else None
+    short = (f"; its {format_duration(season, days=True)} season shapes the forecast only "
+             f"after a full season of history, and this recording spans {span}"
+             if season and result.ticks[-1] - result.ticks[0] < season else "")
+    if p.mode == "observe":
+        return ("the forecast never acted: prediction.mode is observe (it is computed, "
+                "charted and scored, never used)")
+    if not np.isfinite(result.forecast).any():
+        return (f"the forecast never acted: not enough history — no forecast formed in "
+                f"{span} ({p.model} needs its warm-up, and {p.min_errors} forecast errors at "
+                f"the {format_duration(p.horizon)} horizon, before it acts){short}")
+    floor = result.floor if result.floor is not None else np.zeros(len(result.ticks))
+    if not np.count_nonzero(floor):
+        return ("the forecast never acted: it formed but was never trusted (still counting "
+                f"its first {p.min_errors} forecast errors, or falling back on a large "
+                f"recent error){short}")
+    reactive = run.baseline[1].desired
+    if not np.count_nonzero(floor > reactive):
+        return ("the forecast never acted: its replica floor never rose above what the "
+                f"reactive decision asked for{short}")
+    return None
 
 
 # How long a row of a recording may hold: from a millisecond (Prometheus's resolution)
@@ -319,7 +355,10 @@ def _write_tune(out: Path, tune: Any, knobs: list, outcome: Any, front: list[int
 
 
 def _subtitle(policy: Policy, startup_delay: float, summary: dict) -> str:
-    subtitle = (f"target {policy.target_value:g} per replica, stable {policy.stable_window}s, "
+    # The capacity line is ready x target (what a replica can serve); the decider aims at
+    # target x utilisation (the target value): name both, each for what it is.
+    subtitle = (f"capacity {policy.target:g} per replica, aiming at {policy.target_value:g} "
+                f"({policy.target_utilization_percentage:g}%), stable {policy.stable_window}s, "
                 f"panic {policy.panic_window}s at {policy.panic_threshold_percentage:g}%, "
                 f"startup delay {startup_delay:g}s")
     quality = summary.get("forecast")
@@ -401,6 +440,18 @@ class DaemonParts:
     kubernetes: str        # the API server's address, for the log
     stop: threading.Event
     activators: Any = None  # ActivatorSource, when activators are given or discovered
+    objects: Any = None     # scaler.daemon.status.ObjectsRunner, with --policy-source kubernetes
+
+
+def context_namespace(kubeconfig: str | None, context: str | None = None) -> str | None:
+    """The kubeconfig context's namespace (kubectl's default namespace), if any."""
+    from scaler.kubeconfig import KubeconfigError
+    from scaler.kubeconfig import context_namespace as namespace_of
+
+    try:
+        return namespace_of(kubeconfig, context=context)
+    except KubeconfigError:
+        return None   # build_daemon reports the broken kubeconfig
 
 
 def needs_prometheus(policies: list[Policy]) -> bool:
@@ -470,9 +521,10 @@ def configure_logging(log_format: str = "auto") -> None:
                                           "console": False}[log_format])
 
 
-def build_daemon(policies: list[Policy], policy_path: str | Path,
-                 connection: Connection | None, *,
-                 kubeconfig: str | None = None, dry_run: bool = False,
+def build_daemon(policies: list[Policy], policy_path: str | Path | None,
+                 connection: Connection | None, *, policy_namespace: str | None = None,
+                 kubeconfig: str | None = None, context: str | None = None,
+                 dry_run: bool = False,
                  leader_elect: bool = False, lease_name: str = "scaler",
                  lease_namespace: str | None = None, identity: str | None = None,
                  clock: Clock | None = None, activator_urls: list[str] = (),
@@ -480,7 +532,9 @@ def build_daemon(policies: list[Policy], policy_path: str | Path,
     """The live daemon for ``policies`` (read from ``policy_path``, re-read on change):
     Prometheus and the activators in, the Kubernetes scale subresource (and the public
     Services of ``activator.mode: whenNeeded``) out, only reported under ``dry_run``, on
-    the system clock. ``connection`` may be None when no policy uses PromQL."""
+    the system clock. ``connection`` may be None when no policy uses PromQL. With
+    ``policy_namespace``, the ScalingPolicy objects of that namespace are policies too
+    (``scaler.daemon.policy_objects``), and their status is written back."""
     from prometheus_client import CollectorRegistry
 
     from scaler.actuators.dry_run import DryRunActuator
@@ -509,7 +563,7 @@ def build_daemon(policies: list[Policy], policy_path: str | Path,
     # rest tells replicas apart in its audit log.
     agent = f"scaler/{__version__}" + (f" ({identity})" if identity else "")
     try:
-        client = KubeClient.from_config(kubeconfig, user_agent=agent)
+        client = KubeClient.from_config(kubeconfig, context=context, user_agent=agent)
     except Exception as exc:   # kubeconfig missing, malformed, or not in a cluster
         raise UsageError(f"cannot load Kubernetes configuration: {exc}") from None
     if connection is not None:
@@ -535,16 +589,46 @@ def build_daemon(policies: list[Policy], policy_path: str | Path,
         elector = LeaderElector(client, lease_namespace, lease_name, identity=identity,
                                 clock=clock, stop=stop, release_on_cancel=False)
     daemon = Daemon(policies, source=source, actuator=DryRunActuator(live) if dry_run else live,
-                    clock=clock, metrics=Metrics(registry), policy_path=Path(policy_path),
+                    clock=clock, metrics=Metrics(registry),
+                    policy_path=Path(policy_path) if policy_path else None,
                     is_leader=elector.is_leader if elector else None, stop=stop,
                     activator_source=activators,
                     traffic=TrafficSwitch(client, clock=clock, dry_run=dry_run))
     daemon.pokes = PokeInbox(daemon.wake, known=lambda name: name in daemon.targets and (
         daemon.targets[name].policy.activator is not None), now=clock.now)
-    return DaemonParts(daemon, source, live, registry, elector, client.host, stop, activators)
+    objects = None
+    if policy_namespace:
+        objects = policy_objects(daemon, client, policy_namespace, elector=elector,
+                                 dry_run=dry_run, stop=stop)
+    return DaemonParts(daemon, source, live, registry, elector, client.host, stop, activators,
+                       objects)
 
 
-def serve(parts: DaemonParts, *, metrics_port: int = 9090, health_port: int = 8080,
+def policy_objects(daemon: Daemon, client: Any, namespace: str, *, elector: Any,
+                   dry_run: bool, stop: threading.Event, list_interval: float = 5.0):
+    """The ScalingPolicy reader and status writer of ``namespace``, hooked into the loop
+    (its policies as origin "kubernetes", its tick reports to the status writer), with a
+    first list done now so the first pass already runs them."""
+    import structlog
+
+    from scaler.daemon.policy_objects import PolicyObjects
+    from scaler.daemon.status import ObjectsRunner, StatusWriter
+
+    log = structlog.get_logger("scaler")
+    objects = PolicyObjects(client, namespace, others=lambda: daemon.origin("files"), log=log)
+    writer = StatusWriter(client, objects, is_leader=elector.is_leader if elector else None,
+                          write=not dry_run, now=daemon.clock.now, log=log)
+    daemon.add_tick_listener(writer.on_tick)
+    runner = ObjectsRunner(objects, writer, lambda ps: daemon.set_policies("kubernetes", ps),
+                           stop, list_interval=list_interval)
+    runner.poll_once()
+    if objects.error is not None and "HTTP 404" in objects.error:
+        raise UsageError(f"--policy-source kubernetes: the ScalingPolicy CRD is not installed "
+                         f"(kubectl apply -f deploy/crd/crd.yaml): {objects.error}")
+    return runner
+
+
+def serve(parts: DaemonParts, *, metrics_port: int = 9464, health_port: int = 8081,
           bind_address: str = "0.0.0.0", dry_run: bool = False) -> int:
     """Run a built daemon until SIGTERM or SIGINT (SIGHUP reloads the policies), with its
     /metrics and health endpoints; release the lease and close the clients on the way out."""
@@ -561,15 +645,23 @@ def serve(parts: DaemonParts, *, metrics_port: int = 9090, health_port: int = 80
     try:
         metrics_server = observability.serve_metrics(parts.registry, metrics_port,
                                                      bind_address)
-        posts = {"/v1/poke": daemon.pokes.handle} if daemon.pokes is not None else {}
+    except OSError as exc:
+        raise UsageError(f"--metrics-port {metrics_port}: cannot listen on "
+                         f"{bind_address}:{metrics_port}: {exc.strerror or exc}") from None
+    posts = {"/v1/poke": daemon.pokes.handle} if daemon.pokes is not None else {}
+    try:
         health = observability.HealthServer(health_port, healthy=daemon.healthy,
                                             ready=daemon.ready, host=bind_address,
                                             posts=posts).start()
     except OSError as exc:
-        raise UsageError(f"cannot listen: {exc.strerror or exc}") from None
+        metrics_server.shutdown()
+        raise UsageError(f"--health-port {health_port}: cannot listen on "
+                         f"{bind_address}:{health_port}: {exc.strerror or exc}") from None
     lease_thread = parts.elector.start() if parts.elector else None
     if parts.activators is not None:
         parts.activators.start()
+    if parts.objects is not None:
+        parts.objects.start()
     structlog.get_logger("scaler").info(
         # Both addresses are free of credentials (the Prometheus URL's went into basic
         # auth, the API server's host is shown without them).
@@ -643,19 +735,44 @@ def record_range(start: str, end: str = "now", step: str = "1s",
     return first, last, seconds
 
 
+# How long `scaler record` tries to reach Prometheus before it says it cannot: a refused
+# connection or a wrong address is reported within seconds, not after the whole budget.
+RECORD_PROBE_SECONDS = 5.0
+# Reasons the first query gives that no amount of waiting for history will fix.
+_RECORD_FATAL = ("unreachable", "timeout", "http_error", "query_error", "bad_response")
+
+
 def record(connection: Connection, query: str, out: str | Path,
-           span: tuple[float, float, float], clock: Clock | None = None) -> Recorded:
+           span: tuple[float, float, float], clock: Clock | None = None,
+           progress: Progress | None = None) -> Recorded:
     """Save ``query``'s history from Prometheus over ``span`` (:func:`record_range`) as a
-    recording."""
+    recording: a first short query says at once when Prometheus cannot be reached or
+    refuses the query; then the history, chunk by chunk (``progress`` shows them)."""
     from scaler.sources.prometheus import PrometheusSource
     from scaler.sources.recording.write import RecordError
     from scaler.sources.recording.write import record as write_recording
 
+    clock = clock or SystemClock()
     first, last, step = span
     # A week at 1 s is ~55 range queries; give them time (the daemon's budget is a tick).
-    with PrometheusSource(connection, clock=clock or SystemClock(),
-                          history_timeout=600.0) as source:
+    with PrometheusSource(connection, clock=clock, history_timeout=600.0) as source:
+        probe = source.fetch_history(query, max(first, last - step), last, step,
+                                     deadline=clock.monotonic() + RECORD_PROBE_SECONDS).reading
+        if probe.error in _RECORD_FATAL:
+            hint = (" (is it running? for a cluster's Prometheus: kubectl port-forward -n "
+                    "monitoring svc/prometheus 9090, then --prometheus-url "
+                    "http://127.0.0.1:9090)" if probe.error in ("unreachable", "timeout")
+                    else "")
+            raise UsageError(f"cannot record from {connection.url}: {probe.error}: "
+                             f"{probe.detail}{hint}")
+        if progress is not None:
+            progress.phase("recording", 0.0)
+            source.on_chunk = lambda done, total: progress.update(done / total, force=True)
         try:
-            return write_recording(source, query, first, last, step, out)
+            done = write_recording(source, query, first, last, step, out)
         except (RecordError, ValueError) as exc:
             raise UsageError(str(exc)) from None
+        finally:
+            if progress is not None:
+                progress.done()
+        return done

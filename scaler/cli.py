@@ -16,16 +16,42 @@ from scaler.app import UsageError
 from scaler.policy import PolicyError, format_duration
 
 EXIT_BAD_INPUT = 2
+EXIT_BROKEN_PIPE = 141      # 128 + SIGPIPE, as a shell reports a reader that left early
+
+
+# Options whose value may start with "-" (a time relative to now, "-6h"): argparse would
+# take "--start -6h" for two options, so the pair is joined into "--start=-6h" first.
+_NEGATIVE_VALUES = ("--start", "--end")
+
+
+def _join_negative_values(argv: list[str]) -> list[str]:
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] in _NEGATIVE_VALUES and i + 1 < len(argv) and argv[i + 1][:1] == "-" \
+                and argv[i + 1][1:2].isdigit():
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(argv[i])
+        i += 1
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_join_negative_values(sys.argv[1:] if argv is None else argv))
     if not getattr(args, "command", None):
         parser.print_help()
         return EXIT_BAD_INPUT
     try:
         return args.func(args)
+    except BrokenPipeError:
+        # The reader went away (`scaler replay | head -1`): not an error of ours. Point
+        # stdout at /dev/null so the interpreter's final flush cannot raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except PolicyError as exc:
         for line in exc.errors:
             print(f"error: {line}", file=sys.stderr)
@@ -45,8 +71,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"scaler {__version__}")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    v = sub.add_parser("validate", help="check policy files; print one line per policy")
-    v.add_argument("path", help="a policy file or a directory of *.yaml files")
+    v = sub.add_parser("validate", help="check policy files (and ScalingPolicy manifests); "
+                                        "print one line per policy")
+    v.add_argument("path", help="a policy file or a directory of *.yaml files (scaler/v1, "
+                                "or scaler.dev/v1alpha1 ScalingPolicy objects)")
     v.set_defaults(func=cmd_validate)
 
     r = sub.add_parser(
@@ -102,15 +130,29 @@ def _parser() -> argparse.ArgumentParser:
         "run", help="run the autoscaler daemon",
         description="Poll Prometheus, decide with Knative's KPA, and patch each policy's "
                     "target through its scale subresource.")
-    d.add_argument("--policy", required=True, help="a policy file or a directory of them")
+    d.add_argument("--policy", help="a policy file or a directory of them (scaler/v1)")
+    d.add_argument("--policy-source", action="append", choices=["files", "kubernetes"],
+                   default=[], help="kubernetes: also run the ScalingPolicy objects "
+                   "(scaler.dev/v1alpha1) of --policy-namespace and write their status; "
+                   "files: the --policy files (implied by --policy)")
+    d.add_argument("--policy-namespace", default=None,
+                   help="namespace of the ScalingPolicy objects (default: env POD_NAMESPACE, "
+                        "else the kubeconfig context's namespace, else default)")
     _prometheus_flags(d)
     d.add_argument("--kubeconfig", default=None,
-                   help="kubeconfig file (env KUBECONFIG; in-cluster config when neither)")
+                   help="kubeconfig file; as kubectl: default $KUBECONFIG (a path list), "
+                        "else ~/.kube/config, else the in-cluster service account")
+    d.add_argument("--context", default=None,
+                   help="the kubeconfig context to use (default: its current-context)")
     d.add_argument("--dry-run", action="store_true",
                    help="do everything but write: log what would have been scaled")
-    d.add_argument("--metrics-port", type=int, default=9090, help="/metrics port (default 9090)")
-    d.add_argument("--health-port", type=int, default=8080,
-                   help="/healthz and /readyz port (default 8080)")
+    # Not 9090 (Prometheus' own port, which a local run port-forwards) nor 8080 (most
+    # workloads'): 9464 is the port registered for OpenTelemetry's Prometheus exporter,
+    # 8081 the health-probe port of controller-runtime operators.
+    d.add_argument("--metrics-port", type=int, default=9464,
+                   help="/metrics port (default 9464)")
+    d.add_argument("--health-port", type=int, default=8081,
+                   help="/healthz and /readyz port (default 8081)")
     d.add_argument("--bind-address", default="0.0.0.0",
                    help="address the HTTP endpoints listen on (default 0.0.0.0, what a pod "
                         "needs; 127.0.0.1 on a laptop)")
@@ -183,7 +225,7 @@ def _connection(args: argparse.Namespace):
 # -------------------------------------------------------------------------------- commands
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    for policy in app.load_policies(args.path):
+    for policy in app.load_policies(args.path, objects=True):
         print(policy.describe())
     return 0
 
@@ -204,6 +246,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         print(format_compare(name, run.summary["compare"][name], run.policy.name, run.summary,
                              f"compared with the reactive policy "
                              f"(startup delay {args.startup_delay:g}s)"))
+        note = app.forecast_note(run)
+        if note:
+            print(f"\n{note}")
     print(f"\nwrote {', '.join(str(p) for p in run.written)} "
           f"({run.samples:,} samples in {run.seconds:.2f}s)")
     return 0
@@ -231,12 +276,23 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    objects = "kubernetes" in args.policy_source
+    if "files" in args.policy_source and not args.policy:
+        raise UsageError("--policy-source files needs --policy PATH")
+    if not args.policy and not objects:
+        raise UsageError("give --policy PATH (policy files), --policy-source kubernetes "
+                         "(ScalingPolicy objects), or both")
     app.configure_logging(args.log_format)
-    policies = app.load_policies(args.policy)
+    policies = app.load_policies(args.policy) if args.policy else []
     connection = (_connection(args) if args.prometheus_url or app.needs_prometheus(policies)
                   else None)
+    namespace = None
+    if objects:
+        namespace = (args.policy_namespace or os.environ.get("POD_NAMESPACE")
+                     or app.context_namespace(args.kubeconfig, args.context) or "default")
     parts = app.build_daemon(
-        policies, args.policy, connection, kubeconfig=args.kubeconfig,
+        policies, args.policy, connection, kubeconfig=args.kubeconfig, context=args.context,
+        policy_namespace=namespace,
         dry_run=args.dry_run, leader_elect=args.leader_elect, lease_name=args.lease_name,
         lease_namespace=args.lease_namespace, activator_urls=args.activator_url,
         activator_service=args.activator_service)
@@ -249,8 +305,11 @@ def cmd_activator(args: argparse.Namespace) -> int:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
+    from scaler.replay.report.progress import Progress
+
     span = app.record_range(args.start, args.end, args.step)
-    done = app.record(_connection(args), args.query, args.out, span)
+    done = app.record(_connection(args), args.query, args.out, span,
+                      progress=Progress(sys.stderr))
     print(f"wrote {done.path}: {done.points:,} points from {done.first:.0f} to "
           f"{done.last:.0f} ({format_duration(round(done.last - done.first))})")
     if done.left_out:

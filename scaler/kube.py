@@ -112,13 +112,15 @@ class KubeClient:
         self._api.user_agent = user_agent
 
     @classmethod
-    def from_config(cls, kubeconfig: str | None = None, *,
+    def from_config(cls, kubeconfig: str | None = None, *, context: str | None = None,
                     user_agent: str = "scaler") -> KubeClient:
-        """Use ``kubeconfig`` if given, else $KUBECONFIG, else the in-cluster service account
-        (read by :mod:`scaler.kubeconfig`, which the activator shares)."""
+        """Find credentials as kubectl does: ``kubeconfig`` if given, else $KUBECONFIG, else
+        ~/.kube/config, else the in-cluster service account (read by
+        :mod:`scaler.kubeconfig`, which the activator shares); ``context`` if given."""
         from scaler import kubeconfig as kubeconfigs
 
-        return cls(configuration(kubeconfigs.load(kubeconfig)), user_agent=user_agent)
+        return cls(configuration(kubeconfigs.load(kubeconfig, context=context)),
+                   user_agent=user_agent)
 
     @property
     def host(self) -> str:

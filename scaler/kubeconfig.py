@@ -106,17 +106,58 @@ class Credentials:
         return context
 
 
-def load(path: str | None = None, *, environ: dict[str, str] | None = None,
-         service_account: Path = SERVICE_ACCOUNT_DIR) -> Credentials:
-    """Credentials from ``path``, else ``$KUBECONFIG``, else the in-cluster service account."""
+def kubeconfig_paths(path: str | None = None, *,
+                     environ: dict[str, str] | None = None) -> list[Path]:
+    """The kubeconfig files kubectl would read: ``path`` (--kubeconfig), else every file of
+    ``$KUBECONFIG`` (a path list), else ``~/.kube/config`` when it exists; else none (then
+    the in-cluster service account)."""
     env = os.environ if environ is None else environ
-    names = [path] if path else [p for p in env.get("KUBECONFIG", "").split(os.pathsep) if p]
-    if names:
-        return from_kubeconfig([Path(n).expanduser() for n in names])
+    if path:
+        return [Path(path).expanduser()]
+    listed = [p for p in env.get("KUBECONFIG", "").split(os.pathsep) if p]
+    if listed:
+        # kubectl skips the files of the list that do not exist, unless none does.
+        paths = [Path(n).expanduser() for n in listed]
+        return [p for p in paths if p.exists()] or paths
+    home = env.get("HOME")     # as kubectl: $HOME/.kube/config, when $HOME is set
+    default = Path(home) / ".kube" / "config" if home else None
+    return [default] if default is not None and default.is_file() else []
+
+
+def load(path: str | None = None, *, context: str | None = None,
+         environ: dict[str, str] | None = None,
+         service_account: Path = SERVICE_ACCOUNT_DIR) -> Credentials:
+    """Credentials as kubectl finds them: ``path``, else ``$KUBECONFIG``, else
+    ``~/.kube/config``, else the in-cluster service account; ``context`` instead of the
+    current context."""
+    env = os.environ if environ is None else environ
+    paths = kubeconfig_paths(path, environ=env)
+    if paths:
+        return from_kubeconfig(paths, context=context)
+    if context:
+        raise KubeconfigError(f"--context {context}: no kubeconfig (give --kubeconfig, set "
+                              "KUBECONFIG or create ~/.kube/config)")
     if env.get("KUBERNETES_SERVICE_HOST"):
         return in_cluster(env, service_account)
     raise KubeconfigError("no Kubernetes configuration: give --kubeconfig or set KUBECONFIG, "
-                          "or run in a pod (KUBERNETES_SERVICE_HOST is not set)")
+                          "or create ~/.kube/config (kind and minikube write it), or run in a "
+                          "pod (KUBERNETES_SERVICE_HOST is not set)")
+
+
+def context_namespace(path: str | None = None, *, context: str | None = None,
+                      environ: dict[str, str] | None = None) -> str | None:
+    """The namespace of the (current, or named) kubeconfig context, as kubectl uses it;
+    None without a kubeconfig or when the context sets none."""
+    paths = kubeconfig_paths(path, environ=environ)
+    if not paths:
+        return None
+    merged, current = _merge(paths)
+    name = context or (current[0] if current else None)
+    entry = merged["contexts"].get(name) if name else None
+    if entry is None:
+        return None
+    ns = (entry[0].get("context") or {}).get("namespace")
+    return ns if isinstance(ns, str) and ns else None
 
 
 def in_cluster(env: dict[str, str], directory: Path = SERVICE_ACCOUNT_DIR) -> Credentials:
@@ -135,7 +176,7 @@ def in_cluster(env: dict[str, str], directory: Path = SERVICE_ACCOUNT_DIR) -> Cr
                        origin=f"the service account in {directory}")
 
 
-def from_kubeconfig(paths: list[Path]) -> Credentials:
+def _merge(paths: list[Path]) -> tuple[dict, tuple[str, Path] | None]:
     merged: dict[str, dict[str, tuple[dict, Path]]] = {"clusters": {}, "users": {},
                                                         "contexts": {}}
     current: tuple[str, Path] | None = None
@@ -150,9 +191,19 @@ def from_kubeconfig(paths: list[Path]) -> Credentials:
             for item in items:
                 if isinstance(item, dict) and isinstance(item.get("name"), str):
                     merged[section].setdefault(item["name"], (item, path))
+    return merged, current
+
+
+def from_kubeconfig(paths: list[Path], *, context: str | None = None) -> Credentials:
+    merged, current = _merge(paths)
     where = ", ".join(str(p) for p in paths)
+    if context is not None:
+        if context not in merged["contexts"]:
+            raise KubeconfigError(f"{where}: --context {context}: no such context (found: "
+                                  f"{', '.join(sorted(merged['contexts'])) or 'none'})")
+        current = (context, merged["contexts"][context][1])
     if current is None:
-        raise KubeconfigError(f"{where}: current-context is not set")
+        raise KubeconfigError(f"{where}: current-context is not set (or give --context)")
     name, cpath = current
     context = _entry(merged, "contexts", name, cpath, "context")
     cluster_name, user_name = context.get("cluster"), context.get("user")

@@ -430,3 +430,50 @@ def test_time_axis_for_synthetic_times_shows_elapsed_time() -> None:
     _, labels, caption = chart._time_ticks(0.0, 3 * 3600, W)
     assert [m for m, _ in labels[:3]] == ["0", "15m", "30m"]
     assert "elapsed" in caption
+
+
+# ---- marks: unserved demand and cold starts; schedule windows shaded
+
+def _marks(px: np.ndarray, colour) -> np.ndarray:
+    top = _panel(px, TOP_PANEL)
+    return _is(top, colour).any(axis=0)
+
+
+def test_unserved_demand_and_cold_starts_are_marked_along_the_baseline(tmp_path):
+    n = 400
+    unserved, cold = np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    unserved[100:120] = True
+    cold[300:310] = True
+    out = tmp_path / "c.png"
+    draw_replay_chart(out, **_series(n), unserved=unserved, cold_start=cold)
+    px = _pixels(out)
+    short, cold = _marks(px, chart.UNSERVED), _marks(px, chart.COLD_START)
+    assert short[_col(110, n)] and not short[_col(200, n)]
+    assert cold[_col(305, n)] and not cold[_col(110, n)]
+
+
+def test_schedule_windows_are_shaded_in_both_panels(tmp_path):
+    n = 400
+    scheduled = np.zeros(n, dtype=bool)
+    scheduled[50:150] = True
+    out = tmp_path / "s.png"
+    draw_replay_chart(out, **_series(n), scheduled=scheduled)
+    px = _pixels(out)
+    for geom in (TOP_PANEL, BOTTOM_PANEL):
+        shaded = _is(_panel(px, geom), chart.SCHEDULE).any(axis=0)
+        assert shaded[_col(100, n)] and not shaded[_col(300, n)]
+
+
+def test_a_slow_start_up_visibly_differs_on_the_default_recording(tmp_path):
+    from scaler.cli import main
+
+    seen = {}
+    for delay in ("0", "10"):
+        out = tmp_path / delay
+        assert main(["replay", "--startup-delay", delay, "--out", str(out)]) == 0
+        px = _pixels(out / "chart.png")
+        seen[delay] = (_marks(px, chart.UNSERVED) | _marks(px, chart.COLD_START)).sum(), \
+            _marks(px, chart.COLD_START).sum()
+    # The 10 s start-up: more columns marked, and the return from zero is a cold start.
+    assert seen["10"][0] > seen["0"][0]
+    assert seen["10"][1] > 0 == seen["0"][1]

@@ -35,7 +35,11 @@ HADOLINT = BIN / "hadolint"
 BASE = "base"
 EXAMPLE = "overlays/example"
 EXAMPLE_OPERATOR = "overlays/example-prometheus-operator"
-KUSTOMIZATIONS = (BASE, EXAMPLE, EXAMPLE_OPERATOR)
+EXAMPLE_OBJECTS = "overlays/example-scalingpolicies"
+KUSTOMIZATIONS = (BASE, EXAMPLE, EXAMPLE_OPERATOR, EXAMPLE_OBJECTS)
+# The example's demo workloads: applied on their own, so the scaler alone is one command.
+EXAMPLE_WORKLOADS = "overlays/example/workloads"
+DEMOS = (EXAMPLE_WORKLOADS,)
 EXAMPLE_NAMESPACE = "shop"
 
 # 1.30 is the oldest Kubernetes minor the manifests promise; the newest bundled schema
@@ -122,10 +126,21 @@ SLICES = "discovery.k8s.io", "endpointslices"
 DAEMON_ACTIVATOR_PERMISSIONS = {(*SLICES, "list", None)}
 ACTIVATOR_PERMISSIONS = {(*SLICES, "list", None), (*SLICES, "watch", None)}
 WITH_ACTIVATOR = (EXAMPLE, EXAMPLE_OPERATOR)
+# With the scalingpolicies component: read the ScalingPolicy objects, write their status.
+OBJECT_PERMISSIONS = ({("scaler.dev", "scalingpolicies", verb, None)
+                       for verb in ("get", "list", "watch")}
+                      | {("scaler.dev", "scalingpolicies/status", "update", None)})
+WITH_OBJECTS = (EXAMPLE_OBJECTS,)
 
 
 # --------------------------------------------------------------------------------------
 # helpers
+
+
+def render_example() -> list[dict]:
+    """The example as a cluster runs it: the scaler (overlays/example) and the demo
+    workloads it scales (overlays/example/workloads), each applied by one command."""
+    return render(EXAMPLE) + render(EXAMPLE_WORKLOADS)
 
 
 @functools.cache
@@ -247,7 +262,7 @@ def test_every_kustomization_under_deploy_is_covered():
         kind = yaml.safe_load(path.read_text()).get("kind", "Kustomization")
         rel = path.parent.relative_to(DEPLOY).as_posix()
         (components if kind == "Component" else found).add(rel)
-    assert found == set(KUSTOMIZATIONS)
+    assert found == set(KUSTOMIZATIONS) | set(DEMOS)
     # Components are validated through an overlay that includes them.
     included = set()
     for k in KUSTOMIZATIONS:
@@ -270,6 +285,29 @@ def test_rendered_manifests_pass_strict_schema_validation(kustomization, version
                           f"at {'.'.join(map(str, exc.caught.absolute_path))}")
     assert not errors, "\n".join(errors)
     assert {"ServiceAccount", "Role", "RoleBinding", "Deployment"} <= {d["kind"] for d in docs}
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("kustomization", DEMOS)
+def test_demo_workloads_pass_strict_schema_validation(kustomization, version):
+    errors = []
+    for doc in render(kustomization):
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            errors.append(f"{doc['kind']}/{doc['metadata']['name']}: {exc.caught.message}")
+    assert not errors, "\n".join(errors)
+
+
+def test_the_example_scaler_is_apart_from_its_demo_workloads():
+    scaler, demo = render(EXAMPLE), render(EXAMPLE_WORKLOADS)
+    workloads = {"checkout", "web-stable", "web-canary"}
+    assert not [d for d in scaler if d["kind"] == "Deployment"
+                and d["metadata"]["name"] in workloads]
+    assert {d["metadata"]["name"] for d in demo if d["kind"] == "Deployment"} == workloads
+    assert not [d for d in demo if d["kind"] in ("Role", "RoleBinding", "ServiceAccount",
+                                                 "ConfigMap")]
+    assert all(d["metadata"]["namespace"] == EXAMPLE_NAMESPACE for d in demo)
 
 
 def test_strict_validation_would_catch_a_misspelt_field():
@@ -370,6 +408,8 @@ def test_role_grants_exactly_the_allowed_permissions(kustomization):
     extra = (DAEMON_ACTIVATOR_PERMISSIONS
              | {(*SLICES, verb, name) for name in public_slices(docs)
                 for verb in ("get", "update")}) if kustomization in WITH_ACTIVATOR else set()
+    if kustomization in WITH_OBJECTS:
+        extra |= OBJECT_PERMISSIONS
     assert granted_to(docs, "scaler") == ALLOWED_PERMISSIONS | extra
     assert granted_to(docs, "scaler-activator") == (ACTIVATOR_PERMISSIONS
                                                     if kustomization in WITH_ACTIVATOR
@@ -377,7 +417,7 @@ def test_role_grants_exactly_the_allowed_permissions(kustomization):
 
 
 def test_role_binding_binds_the_role_to_the_deployments_service_account():
-    docs = render(EXAMPLE)
+    docs = render_example()
     binding = one(docs, "RoleBinding", "scaler")
     role = one(docs, "Role", "scaler")
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
@@ -410,7 +450,7 @@ def test_base_holds_only_namespaced_objects():
     assert not cluster_scoped
     # The base leaves the namespace to the overlay; the overlay sets it on everything.
     assert all("namespace" not in d["metadata"] for d in docs)
-    assert all(d["metadata"].get("namespace") == EXAMPLE_NAMESPACE for d in render(EXAMPLE))
+    assert all(d["metadata"].get("namespace") == EXAMPLE_NAMESPACE for d in render_example())
 
 
 def test_the_scope_check_recognises_cluster_scoped_kinds():
@@ -468,7 +508,7 @@ def test_network_policy_admits_only_the_metrics_scrape(kustomization):
 
 
 def test_scaler_deployment_runs_two_leader_elected_replicas():
-    docs = render(EXAMPLE)
+    docs = render_example()
     deployment = one(docs, "Deployment", "scaler")
     assert deployment["spec"]["replicas"] == 2
     container = scaler_container(docs)
@@ -488,12 +528,12 @@ def test_scaler_deployment_runs_two_leader_elected_replicas():
 
 
 def test_probes_and_ports_match_the_daemons_flags():
-    docs = render(EXAMPLE)
+    docs = render_example()
     container = scaler_container(docs)
     args = container["args"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports["metrics"] == int(flag(args, "metrics-port") or 9090)
-    assert ports["health"] == int(flag(args, "health-port") or 8080)
+    assert ports["metrics"] == int(flag(args, "metrics-port") or 9464)
+    assert ports["health"] == int(flag(args, "health-port") or 8081)
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert container["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
@@ -504,7 +544,7 @@ def test_probes_and_ports_match_the_daemons_flags():
 
 
 def test_policies_are_mounted_as_a_reloadable_directory():
-    docs = render(EXAMPLE)
+    docs = render_example()
     container = scaler_container(docs)
     pod_spec = one(docs, "Deployment", "scaler")["spec"]["template"]["spec"]
     policy_dir = flag(container["args"], "policy")
@@ -553,14 +593,14 @@ def test_deployment_user_matches_the_images_user():
 
 
 def _example_policies():
-    configmap = one(render(EXAMPLE), "ConfigMap", "scaler-policies")
+    configmap = one(render_example(), "ConfigMap", "scaler-policies")
     policies = [p for name, text in sorted(configmap["data"].items())
                 for p in parse_policies(text, f"scaler-policies/{name}")]
     return configmap, policies
 
 
 def test_example_policies_are_valid_and_drive_rendered_workloads():
-    docs = render(EXAMPLE)
+    docs = render_example()
     configmap, policies = _example_policies()
     check_unique(policies)
     # The ConfigMap carries every file of the overlay's policies directory.
@@ -591,7 +631,7 @@ def test_example_demand_is_measured_at_the_ingress_not_in_the_workload(tmp_path)
 
 
 def test_canary_and_stable_policies_split_the_route_by_the_ingress_weight():
-    docs = render(EXAMPLE)
+    docs = render_example()
     canary_ingress = one(docs, "Ingress", "web-canary")
     annotations = canary_ingress["metadata"]["annotations"]
     assert annotations["nginx.ingress.kubernetes.io/canary"] == "true"
@@ -723,7 +763,7 @@ def activator_container(docs: list[dict]) -> dict:
 
 
 def test_the_activator_runs_two_replicas_on_the_daemons_policies():
-    docs = render(EXAMPLE)
+    docs = render_example()
     deployment = one(docs, "Deployment", "scaler-activator")
     assert deployment["spec"]["replicas"] == 2
     pdb = one(docs, "PodDisruptionBudget", "scaler-activator")
@@ -745,7 +785,7 @@ def test_the_activator_runs_two_replicas_on_the_daemons_policies():
 
 
 def test_activator_ports_probes_and_services_match_its_flags():
-    docs = render(EXAMPLE)
+    docs = render_example()
     container = activator_container(docs)
     args = container["args"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
@@ -776,7 +816,7 @@ def test_activator_ports_probes_and_services_match_its_flags():
 
 
 def test_the_admin_port_is_open_only_to_the_daemons_and_prometheus():
-    docs = render(EXAMPLE)
+    docs = render_example()
     (policy,) = find(docs, "NetworkPolicy", "scaler-activator")
     labels = one(docs, "Deployment", "scaler-activator")["spec"]["template"]["metadata"]["labels"]
     assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
@@ -793,7 +833,7 @@ def test_the_admin_port_is_open_only_to_the_daemons_and_prometheus():
 
 
 def test_activator_pod_is_locked_down_and_sized_from_measurements():
-    docs = render(EXAMPLE)
+    docs = render_example()
     pod_spec = one(docs, "Deployment", "scaler-activator")["spec"]["template"]["spec"]
     container = activator_container(docs)
     sc = container["securityContext"]
@@ -809,7 +849,7 @@ def test_activator_pod_is_locked_down_and_sized_from_measurements():
 
 
 def test_each_whenneeded_policy_has_its_public_service_and_slice():
-    docs = render(EXAMPLE)
+    docs = render_example()
     names = public_slices(docs)
     assert names == {"checkout-public"}
     for name in names:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import ssl
 import subprocess
 import sys
@@ -253,3 +254,53 @@ def test_tls_server_name_and_insecure_skip_verify(tmp_path, pki, tls_server):
                            "client-key": str(pki / "client.key")})
     assert both_clients(insecure)[0] == 200
     assert len(seen) == 4
+
+
+# ----------------------------------------------------------------------------------------
+# finding the kubeconfig as kubectl does: --kubeconfig, $KUBECONFIG, ~/.kube/config; --context
+
+def _two_contexts(path: Path, first: str, second: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "one",
+        "clusters": [{"name": "a", "cluster": {"server": first}},
+                     {"name": "b", "cluster": {"server": second}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "one", "context": {"cluster": "a", "user": "u"}},
+                     {"name": "two", "context": {"cluster": "b", "user": "u",
+                                                 "namespace": "shop"}}]}))
+    return path
+
+
+def test_home_kube_config_is_read_when_nothing_else_is_given(tmp_path):
+    _two_contexts(tmp_path / ".kube" / "config", "https://a.example:6443",
+                  "https://b.example:6443")
+    creds = load(None, environ={"HOME": str(tmp_path)})
+    assert creds.server == "https://a.example:6443"
+    # It comes before the in-cluster service account, as in kubectl.
+    env = {"HOME": str(tmp_path), "KUBERNETES_SERVICE_HOST": "10.0.0.1",
+           "KUBERNETES_SERVICE_PORT": "443"}
+    assert load(None, environ=env).server == "https://a.example:6443"
+
+
+def test_context_picks_another_context_and_its_namespace(tmp_path):
+    from scaler.kubeconfig import context_namespace
+
+    path = _two_contexts(tmp_path / "kc", "https://a.example:6443", "https://b.example:6443")
+    assert load(str(path), context="two").server == "https://b.example:6443"
+    assert context_namespace(str(path), context="two") == "shop"
+    assert context_namespace(str(path)) is None
+    with pytest.raises(KubeconfigError, match=r"--context three: no such context \(found: "
+                                              r"one, two\)"):
+        load(str(path), context="three")
+
+
+def test_kubeconfig_path_list_skips_missing_files_and_merges(tmp_path):
+    path = _two_contexts(tmp_path / "kc", "https://a.example:6443", "https://b.example:6443")
+    listed = os.pathsep.join([str(tmp_path / "missing"), str(path)])
+    assert load(None, environ={"KUBECONFIG": listed}).server == "https://a.example:6443"
+    # $KUBECONFIG wins over ~/.kube/config.
+    _two_contexts(tmp_path / ".kube" / "config", "https://home.example:6443",
+                  "https://b.example:6443")
+    env = {"KUBECONFIG": listed, "HOME": str(tmp_path)}
+    assert load(None, environ=env).server == "https://a.example:6443"

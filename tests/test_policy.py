@@ -7,6 +7,7 @@ through ``policy_files.load``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 
@@ -42,7 +43,7 @@ ISSUE_SPEC_KEYS = [
     "maxReplicas", "initialReplicas", "activationReplicas", "stableWindow",
     "panicWindowPercentage", "panicThresholdPercentage", "maxScaleUpRate", "maxScaleDownRate",
     "scaleDownDelay", "scaleToZeroGracePeriod", "targetBurstCapacity", "tickInterval",
-    "windowAlgorithm",
+    "windowAlgorithm", "prediction", "scaleToZero", "schedules",
 ]
 
 
@@ -145,6 +146,20 @@ def test_example_policy_spells_out_every_key():
     assert sorted(doc["spec"]) == sorted(ISSUE_SPEC_KEYS)
     assert sorted(doc["spec"]["scaleTargetRef"]) == ["apiVersion", "kind", "name", "namespace"]
     assert sorted(doc["spec"]["metric"]) == ["query", "type"]
+
+
+def test_example_policy_names_every_key_of_the_model():
+    """Every spec key the parser knows is in the default policy: set, or (for the keys of
+    the other forecast models, coldStartCost and the optional activator block) shown in a
+    comment beside the block it belongs to."""
+    from scaler.policy import parse
+
+    text = EXAMPLE.read_text()
+    keys = ({row[0] for row in parse._SPEC_FIELDS} | parse._SPEC_KEYS | parse._PREDICTION_KEYS
+            | parse._SCALE_TO_ZERO_KEYS | parse._ACTIVATOR_KEYS | parse._REF_KEYS
+            | parse._METRIC_KEYS | parse._SCHEDULE_KEYS)
+    missing = [k for k in sorted(keys) if not re.search(rf"(^|\s|#\s*){k}:", text, re.M)]
+    assert missing == []
 
 
 def test_bundled_default_policy_is_the_example():

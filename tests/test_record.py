@@ -218,3 +218,74 @@ def test_nan_points_among_good_ones_are_left_out_and_replay_as_unknown(
     rec = recording.load(out)
     assert per_second(rec.times, rec.values).unknown.tolist() == [T0 + 120]
     assert (rec.times[0], rec.times[-1]) == (T0 + 1, T0 + 239)
+
+
+# -- the command: fails fast, shows progress, takes relative times ---------------------------
+
+
+class Terminal:
+    """A stderr that says it is a terminal, and keeps what was written."""
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.text += text
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_record_command_shows_a_progress_bar_on_a_terminal(
+    prometheus: PrometheusServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from scaler.cli import main
+
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    out = tmp_path / "load.csv"
+    assert main(["record", str(out), "--prometheus-url", prometheus.url, "--query", "rec_load",
+                 "--start", str(T0), "--end", str(T0 + POINTS - 1)]) == 0
+    assert len(out.read_text().splitlines()) == POINTS + 1
+    # Two chunks: the bar stood at 50 % and at 100 % before it was cleared.
+    assert "[###############...............]  50% recording" in terminal.text
+    assert "100% recording" in terminal.text
+    assert terminal.text.endswith("\r")
+
+
+def test_record_command_takes_a_start_relative_to_now_as_a_separate_argument(
+    prometheus: PrometheusServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from scaler.cli import main
+
+    out = tmp_path / "load.csv"
+    # "-5h" after --start is the option's value, not an option of its own.
+    assert main(["record", str(out), "--prometheus-url", prometheus.url, "--query", "rec_load",
+                 "--start", "-3h", "--end", "-2h", "--step", "60s"]) == 0
+    rows = out.read_text().splitlines()[1:]
+    assert 50 <= len(rows) <= 61
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_record_command_says_at_once_that_prometheus_cannot_be_reached(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from scaler.app import RECORD_PROBE_SECONDS
+    from scaler.cli import main
+
+    closed = f"http://127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    assert main(["record", str(tmp_path / "load.csv"), "--prometheus-url", closed, "--query",
+                 "rec_load", "--start", "-7d"]) == 2
+    elapsed = time.monotonic() - started
+    # Within the probe's few seconds, not the ten minutes a week of history may take.
+    assert elapsed < RECORD_PROBE_SECONDS + 10
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: cannot record from {closed}: unreachable:")
+    assert "Connection refused" in err and "port-forward" in err
+    assert err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []

@@ -19,6 +19,9 @@ from scaler.policy import Policy
 REPO = Path(__file__).resolve().parent.parent
 RECORDINGS = REPO / "scaler" / "recordings"
 CSV_FILES = sorted(p.name for p in RECORDINGS.glob("*.csv"))
+# The multi-day recording: gzipped, a row per minute (its resolution); tested in
+# test_multiday_recording.py.
+GZ_FILES = sorted(p.name for p in RECORDINGS.glob("*.csv.gz"))
 VALUE = re.compile(r"^(0|[1-9][0-9]*)(\.[0-9]{0,2}[1-9])?$")  # <= 3 decimals, no "-", no "1e-5"
 
 
@@ -58,7 +61,7 @@ def read(name: str) -> tuple[np.ndarray, np.ndarray]:
 
 def test_the_catalogue_and_the_directory_agree() -> None:
     built = {r.name for r in make_recordings.CATALOGUE}
-    assert set(CSV_FILES) == built
+    assert set(CSV_FILES) | set(GZ_FILES) == built
     assert "default.csv" in built
     assert {p.name for p in RECORDINGS.iterdir()} == built | {"README.md"}
 
@@ -106,7 +109,7 @@ def test_regenerating_gives_byte_identical_files(tmp_path: Path) -> None:
     # The whole catalogue builds in well under a second, so all of it is checked.
     assert make_recordings.main(["--out", str(tmp_path)]) == 0
     written = sorted(p.name for p in tmp_path.iterdir())
-    assert written == sorted(CSV_FILES + ["README.md"])
+    assert written == sorted(CSV_FILES + GZ_FILES + ["README.md"])
     for name in written:
         assert (tmp_path / name).read_bytes() == (RECORDINGS / name).read_bytes(), name
 

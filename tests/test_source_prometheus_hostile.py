@@ -117,6 +117,15 @@ def test_any_decoded_answer_is_a_reading(result: object) -> None:
         assert "\n" not in reading.detail
 
 
+def test_a_label_with_a_newline_stays_on_one_line():
+    # Found by the property above: two series, one with a label named "\n".
+    reading = answer_reading([{"metric": {}, "values": []},
+                              {"metric": {"\n": None, "a": 'x"\ny'}, "values": []}],
+                             "sum(load)", NOW - 5, NOW + 5)
+    assert reading.error == "multiple_series"
+    assert "\n" not in reading.detail and '\\n="None"' in reading.detail
+
+
 @pytest.fixture(scope="module")
 def scripted() -> Any:
     """One server for all examples; each example sets the bytes it answers with."""

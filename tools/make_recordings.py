@@ -17,6 +17,7 @@ import argparse
 import calendar
 import csv
 import datetime as dt
+import gzip
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -203,6 +204,32 @@ def function_recording(
 
 
 # --------------------------------------------------------------------------------------
+# The multi-day recording: the NASA web server, a row per minute
+
+
+NASA_SCALE = 100     # requests ×100: the predictive example's target 100 sees what target 1
+                     # sees at ×1 in benchmarks/ (peak about 3 replicas)
+
+
+def nasa_recording() -> bytes:
+    """28 days of the NASA trace at its own resolution, a row per minute (replay holds
+    each for its minute): requests × 100 × 0.5 s / 60 s in flight, gzipped."""
+    import minute_traces
+
+    start, counts = minute_traces.nasa_minutes()
+    # thousandths = count × 100 × 500 ms / 60 s, rounded half up in integers.
+    cells = [format_thousandths((2 * c * NASA_SCALE * 500 + 60) // 120)
+             for c in counts.tolist()]
+    text = to_csv(start + 60 * np.arange(counts.size, dtype=np.int64), cells)
+    # mtime 0 and no file name: the same bytes on every run.
+    return gzip.compress(text, compresslevel=9, mtime=0)
+
+
+def unpacked(name: str, data: bytes) -> bytes:
+    return gzip.decompress(data) if name.endswith(".gz") else data
+
+
+# --------------------------------------------------------------------------------------
 # The catalogue
 
 
@@ -263,6 +290,14 @@ CATALOGUE: tuple[Recording, ...] = (
               "Real: Azure Functions 2019 function 8203ff88… (queue trigger, average 1,649 ms), "
               "minutes 571-810 of its day; per-minute invocations × 1.649 s / 60 s (Little's "
               "law), the same value for each second of the minute. Laid on 2026-03-02."),
+    Recording("nasa_aug1995_x100.csv.gz", nasa_recording,
+              "Real, multi-day, **a row per minute** (gzipped; replay reads it as it is): the "
+              "NASA Kennedy Space Center web server, 4-31 August 1995 (28 days: a daily cycle, "
+              "quieter weekends, news-day bursts); requests per minute × 100, each in flight "
+              "0.5 s (Little's law per minute). Original timestamps (server time UTC-4). "
+              "Enough history for the daily forecast: `scaler replay "
+              "scaler/recordings/nasa_aug1995_x100.csv.gz --policy policies/predictive.yaml "
+              "--compare`."),
 )
 
 README_HEAD = """\
@@ -273,8 +308,10 @@ per second, integer unix timestamps in ascending order, and the workload's total
 concurrency units (requests in flight, averaged over each second, as Knative's queue-proxy
 reports it), non-negative, with at most 3 decimals. Idle seconds are rows with value 0, not
 missing rows: a missing row is an unknown second, never zero load (replay leaves it out of
-the averages, and holds replicas when most of a window is unknown). Every file has a row in
-every second, so each replays exactly as Knative's own 1 s stream would.
+the averages, and holds replicas when most of a window is unknown). Every file but one has a
+row in every second, so each replays exactly as Knative's own 1 s stream would; the
+multi-day NASA recording has a row per minute, its resolution, and replay holds each row for
+its minute (see the README's "Recording formats").
 
 All files are generated; do not edit them. This README is generated too. Regenerate with
 
@@ -336,6 +373,12 @@ Copies of the raw traces, with their checksums and licence, are in `tools/traces
   P. Patel et al., "Splitwise: Efficient generative LLM inference using phase splitting",
   ISCA 2024. Changes: arrivals turned into per-second average concurrency with the service-time
   model above (our assumption, not part of the dataset).
+- `nasa_aug1995_x100.csv.gz` is derived from the NASA Kennedy Space Center WWW server logs of
+  August 1995 (Internet Traffic Archive, NASA-HTTP: "The traces may be freely
+  redistributed"), as per-second counts in
+  https://github.com/reconfigurable-ml-pipeline/web-service-datasets (commit 7404ad66),
+  summed into minutes. Changes: 1995-08-04 to 08-31 only (the server was down before), each
+  minute's requests × 100 in flight 0.5 s (our scaling and service-time assumption).
 - `azure_function_queue.csv` is derived from the Azure Functions Trace 2019 (Shahrad et al.,
   "Serverless in the Wild: Characterizing and Optimizing the Serverless Workload at a Large
   Cloud Provider", USENIX ATC 2020), data licensed CC-BY 4.0, as sampled by
@@ -355,6 +398,8 @@ def _clock(seconds: int) -> str:
 
 
 def _span(seconds: int) -> str:
+    if seconds >= 2 * 86400 and seconds % 86400 == 0:
+        return f"{seconds // 86400} days"
     h, rest = divmod(seconds, 3600)
     m, s = divmod(rest, 60)
     return " ".join(f"{v} {u}" for v, u in ((h, "h"), (m, "min"), (s, "s")) if v) or "0 s"
@@ -365,10 +410,11 @@ def render_readme(files: dict[str, bytes]) -> bytes:
     out = [README_HEAD, "| file | rows | span (UTC) | bytes | what and how |\n",
            "|---|---|---|---|---|\n"]
     for rec in CATALOGUE:
-        rows = files[rec.name].split(b"\n")[1:-1]
+        rows = unpacked(rec.name, files[rec.name]).split(b"\n")[1:-1]
         first, last = int(rows[0].split(b",")[0]), int(rows[-1].split(b",")[0])
+        step = int(rows[1].split(b",")[0]) - first if len(rows) > 1 else 1
         out.append(f"| {rec.name} | {len(rows):,} | {_utc(first)} .. {_utc(last)} "
-                   f"({_span(last - first + 1)}) | {len(files[rec.name]):,} | "
+                   f"({_span(last - first + step)}) | {len(files[rec.name]):,} | "
                    f"{rec.what} |\n")
     out.append("\n" + README_DEFAULT)
     for p in DEFAULT_PHASES:

@@ -81,6 +81,21 @@ def first_tick(policy: Policy, now: float, evaluation_delay: float = 0.5) -> flo
     return math.floor((now - evaluation_delay) / step) * step
 
 
+@dataclass(frozen=True)
+class TickReport:
+    """One processed tick of one policy, for listeners (the ScalingPolicy status writer)."""
+
+    policy: str                  # policy.name
+    t: float                     # the tick (unix seconds)
+    action: str                  # scaled | would_scale | none | hold | paused | standby |
+                                 # backoff | conflict | error
+    result: TickResult | None    # None when the target could not be read (``error`` says why)
+    current: int | None          # replicas the target had
+    ready: int | None
+    no_data: str | None          # a NO_DATA_REASONS value when the metric had no data
+    error: str | None            # the actuator's error reason (forbidden, not_found, ...)
+
+
 @dataclass
 class Daemon(ActivatorHooks):
     policies: list[Policy]
@@ -118,6 +133,13 @@ class Daemon(ActivatorHooks):
         self.stop_requested_at: float | None = None   # monotonic, for the shutdown budget
         self.queried_ok = False
         self._last_replicas: dict[str, int] = {}    # each policy's last decision (pokes)
+        # Policies come from origins ("files", "kubernetes"): each replaces its own set
+        # (set_policies), and the loop runs their union.
+        self._origins: dict[str, list[Policy]] = {"files": list(self.policies)}
+        self._origins_lock = threading.Lock()
+        self._origins_changed = False
+        self._refused: set[tuple[str, str]] = set()
+        self._tick_listeners: list[Callable[[TickReport], None]] = []
         self.metrics.reload_success.set(1)
         self.metrics.reload_time.set(now)
 
@@ -170,6 +192,8 @@ class Daemon(ActivatorHooks):
         except Exception:   # e.g. the policy directory became unreadable
             self.metrics.reload_success.set(0)
             self.log.exception("policy reload failed; keeping the running policies")
+        if self._origins_changed:
+            self._swap(self._union())
         self._take_pokes()
         now = self.clock.now()
         for target in list(self.targets.values()):
@@ -208,7 +232,9 @@ class Daemon(ActivatorHooks):
 
     def reload_policies(self) -> bool:
         """Validate every file, then swap atomically; on any error keep what runs."""
-        assert self.policy_path is not None
+        if self.policy_path is None:    # no files: only other origins (SIGHUP re-reads)
+            self._swap(self._union())
+            return True
         self._fingerprint = policy_files.fingerprint(self.policy_path)
         try:
             policies = policy_files.load(self.policy_path)
@@ -217,6 +243,57 @@ class Daemon(ActivatorHooks):
             self.log.error("policy reload failed; keeping the running policies",
                            errors=exc.errors)
             return False
+        with self._origins_lock:
+            self._origins["files"] = policies
+        self._swap(self._union())
+        return True
+
+    # ----------------------------------------------------------- policies from origins
+
+    def set_policies(self, origin: str, policies: list[Policy]) -> None:
+        """Replace the policies of ``origin`` (validated already) with ``policies``; the
+        loop swaps the union in at the start of its next pass. Any thread may call it."""
+        with self._origins_lock:
+            self._origins[origin] = list(policies)
+            self._origins_changed = True
+        self.wake.set()
+
+    def origin(self, name: str) -> list[Policy]:
+        with self._origins_lock:
+            return list(self._origins.get(name, ()))
+
+    def add_tick_listener(self, listener: Callable[[TickReport], None]) -> None:
+        """``listener`` is called on the loop's thread after every processed tick: it must
+        return at once (queue the work) and never raise."""
+        self._tick_listeners.append(listener)
+
+    def _union(self) -> list[Policy]:
+        """Every origin's policies, files first; a name already taken is refused (said
+        once) and the first origin keeps it."""
+        with self._origins_lock:
+            self._origins_changed = False
+            origins = sorted(self._origins.items(), key=lambda kv: kv[0] != "files")
+        out: dict[str, Policy] = {}
+        for origin, policies in origins:
+            for p in policies:
+                if p.name in out:
+                    if (origin, p.name) not in self._refused:
+                        self._refused.add((origin, p.name))
+                        self.log.error("policy name already used; refused", policy=p.name,
+                                       origin=origin, source=p.source)
+                    continue
+                out[p.name] = p
+        return list(out.values())
+
+    def _report(self, report: TickReport) -> None:
+        for listener in self._tick_listeners:
+            try:
+                listener(report)
+            except Exception:
+                self.log.exception("tick listener failed", policy=report.policy)
+
+    def _swap(self, policies: list[Policy]) -> None:
+        """Run ``policies`` from now on, keeping the windows of those that stay alike."""
         now = self.clock.now()
         targets: dict[str, Target] = {}
         for p in policies:
@@ -237,7 +314,6 @@ class Daemon(ActivatorHooks):
         self.metrics.reload_success.set(1)
         self.metrics.reload_time.set(now)
         self.log.info("policies reloaded", policies=sorted(targets))
-        return True
 
     # ------------------------------------------------------------------------- tick
 
@@ -251,12 +327,16 @@ class Daemon(ActivatorHooks):
         if target.read_faults.waiting(started) > 0:
             # Backing off from a target that cannot be read: said once, counted each tick.
             self.metrics.patch_errors.labels(p.name, target.read_faults.error).inc()
+            self._report(TickReport(p.name, t, "backoff", None, None, None, target.no_data,
+                                    target.read_faults.error))
             return None
         try:
             status = self.actuator.read(p.scale_target_ref, deadline=act_by)
         except ActuatorError as exc:
             self._failed(target, target.read_faults, exc, "cannot read target",
                          "FailedGetScale", act_by)
+            self._report(TickReport(p.name, t, "error", None, None, None, target.no_data,
+                                    exc.reason))
             return None
         self._recovered(target, target.read_faults, "target readable again")
         result = target.scaler.tick(t, status.ready_replicas, status.replicas,
@@ -265,6 +345,9 @@ class Daemon(ActivatorHooks):
         self._after_tick(target, status, result, act_by)
         target.ticks += 1
         self._observe(target, status, result, reading, action)
+        self._report(TickReport(p.name, t, action, result, status.replicas,
+                                status.ready_replicas, reading.error,
+                                target.write_faults.error if action == "error" else None))
         self.metrics.tick_duration.observe(self.clock.monotonic() - started)
         return result
 
@@ -468,6 +551,8 @@ class Daemon(ActivatorHooks):
             replicas=result.replicas, current=status.replicas, ready=status.ready_replicas,
             min=p.min_replicas, max=p.max_replicas, grace_remaining=result.grace_remaining,
             no_data=reading.error, unknown=len(reading.unknown), action=action, **forecast,
+            **({"schedule": result.schedule, "schedule_floor": result.schedule_floor}
+               if result.schedule else {}),
         )
 
 

@@ -1,5 +1,5 @@
-"""One policy's per-tick pipeline: windows → kpa decider → forecast floor → min/max and
-scale to zero.
+"""One policy's per-tick pipeline: windows → kpa decider → forecast and schedule floors →
+min/max and scale to zero.
 
 :class:`PolicyScaler` is the whole pipeline: its two windows, the forecaster when
 prediction is on, and a :class:`Decider` for everything after the windows. It does no
@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from scaler.decide import kpa, zero
+from scaler.decide import kpa, schedules, zero
 from scaler.decide.windows import BucketWindow
 from scaler.policy import Policy
 
@@ -136,6 +136,8 @@ class TickResult:
     grace_remaining: float | None  # seconds until the last replica goes, if counting
     advice: Advice | None = None  # the forecaster's advice, when prediction is on
     floor: int = 0                # the replica floor the forecast asked for (act mode)
+    schedule_floor: int = 0       # the floor of the open schedule windows (spec.schedules)
+    schedule: str | None = None   # the schedule that sets it ("0 8 * * 1-5 Europe/Berlin")
 
 
 def _forecaster(policy: Policy) -> Forecaster | None:
@@ -195,11 +197,16 @@ class PolicyScaler:
             advice = self.forecaster.advise(now)
             if self.policy.prediction.mode == "act":
                 floor = replica_floor(advice, self.decider.spec.target_value)
-        decision, replicas = self.decider.step(now, ready_pods, current, stable, panic, floor)
+        # A schedule's floor joins the forecast's: under the decider, before the clamps.
+        scheduled, schedule = (schedules.active(self.policy.schedules, now)
+                               if self.policy.schedules else (0, None))
+        decision, replicas = self.decider.step(now, ready_pods, current, stable, panic,
+                                               max(floor, scheduled))
         return TickResult(
             now=now, stable=stable, panic=panic, ready_pods=ready_pods, current=current,
             decision=decision, replicas=replicas, in_panic=self.decider.in_panic,
             grace_remaining=self.decider.remaining(now), advice=advice, floor=floor,
+            schedule_floor=scheduled, schedule=None if schedule is None else str(schedule),
         )
 
     def same_windows(self, policy: Policy) -> bool:

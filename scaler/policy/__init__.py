@@ -14,6 +14,7 @@ from scaler.policy.model import (
     Policy,
     PredictionPolicy,
     ScaleTargetRef,
+    Schedule,
 )
 from scaler.policy.parse import (
     PolicyError,
@@ -23,7 +24,7 @@ from scaler.policy.parse import (
 )
 
 __all__ = [
-    "ActivatorPolicy", "MetricSpec", "Policy", "PolicyError", "PredictionPolicy", "ScaleTargetRef",
+    "ActivatorPolicy", "MetricSpec", "Policy", "PolicyError", "PredictionPolicy", "ScaleTargetRef", "Schedule",
     "check_unique", "format_duration", "parse_document", "parse_duration", "parse_policies",
     "round_half_away",
 ]

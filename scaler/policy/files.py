@@ -23,8 +23,9 @@ def policy_paths(path: str | Path) -> list[Path]:
     return [p]
 
 
-def load(path: str | Path) -> list[Policy]:
-    """All policies under ``path``. Raises PolicyError listing every problem found."""
+def load(path: str | Path, *, objects: bool = False) -> list[Policy]:
+    """All policies under ``path`` (with ``objects``, ScalingPolicy object manifests
+    too). Raises PolicyError listing every problem found."""
     paths = policy_paths(path)
     if not paths:
         raise PolicyError([f"{path}: no policy files (*.yaml, *.yml) in this directory"])
@@ -37,7 +38,7 @@ def load(path: str | Path) -> list[Policy]:
             errors.append(f"{file}: cannot read: {getattr(exc, 'strerror', None) or exc}")
             continue
         try:
-            policies.extend(parse_policies(text, str(file)))
+            policies.extend(parse_policies(text, str(file), objects=objects))
         except PolicyError as exc:
             errors.extend(exc.errors)
     if not errors:

@@ -239,6 +239,22 @@ class PredictionPolicy:
 
 
 @dataclass(frozen=True)
+class Schedule:
+    """One entry of ``spec.schedules``: from each time ``cron`` fires (in ``timezone``)
+    and for ``duration`` seconds after it, at least ``min_replicas`` replicas. The
+    parser has checked the expression and the zone (``scaler.decide.schedules``
+    evaluates them)."""
+
+    cron: str                     # five fields: minute hour day-of-month month day-of-week
+    duration: float               # seconds of elapsed time from each firing
+    min_replicas: int
+    timezone: str = "UTC"         # an IANA zone; the cron's hours are its wall-clock hours
+
+    def __str__(self) -> str:
+        return f"{self.cron} {self.timezone}"
+
+
+@dataclass(frozen=True)
 class Policy:
     """A validated scaling policy. Durations are in seconds.
 
@@ -270,6 +286,7 @@ class Policy:
     cold_start_cost: float = 600.0             # histogram: the fixed keep-alive it must beat
     prewarm_lead: float | None = None          # histogram: pre-warm this early; None = learnt
     activator: ActivatorPolicy | None = None   # spec.activator: held at zero, counted exactly
+    schedules: tuple[Schedule, ...] = ()       # spec.schedules: replica floors by the clock
     source: str = field(default="<built-in>", compare=False)  # where it was read, for messages
 
     @property
@@ -304,4 +321,6 @@ class Policy:
             f"tick {format_duration(self.tick_interval)}"
             + (f", activator {self.activator.mode} for {', '.join(self.activator.hosts)}"
                if self.activator else "")
+            + "".join(f", at least {s.min_replicas} from \"{s.cron}\" {s.timezone} for "
+                      f"{format_duration(s.duration)}" for s in self.schedules)
         )

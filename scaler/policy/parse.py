@@ -14,8 +14,8 @@ import difflib
 import math
 import re
 import sys
-from dataclasses import fields, replace
-from typing import Any, Callable
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 import yaml
 
@@ -33,6 +33,7 @@ from scaler.policy.model import (
     PredictionPolicy,
     WINDOW_ALGORITHMS,
     ScaleTargetRef,
+    Schedule,
 )
 
 API_VERSION = "scaler/v1"
@@ -106,56 +107,83 @@ _PolicyLoader.add_constructor("tag:yaml.org,2002:int", _PolicyLoader.construct_y
 
 
 # --------------------------------------------------------------------------------------
-# Schema. One row per spec key: (yaml key, attribute, kind, check, allowed-range text).
-# `check` receives the parsed value and returns True when it is allowed.
+# Schema. One row per spec key: (yaml key, attribute, kind, range, allowed-range text).
+# The range is data, not a lambda, so the ScalingPolicy CRD's OpenAPI schema is generated
+# from these very rows (scaler.policy.schema): the API server and `scaler validate` agree.
 
-_Check = Callable[[Any], bool]
-_SPEC_FIELDS: tuple[tuple[str, str, str, _Check, str], ...] = (
-    ("target", "target", "number", lambda v: v >= 0.01, ">= 0.01"),
+INT32_MAX = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a key allows: ``low``..``high`` (either end open or absent), plus the
+    single values in ``also`` outside it (``0`` = off, ``-1`` = always). Called with a
+    parsed value (seconds for a duration), it says whether the value is allowed."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    also: tuple[float, ...] = ()
+
+    def __call__(self, v: Any) -> bool:
+        if v in self.also:
+            return True
+        if self.low is not None and (v < self.low or (self.low_open and v == self.low)):
+            return False
+        return not (self.high is not None and (v > self.high or (self.high_open and v == self.high)))
+
+
+ANY = Range()
+_SPEC_FIELDS: tuple[tuple[str, str, str, Range, str], ...] = (
+    ("target", "target", "number", Range(0.01), ">= 0.01"),
     ("targetUtilizationPercentage", "target_utilization_percentage", "number",
-     lambda v: 1 <= v <= 100, "1..100"),
-    ("minReplicas", "min_replicas", "integer", lambda v: 0 <= v <= 2**31 - 1, "0..2147483647"),
-    ("maxReplicas", "max_replicas", "integer", lambda v: 0 <= v <= 2**31 - 1,
+     Range(1, 100), "1..100"),
+    ("minReplicas", "min_replicas", "integer", Range(0, INT32_MAX), "0..2147483647"),
+    ("maxReplicas", "max_replicas", "integer", Range(0, INT32_MAX),
      "0 (unlimited) or 1..2147483647"),
-    ("initialReplicas", "initial_replicas", "integer", lambda v: 0 <= v <= 2**31 - 1,
+    ("initialReplicas", "initial_replicas", "integer", Range(0, INT32_MAX),
      "0..2147483647"),
     ("activationReplicas", "activation_replicas", "integer",
-     lambda v: v == 0 or 2 <= v <= 2**31 - 1, "0 (off) or 2..2147483647"),
-    ("stableWindow", "stable_window", "window", lambda v: 6 <= v <= 3600, "6s..1h"),
-    ("panicWindowPercentage", "panic_window_percentage", "number", lambda v: 1 <= v <= 100,
+     Range(2, INT32_MAX, also=(0,)), "0 (off) or 2..2147483647"),
+    ("stableWindow", "stable_window", "window", Range(6, 3600), "6s..1h"),
+    ("panicWindowPercentage", "panic_window_percentage", "number", Range(1, 100),
      "1..100"),
     ("panicThresholdPercentage", "panic_threshold_percentage", "number",
-     lambda v: 110 <= v <= 1000, "110..1000"),
-    ("maxScaleUpRate", "max_scale_up_rate", "number", lambda v: v > 1, "> 1"),
-    ("maxScaleDownRate", "max_scale_down_rate", "number", lambda v: v > 1, "> 1"),
-    ("scaleDownDelay", "scale_down_delay", "whole-duration", lambda v: 0 <= v <= 3600, "0s..1h"),
+     Range(110, 1000), "110..1000"),
+    ("maxScaleUpRate", "max_scale_up_rate", "number", Range(1, low_open=True), "> 1"),
+    ("maxScaleDownRate", "max_scale_down_rate", "number", Range(1, low_open=True), "> 1"),
+    ("scaleDownDelay", "scale_down_delay", "whole-duration", Range(0, 3600), "0s..1h"),
     ("scaleToZeroGracePeriod", "scale_to_zero_grace_period", "duration",
-     lambda v: 0 <= v <= 3600, "0s..1h"),
-    ("targetBurstCapacity", "target_burst_capacity", "number", lambda v: v == -1 or v >= 0,
+     Range(0, 3600), "0s..1h"),
+    ("targetBurstCapacity", "target_burst_capacity", "number", Range(0, also=(-1,)),
      "-1 (activator always in path), 0, or > 0"),
-    ("tickInterval", "tick_interval", "whole-duration", lambda v: 1 <= v <= 60, "1s..1m"),
-    ("windowAlgorithm", "window_algorithm", "enum:" + ",".join(WINDOW_ALGORITHMS), lambda v: True,
+    ("tickInterval", "tick_interval", "whole-duration", Range(1, 60), "1s..1m"),
+    ("windowAlgorithm", "window_algorithm", "enum:" + ",".join(WINDOW_ALGORITHMS), ANY,
      "linear or weighted-exponential"),
 )
-_SPEC_KEYS = ({"scaleTargetRef", "metric", "prediction", "scaleToZero", "activator"}
+_SPEC_KEYS = ({"scaleTargetRef", "metric", "prediction", "scaleToZero", "activator",
+               "schedules"}
               | {row[0] for row in _SPEC_FIELDS})
-# The prediction block: (yaml key, attribute, kind, check, allowed-range text).
-_PREDICTION_FIELDS: tuple[tuple[str, str, str, _Check, str], ...] = (
-    ("enabled", "enabled", "bool", lambda v: True, "true or false"),
-    ("mode", "mode", "enum:" + ",".join(MODES), lambda v: True, "act or observe"),
-    ("model", "model", "enum:" + ",".join(MODELS), lambda v: True,
+# The prediction block: (yaml key, attribute, kind, range, allowed-range text).
+_PREDICTION_FIELDS: tuple[tuple[str, str, str, Range, str], ...] = (
+    ("enabled", "enabled", "bool", ANY, "true or false"),
+    ("mode", "mode", "enum:" + ",".join(MODES), ANY, "act or observe"),
+    ("model", "model", "enum:" + ",".join(MODELS), ANY,
      "seasonal-level, holt-winters, linear or ewma"),
-    ("seasonality", "seasonality", "seasons", lambda v: True,
+    ("seasonality", "seasonality", "seasons", ANY,
      "a duration or a list of them, whole minutes, 2m..30d; none for seasonal-level"),
-    ("horizon", "horizon", "duration", lambda v: 0 <= v <= 3600, "0s..1h"),
-    ("maxExtraCost", "max_extra_cost", "share", lambda v: 0 <= v <= 1,
+    ("horizon", "horizon", "duration", Range(0, 3600), "0s..1h"),
+    ("maxExtraCost", "max_extra_cost", "share", Range(0, 1),
      "0%..100%, or a fraction 0..1"),
-    ("minHistory", "min_history", "number", lambda v: 1 <= v <= 52, "1..52 seasons"),
-    ("quantile", "quantile", "number", lambda v: 0.5 <= v < 1, "0.5..0.999"),
-    ("refitInterval", "refit_interval", "duration", lambda v: 60 <= v <= 86400, "1m..1d"),
+    ("minHistory", "min_history", "number", Range(1, 52), "1..52 seasons"),
+    ("quantile", "quantile", "number", Range(0.5, 1, high_open=True), "0.5..0.999"),
+    ("refitInterval", "refit_interval", "duration", Range(60, 86400), "1m..1d"),
 )
 _PREDICTION_KEYS = {row[0] for row in _PREDICTION_FIELDS}
 _SCALE_TO_ZERO_KEYS = {"keepAlive", "coldStartCost", "prewarmLead"}
+COLD_START_COST, COLD_START_COST_TEXT = Range(60, 4 * 3600), "1m..4h"
+PREWARM_LEAD, PREWARM_LEAD_TEXT = Range(0, 600), "0s..10m"
 _REF_KEYS = {"apiVersion", "kind", "name", "namespace"}
 _METRIC_KEYS = {"type", "query", "source"}
 _METADATA_KEYS = {"name", "labels", "annotations"}
@@ -338,16 +366,19 @@ def _fields(block: dict, rows, prefix: str, out: _Collector) -> dict[str, Any]:
     return values
 
 
-def parse_document(doc: Any, where: str) -> tuple[Policy | None, list[str]]:
-    """Validate one YAML document. Returns the policy (None on errors) and the errors."""
+def parse_document(doc: Any, where: str, *,
+                   api_version: str = API_VERSION) -> tuple[Policy | None, list[str]]:
+    """Validate one YAML document (a file's, of ``scaler/v1``; or a ScalingPolicy object's,
+    of ``api_version`` scaler.dev/v1alpha1). Returns the policy (None on errors) and the
+    errors."""
     out = _Collector(where)
     if not isinstance(doc, dict):
         out.add("(document)", f"expected a mapping with apiVersion, kind, metadata and spec, "
                               f"got {_show(doc)}")
         return None, out.errors
     _unknown_keys(doc, _TOP_KEYS, "", out)
-    if doc.get("apiVersion") != API_VERSION:
-        out.add("apiVersion", f"{_show(doc.get('apiVersion'))} is not supported (allowed: {API_VERSION})")
+    if doc.get("apiVersion") != api_version:
+        out.add("apiVersion", f"{_show(doc.get('apiVersion'))} is not supported (allowed: {api_version})")
     if doc.get("kind") != KIND:
         out.add("kind", f"{_show(doc.get('kind'))} is not supported (allowed: {KIND})")
 
@@ -418,6 +449,11 @@ def parse_document(doc: Any, where: str) -> tuple[Policy | None, list[str]]:
         _unknown_keys(stz, _SCALE_TO_ZERO_KEYS, "spec.scaleToZero.", out)
         values.update(_scale_to_zero(stz, out))
 
+    if "schedules" in spec:
+        schedules = _schedules(spec["schedules"], out)
+        if schedules is not None:
+            values["schedules"] = schedules
+
     activator = _mapping(spec.get("activator"), "spec.activator", out)
     if activator is not None and "activator" in spec:
         target = values.get("scale_target_ref")
@@ -462,12 +498,12 @@ def _scale_to_zero(block: dict, out: _Collector) -> dict[str, Any]:
         if keep is not None:
             values["keep_alive"] = keep
     if "coldStartCost" in block:
-        key, allowed = "spec.scaleToZero.coldStartCost", "1m..4h"
+        key, allowed = "spec.scaleToZero.coldStartCost", COLD_START_COST_TEXT
         if block.get("keepAlive", "fixed") != "histogram":
             out.add(key, "is used only with keepAlive: histogram")
             return values
         cost = _convert(block["coldStartCost"], "duration", key, allowed, out)
-        if cost is not None and not 60 <= cost <= 4 * 3600:
+        if cost is not None and not COLD_START_COST(cost):
             out.add(key, f"{_show(block['coldStartCost'])} is out of range (allowed: {allowed})")
         elif cost is not None:
             values["cold_start_cost"] = cost
@@ -480,12 +516,12 @@ def _prewarm_lead(block: dict, out: _Collector) -> dict[str, Any]:
     measures (scaler.decide.zero.startup)."""
     if "prewarmLead" not in block:
         return {}
-    key, allowed = "spec.scaleToZero.prewarmLead", "0s..10m"
+    key, allowed = "spec.scaleToZero.prewarmLead", PREWARM_LEAD_TEXT
     if block.get("keepAlive", "fixed") != "histogram":
         out.add(key, "is used only with keepAlive: histogram")
         return {}
     lead = _convert(block["prewarmLead"], "duration", key, allowed, out)
-    if lead is not None and not 0 <= lead <= 600:
+    if lead is not None and not PREWARM_LEAD(lead):
         out.add(key, f"{_show(block['prewarmLead'])} is out of range (allowed: {allowed})")
         return {}
     return {} if lead is None else {"prewarm_lead": lead}
@@ -533,6 +569,10 @@ def _cross_checks(p: Policy, out: _Collector) -> None:
     if p.max_replicas and p.initial_replicas > p.max_replicas:
         out.add("spec.initialReplicas", f"{p.initial_replicas} is above spec.maxReplicas "
                                         f"{p.max_replicas} (allowed: 0..maxReplicas)")
+    for i, schedule in enumerate(p.schedules):
+        if p.max_replicas and schedule.min_replicas > p.max_replicas:
+            out.add(f"spec.schedules[{i}].minReplicas", f"{schedule.min_replicas} is above "
+                    f"spec.maxReplicas {p.max_replicas} (allowed: 0..maxReplicas)")
     if p.activation_replicas:
         if p.activation_replicas < p.min_replicas:
             out.add("spec.activationReplicas", f"{p.activation_replicas} is below "
@@ -540,6 +580,106 @@ def _cross_checks(p: Policy, out: _Collector) -> None:
         if p.max_replicas and p.activation_replicas > p.max_replicas:
             out.add("spec.activationReplicas", f"{p.activation_replicas} is above "
                     f"spec.maxReplicas {p.max_replicas} (allowed: minReplicas..maxReplicas)")
+
+
+# --------------------------------------------------------------------------------------
+# spec.schedules: replica floors by the clock
+
+_SCHEDULE_KEYS = {"cron", "duration", "minReplicas", "timezone"}
+SCHEDULE_DURATION, SCHEDULE_DURATION_TEXT = Range(60, 7 * 86400), "1m..7d"
+SCHEDULE_MIN_REPLICAS = Range(0, INT32_MAX)
+MAX_SCHEDULES = 32
+
+
+def _schedules(value: Any, out: _Collector) -> tuple[Schedule, ...] | None:
+    """``spec.schedules``: a list of {cron, duration, minReplicas, timezone}."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        out.add("spec.schedules", f"expected a list of schedules, got {_show(value)}")
+        return None
+    if len(value) > MAX_SCHEDULES:
+        out.add("spec.schedules", f"{len(value)} schedules (allowed: at most {MAX_SCHEDULES})")
+        return None
+    errors = len(out.errors)
+    found: list[Schedule] = []
+    for i, item in enumerate(value):
+        key = f"spec.schedules[{i}]."
+        if not isinstance(item, dict):
+            out.add(f"spec.schedules[{i}]", f"expected a mapping with cron, duration and "
+                                            f"minReplicas, got {_show(item)}")
+            continue
+        _unknown_keys(item, _SCHEDULE_KEYS, key, out)
+        cron = _string(item.get("cron"), key + "cron", out, required=True)
+        if cron is not None:
+            why = cron_problem(cron)
+            if why:
+                out.add(key + "cron", f"{_show(cron)} is not a cron expression: {why} (five "
+                                      "fields: minute hour day-of-month month day-of-week, "
+                                      "e.g. \"0 8 * * 1-5\")")
+                cron = None
+        zone = item.get("timezone", "UTC")
+        if not isinstance(zone, str) or not zone:
+            out.add(key + "timezone", f"expected an IANA time zone name such as "
+                                      f"Europe/Berlin, got {_show(zone)}")
+            zone = None
+        else:
+            why = zone_problem(zone)
+            if why:
+                out.add(key + "timezone", f"{_show(zone)} {why}")
+                zone = None
+        duration = None
+        if "duration" not in item:
+            out.add(key + "duration", f"is required (how long each window lasts, "
+                                      f"{SCHEDULE_DURATION_TEXT}, e.g. 10h)")
+        else:
+            duration = _convert(item["duration"], "whole-duration", key + "duration",
+                                SCHEDULE_DURATION_TEXT, out)
+            if duration is not None and not SCHEDULE_DURATION(duration):
+                out.add(key + "duration", f"{_show(item['duration'])} is out of range "
+                                          f"(allowed: {SCHEDULE_DURATION_TEXT})")
+                duration = None
+        floor = None
+        if "minReplicas" not in item:
+            out.add(key + "minReplicas", "is required (the replica floor inside the window)")
+        else:
+            floor = _convert(item["minReplicas"], "integer", key + "minReplicas",
+                             "0..2147483647", out)
+            if floor is not None and not SCHEDULE_MIN_REPLICAS(floor):
+                out.add(key + "minReplicas", f"{_show(item['minReplicas'])} is out of range "
+                                             "(allowed: 0..2147483647)")
+                floor = None
+        if None not in (cron, zone, duration, floor):
+            found.append(Schedule(cron, duration, floor, zone))
+    return None if len(out.errors) > errors else tuple(found)
+
+
+def cron_problem(expression: str) -> str | None:
+    """Why ``expression`` is not a five-field cron expression, or None."""
+    from cronsim import CronSim, CronSimError
+    from datetime import datetime, timezone
+
+    if len(expression.split()) != 5:
+        return f"{len(expression.split())} fields"
+    try:
+        CronSim(expression, datetime(2026, 1, 1, tzinfo=timezone.utc))
+    except CronSimError as exc:
+        return str(exc) or "not valid"
+    return None
+
+
+def zone_problem(name: str) -> str | None:
+    """Why ``name`` is not a time zone zoneinfo knows, or None."""
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        names = zoneinfo.available_timezones()
+        match = difflib.get_close_matches(name, sorted(names), n=1, cutoff=0.8)
+        hint = f"; did you mean {match[0]}?" if match else ""
+        return f"is not a time zone (an IANA name such as Europe/Berlin or UTC){hint}"
+    return None
 
 
 # --------------------------------------------------------------------------------------
@@ -554,6 +694,9 @@ _PORT_NAME_RE = re.compile(r"^(?=.*[a-z])(?!.*--)[a-z0-9]([-a-z0-9]{0,13}[a-z0-9
 _HOST_RE = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
                       r"(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$")
 MAX_PENDING_LIMIT = 1_000_000
+MAX_PENDING = Range(0, MAX_PENDING_LIMIT)
+ACTIVATOR_TIMEOUT, ACTIVATOR_TIMEOUT_TEXT = Range(0, 3600, low_open=True), "above 0s, at most 1h"
+PORT = Range(1, 65535)
 
 
 def _metric_source(metric: dict, out: _Collector) -> str:
@@ -590,7 +733,7 @@ def _activator(block: dict, target_name: str | None,
         out.add(key + "port", "is required: the endpoints' port, a number (1-65535) or the "
                               "name of the Service's port")
     elif isinstance(port, bool) or not (
-            (isinstance(port, int) and 1 <= port <= 65535)
+            (isinstance(port, int) and PORT(port))
             or (isinstance(port, str) and _PORT_NAME_RE.match(port))):
         out.add(key + "port", f"{_show(port)} is neither a port number (1-65535) nor a port "
                               "name (lowercase letters, digits and '-', at most 15 "
@@ -613,14 +756,14 @@ def _activator(block: dict, target_name: str | None,
 
     pending = block.get("maxPendingRequests", 1000)
     if isinstance(pending, bool) or not isinstance(pending, int) \
-            or not 0 <= pending <= MAX_PENDING_LIMIT:
+            or not MAX_PENDING(pending):
         out.add(key + "maxPendingRequests", f"{_show(pending)} is out of range (allowed: an "
                                             f"integer 0..{MAX_PENDING_LIMIT})")
     timeout = _convert(block.get("timeout", "60s"), "duration", key + "timeout",
-                       "above 0s, at most 1h", out)
-    if timeout is not None and not 0 < timeout <= 3600:
+                       ACTIVATOR_TIMEOUT_TEXT, out)
+    if timeout is not None and not ACTIVATOR_TIMEOUT(timeout):
         out.add(key + "timeout", f"{_show(block.get('timeout'))} is out of range (allowed: "
-                                 "above 0s, at most 1h)")
+                                 f"{ACTIVATOR_TIMEOUT_TEXT})")
     mode = _convert(block.get("mode", "whenNeeded"), "enum:" + ",".join(ACTIVATOR_MODES),
                     key + "mode", "always or whenNeeded", out)
 
@@ -666,8 +809,15 @@ def _check_activator_claims(policies: list[Policy]) -> list[str]:
     return errors
 
 
-def parse_policies(text: str, source: str) -> list[Policy]:
-    """Parse every ``---`` document of a policy file. Raises PolicyError with all errors."""
+# A ScalingPolicy object (the CRD's apiVersion): `scaler validate` checks its manifests
+# too, so an object can be checked offline before `kubectl apply`. The daemon's policy
+# files stay scaler/v1.
+OBJECT_API_VERSION = "scaler.dev/v1alpha1"
+
+
+def parse_policies(text: str, source: str, *, objects: bool = False) -> list[Policy]:
+    """Parse every ``---`` document of a policy file (with ``objects``, ScalingPolicy
+    object manifests too). Raises PolicyError with all errors."""
     try:
         docs = list(yaml.load_all(text, Loader=_PolicyLoader))
     except yaml.reader.ReaderError as exc:   # a character YAML does not allow
@@ -691,13 +841,34 @@ def parse_policies(text: str, source: str) -> list[Policy]:
     if not numbered:
         raise PolicyError([f"{source}: no policy documents found"])
     for index, doc in enumerate(numbered, start=1):
-        policy, problems = parse_document(doc, f"{source}: document {index}")
+        version = API_VERSION
+        if objects and isinstance(doc, dict) and doc.get("apiVersion") == OBJECT_API_VERSION:
+            version = OBJECT_API_VERSION
+            doc = _object_document(doc)
+        policy, problems = parse_document(doc, f"{source}: document {index}",
+                                          api_version=version)
         errors.extend(problems)
         if policy is not None:
             policies.append(policy)
     if errors:
         raise PolicyError(errors)
     return policies
+
+
+def _object_document(doc: dict) -> dict:
+    """An object manifest as a policy document: the keys the API server owns (namespace,
+    uid, status...) set aside; the name and spec as they are."""
+    meta = doc.get("metadata")
+    kept = {k: v for k, v in meta.items() if k in _METADATA_KEYS} if isinstance(meta, dict) \
+        else meta
+    out = {**{k: v for k, v in doc.items() if k != "status"}, "metadata": kept}
+    spec, namespace = doc.get("spec"), meta.get("namespace") if isinstance(meta, dict) else None
+    if isinstance(namespace, str) and isinstance(spec, dict) \
+            and isinstance(spec.get("scaleTargetRef"), dict):
+        # The daemon defaults the target's namespace to the object's own.
+        ref = spec["scaleTargetRef"]
+        out["spec"] = {**spec, "scaleTargetRef": {"namespace": namespace, **ref}}
+    return out
 
 
 def check_unique(policies: list[Policy]) -> None:

@@ -70,6 +70,7 @@ class ReplayResult:
     resolution: float = 1.0                # seconds each row of the recording held
     rows: int = 0                          # rows in the recording
     cache: dict = field(default_factory=dict, repr=False, compare=False)   # for reports
+    schedule_floor: np.ndarray | None = None   # int64 floor of the open schedule windows
 
     @property
     def end(self) -> float:
@@ -136,6 +137,12 @@ def replay(policy: Policy, times: np.ndarray, values: np.ndarray, startup_delay:
         forecast, forecast_point, floor = shared_forecast or _forecast(
             policy, decider, series.times, series.values, ticks)
     loop_floor = floor   # the floor per tick the decider is given (None: none)
+    scheduled = None
+    if policy.schedules:    # the schedules' floor joins the forecast's, as in the pipeline
+        from scaler.decide.schedules import floor_series
+
+        scheduled = floor_series(policy.schedules, ticks)
+        loop_floor = scheduled if floor is None else np.maximum(floor, scheduled)
     if progress:
         progress(0.2)
 
@@ -201,7 +208,8 @@ def replay(policy: Policy, times: np.ndarray, values: np.ndarray, startup_delay:
     return ReplayResult(policy, startup_delay, series.times, series.values, ticks, stable,
                         panic, desired, ready_out, panic_out, ebc,
                         workload.all_lifetimes(_end(ticks, policy)), forecast, forecast_point,
-                        floor, series.unknown, series.resolution, len(times))
+                        floor, series.unknown, series.resolution, len(times),
+                        schedule_floor=scheduled)
 
 
 def _windows(policy: Policy, series: Seconds,

@@ -47,7 +47,7 @@ import math
 import os
 import reprlib
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Self
@@ -181,6 +181,8 @@ class PrometheusSource:
         self._history_timeout = history_timeout
         self._backoff = (backoff_initial, backoff_max)
         self._client = _Client(connection)
+        # Called as on_chunk(done, total) after each chunk of a long history (a progress bar).
+        self.on_chunk: Callable[[int, int], None] | None = None
         # Monotonic time before which the server asked not to be queried (Retry-After).
         self._not_before = -math.inf
         self._not_before_lock = threading.Lock()
@@ -261,6 +263,8 @@ class PrometheusSource:
             if isinstance(outcome, _Failure):
                 return Fetch(outcome.reading(suffix=where), {}, attempts)
             series.extend(outcome)
+            if self.on_chunk is not None:
+                self.on_chunk(number, len(chunks))
         return _checked(query, _merge(series), chunks[0][0], chunks[-1][1], attempts, step=step)
 
     # -- one query_range, with retries -------------------------------------------------

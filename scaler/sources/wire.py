@@ -6,6 +6,8 @@ Pure: text in, numbers out, and back.
 
 from __future__ import annotations
 
+import json
+
 import math
 from collections.abc import Mapping
 from datetime import datetime
@@ -45,6 +47,13 @@ def format_seconds(t: float) -> str:
 
 def format_labels(labels: Mapping[str, str]) -> str:
     """A series as Prometheus prints it: ``name{k="v", ...}``, labels sorted."""
-    name = labels.get("__name__", "")
-    rest = ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items()) if k != "__name__")
+    name = _escaped(labels.get("__name__", ""))
+    rest = ", ".join(f'{_escaped(k)}="{_escaped(v)}"' for k, v in sorted(labels.items())
+                     if k != "__name__")
     return f"{name}{{{rest}}}"
+
+
+def _escaped(text: object) -> str:
+    """A label name or value inside a one-line message: a newline, a quote or a
+    backslash that a hostile answer put there is escaped as Prometheus escapes values."""
+    return json.dumps(str(text), ensure_ascii=False)[1:-1]

@@ -112,7 +112,8 @@ Known differences from a real API server, none of which scaler relies on
   events.k8s.io/v1: tests write what they need;
 * only custom resources get a Table: ``kubectl get`` of a built-in kind prints NAME and
   AGE (use ``-o``); with no schemas in /openapi/v3, ``kubectl explain`` knows nothing;
-* custom resources: CEL ``x-kubernetes-validations``, allOf/anyOf/oneOf/not,
+* custom resources: CEL ``x-kubernetes-validations`` are evaluated with cel-python, i.e.
+  standard CEL without Kubernetes' CEL libraries, oldSelf or cost limits; allOf/anyOf/oneOf/not,
   min/maxProperties, x-kubernetes-list-type/map-keys and embedded resources' metadata are
   not checked; there is no validation ratcheting; a CRD may serve one version only (no
   conversion); deleting a CRD removes its objects at once (no Terminating phase). Several
@@ -1775,6 +1776,7 @@ def _validate(rt: ResourceType, obj: Obj, old: Obj | None = None) -> None:
     """422 Invalid, with every field error of the object at once, like the real server."""
     if rt.crd is not None:
         errors = validate_schema(obj, rt.crd.schema)
+        errors += validate_rules(obj, rt.crd.schema, errors)
     elif rt == _CRDS:
         errors = _validate_crd(obj, old)
     else:
@@ -2037,6 +2039,87 @@ def validate_schema(value: Any, schema: Obj, path: str = "") -> list[FieldError]
             sub = _value_schema(schema, key)
             if sub is not None and not (key == "metadata" and not path):
                 errors += validate_schema(item, sub, f"{path}.{key}" if path else key)
+    return errors
+
+
+# CEL rules (x-kubernetes-validations), evaluated with cel-python: standard CEL (has(),
+# size(), contains(), matches(), duration()...), without Kubernetes' own CEL libraries
+# (quantity, url, ip, lists' extras), transition rules (oldSelf) or cost limits.
+_CEL_PROGRAMS: dict[str, Any] = {}
+
+
+def _cel_program(rule: str) -> Any:
+    if rule not in _CEL_PROGRAMS:
+        import celpy
+
+        env = celpy.Environment()
+        _CEL_PROGRAMS[rule] = env.program(env.compile(rule))
+    return _CEL_PROGRAMS[rule]
+
+
+def _cel_value(value: Any, schema: Obj) -> Any:
+    """A JSON value as CEL sees it under its schema: a number field is always a double."""
+    if isinstance(value, dict):
+        return {k: _cel_value(v, _value_schema(schema, k) or {}) for k, v in value.items()}
+    if isinstance(value, list):
+        items = schema.get("items") if isinstance(schema.get("items"), dict) else {}
+        return [_cel_value(v, items) for v in value]
+    if schema.get("type") == "number" and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def validate_rules(value: Any, schema: Obj, schema_errors: list[FieldError]) -> list[FieldError]:
+    """The CRD's CEL rules over an object that passed its schema. As the
+    apiextensions-apiserver does, an object with a type error or a missing required field
+    is not given to CEL at all: one error says the rules were not checked (only when the
+    schema has rules)."""
+    if not _has_rules(schema):
+        return []
+    if any(e.kind in ("type", "required") for e in schema_errors):
+        return [FieldError("invalid", "<nil>", None, "some validation rules were not checked "
+                           "because the object was invalid; correct the existing errors to "
+                           "complete validation")]
+    return _rules_at(value, schema, "")
+
+
+def _has_rules(schema: Any) -> bool:
+    if isinstance(schema, dict):
+        return bool(schema.get("x-kubernetes-validations")) or any(
+            _has_rules(v) for v in schema.values())
+    if isinstance(schema, list):
+        return any(_has_rules(v) for v in schema)
+    return False
+
+
+def _rules_at(value: Any, schema: Obj, path: str) -> list[FieldError]:
+    errors: list[FieldError] = []
+    if value is None:
+        return errors
+    rules = schema.get("x-kubernetes-validations") or []
+    if rules:
+        import celpy
+
+        this = celpy.json_to_cel(_cel_value(value, schema))
+        kind = schema.get("type") or ("integer" if isinstance(value, int) else "string")
+        for rule in rules:
+            try:
+                ok = _cel_program(rule["rule"]).evaluate({"self": this})
+                failed = isinstance(ok, Exception) or not bool(ok)
+                detail = (rule.get("message") or f"failed rule: {rule['rule']}"
+                          if not isinstance(ok, Exception) else str(ok))
+            except Exception as exc:   # celpy raises its evaluation errors
+                failed, detail = True, f"{rule['rule']}: {exc}"
+            if failed:
+                errors.append(FieldError("invalid", path or "<nil>", kind, detail))
+    if isinstance(value, dict):
+        for key, item in value.items():
+            sub = _value_schema(schema, key)
+            if sub is not None and not (key == "metadata" and not path):
+                errors += _rules_at(item, sub, f"{path}.{key}" if path else key)
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for i, item in enumerate(value):
+            errors += _rules_at(item, schema["items"], f"{path}[{i}]")
     return errors
 
 

@@ -73,6 +73,12 @@ READY = (24, 128, 56)
 PANIC = (252, 224, 220)
 PANIC_GRID = (244, 210, 205)  # grid lines inside panic shading
 NO_DATA = (240, 241, 243)  # top-panel columns where the recording has no demand samples
+SCHEDULE = (224, 236, 248)  # behind both panels: a schedule window (spec.schedules) is open
+# Marks along the top panel's baseline: demand above the ready capacity, and demand with no
+# ready replica at all (a cold start), so a slower start-up shows at a glance.
+UNSERVED = (214, 39, 40)
+COLD_START = (103, 0, 13)
+MARK_ROWS = 6
 # Variants in draw_compare_chart (Okabe-Ito blue, vermillion, bluish green, reddish purple).
 RUN_COLOURS = ((0, 114, 178), (213, 94, 0), (0, 158, 115), (204, 121, 167))
 
@@ -553,6 +559,15 @@ def _swatch(d: Any, x: float, y: float, s: _Series) -> None:
         d.rectangle([x, y - s.width // 2, x + 17, y + (s.width - 1) // 2], fill=s.colour)
 
 
+def _widen(on: np.ndarray, by: int = 2) -> np.ndarray:
+    """Marks ``by`` columns wider on each side: a 10 s event in an hour is one column."""
+    out = on.copy()
+    for off in range(1, by + 1):
+        out[off:] |= on[:-off]
+        out[:-off] |= on[off:]
+    return out
+
+
 def _nanmax(*arrays: np.ndarray) -> float:
     best = 0.0
     for a in arrays:
@@ -576,11 +591,18 @@ def draw_replay_chart(
     title: str,
     subtitle: str = "",
     forecast: np.ndarray | None = None,
+    scheduled: np.ndarray | None = None,
+    unserved: np.ndarray | None = None,
+    cold_start: np.ndarray | None = None,
 ) -> None:
     """Write a PNG of one replay: demand vs ready capacity on top, replicas below.
 
     All per-tick arrays have one value per decision tick; ``demand`` and ``forecast`` may
-    hold NaN where there is no data.  Ready capacity is ``ready * target``.
+    hold NaN where there is no data.  Ready capacity is ``ready * target``. ``scheduled``
+    (bool) shades the ticks inside a schedule window. ``unserved`` and ``cold_start``
+    (bool: a second of the tick had demand above the ready capacity, or demand and no
+    ready replica, as the summary counts them) are marked along the top panel's baseline,
+    red and dark red.
     """
     times = _as(times, np.float64, "times", None)
     n = times.shape[0]
@@ -589,6 +611,7 @@ def draw_replay_chart(
     desired = _as(desired, np.int64, "desired", n)
     in_panic = _as(in_panic, bool, "in_panic", n)
     fc = None if forecast is None else _as(forecast, np.float64, "forecast", n)
+    sched = None if scheduled is None else _as(scheduled, bool, "scheduled", n)
     target = float(target)
 
     cv = _Canvas(times)
@@ -602,22 +625,34 @@ def draw_replay_chart(
     k = target if np.isfinite(target) and target >= 0 else np.nan
     e_cap = _Envelope(*(a * k for a in (e_ready.first, e_ready.lo, e_ready.hi, e_ready.last)))
     panic = cols.any(in_panic)
+    windows = cols.any(sched) if sched is not None else None
+    none = np.zeros(n, dtype=bool)
+    short = none if unserved is None else _as(unserved, bool, "unserved", n)
+    cold = none if cold_start is None else _as(cold_start, bool, "cold_start", n)
+    m_short, m_cold = _widen(cols.any(short)), _widen(cols.any(cold))
 
     # top panel: demand vs capacity
     top_max = _nanmax(e_demand.hi, e_cap.hi, *(() if e_fc is None else (e_fc.hi,)))
     p, yt_top = cv.panel(TOP_PANEL, top_max, integer=False)
     no_data = np.isnan(e_demand.hi) if n else None
+    if windows is not None and windows.any():
+        p.shade_columns(windows, SCHEDULE)
     cv.grid(p, yt_top, panic, no_data)
     p.fill_below(e_demand, DEMAND_FILL)
     p.span(e_demand, DEMAND_LINE, step=False)
     if e_fc is not None:
         p.span(e_fc, FORECAST, width=2, step=False, dash=(8, 5))
     p.span(e_cap, CAPACITY, width=2, step=True)
+    band = slice(p.zero_row - MARK_ROWS, p.zero_row)
+    p.px[band, m_short & ~m_cold] = UNSERVED
+    p.px[band, m_cold] = COLD_START
     cv.place(p, TOP_PANEL)
 
     # bottom panel: replicas (ready underneath, desired on top: where they agree you see
     # an orange line with a green edge, where ready lags you see them apart)
     q, yt_bot = cv.panel(BOTTOM_PANEL, _nanmax(e_ready.hi, e_desired.hi), integer=True)
+    if windows is not None and windows.any():
+        q.shade_columns(windows, SCHEDULE)
     cv.grid(q, yt_bot, panic)
     q.span(e_ready, READY, width=4, step=True)
     q.span(e_desired, DESIRED, width=2, step=True)
@@ -630,6 +665,12 @@ def draw_replay_chart(
     if fc is not None:
         legend_top.append(_Series("forecast", FORECAST, "dash"))
     legend_top.append(_Series("panic", PANIC, "patch"))
+    if windows is not None and windows.any():
+        legend_top.append(_Series("schedule", SCHEDULE, "patch"))
+    if m_short.any():
+        legend_top.append(_Series("unserved", UNSERVED, "patch"))
+    if m_cold.any():
+        legend_top.append(_Series("cold start", COLD_START, "patch"))
     if no_data is not None and no_data.any():
         legend_top.append(_Series("no data", NO_DATA, "patch"))
     legend_bot = [_Series("desired", DESIRED, "line"), _Series("ready", READY, "line")]

@@ -28,6 +28,20 @@ COLUMNS = ["timestamp", "stable", "panic", "desired_replicas", "ready_replicas",
            "excess_burst_capacity", "demand"]
 
 
+def shortfall_marks(result: ReplayResult) -> dict[str, np.ndarray]:
+    """Per tick: whether a second of it had demand above the ready capacity
+    (``unserved``), or demand and no ready replica (``cold_start``): the seconds the
+    summary counts as under-provisioned and as cold starts."""
+    _, demand, ready = per_second(result)
+    step = int(result.policy.tick_interval)
+    n = len(result.ticks)
+    with np.errstate(invalid="ignore"):     # an unknown second (NaN) marks nothing
+        short = demand[: n * step] > ready[: n * step] * result.policy.target
+        cold = (demand[: n * step] > 0) & (ready[: n * step] == 0)
+    return {"unserved": short.reshape(n, step).any(axis=1),
+            "cold_start": cold.reshape(n, step).any(axis=1)}
+
+
 def tick_demand(result: ReplayResult) -> np.ndarray:
     """Average recorded load over the known seconds of each tick interval [T, T + tick);
     NaN (an empty cell in decisions.csv) where all of them are unknown."""
@@ -81,7 +95,10 @@ def _draw_charts(result: ReplayResult, demand: np.ndarray, staging: Path, title:
     draw_replay_chart(staging / CHART, times=times, demand=demand, ready=result.ready,
                       desired=result.desired, in_panic=result.in_panic,
                       target=result.policy.target, title=title, subtitle=subtitle,
-                      forecast=result.forecast)
+                      forecast=result.forecast,
+                      scheduled=(None if result.schedule_floor is None
+                                 else result.schedule_floor > 0),
+                      **shortfall_marks(result))
     if baseline is None:
         return [CHART]
     name, base = baseline

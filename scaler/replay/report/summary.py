@@ -151,7 +151,9 @@ def format_table(summary: dict, title: str) -> str:
         ("under-provisioned", f"{s['under_provisioned_demand_seconds']:,.1f} demand-seconds, "
                               f"{s['under_provisioned_share'] * 100:.2f}% of the time"),
         ("wasted pod-seconds", f"{s['wasted_pod_seconds']:,.0f}"),
-        ("cold starts", f"{s['cold_start_episodes']} episodes, {s['cold_start_seconds']:,} s "
+        ("cold starts", f"{s['cold_start_episodes']} "
+                        f"episode{'' if s['cold_start_episodes'] == 1 else 's'}, "
+                        f"{s['cold_start_seconds']:,} s "
                         "with demand and no ready replica"),
         ("scaling actions", f"{s['scaling_actions']:,}"),
         ("time in panic", format_duration(s["panic_seconds"])),

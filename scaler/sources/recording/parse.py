@@ -29,6 +29,7 @@ import io
 import json
 import math
 import os
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,13 +57,35 @@ class Recording:
         return len(self.times)
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+# A gzipped recording may unpack to at most this much: a year at 1 s is about 600 MB of
+# CSV; a few KB that claim to unpack to terabytes are an error, not an allocation.
+GZIP_MAX = 1 << 30
+
+
+def _gunzip(data: bytes, source: str) -> bytes:
+    out = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        text = out.decompress(data, GZIP_MAX + 1)
+    except zlib.error as exc:
+        raise RecordingError(f"{source}: not a valid gzip file: {exc}") from None
+    if len(text) > GZIP_MAX:
+        raise RecordingError(f"{source}: unpacks to more than {GZIP_MAX >> 20} MiB; split "
+                             "the recording or record it at a coarser --step")
+    if not out.eof:
+        raise RecordingError(f"{source}: the gzip file is truncated")
+    return text
+
+
 def load(path: str | Path, column: str | None = None) -> Recording:
-    """Read a recording, choosing the format from its content."""
+    """Read a recording, choosing the format from its content (gzipped or not)."""
     p = Path(path)
     try:
         data = p.read_bytes()
     except OSError as exc:
         raise RecordingError(f"{p}: cannot read: {exc.strerror or exc}") from None
+    if data.startswith(GZIP_MAGIC):
+        data = _gunzip(data, str(p))
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     head = data.lstrip()[:1]
