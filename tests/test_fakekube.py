@@ -596,7 +596,13 @@ def test_python_informer_relists_after_a_compacted_watch() -> None:
                 assert time.monotonic() < wait_until, f"no relist: {seen}"
                 time.sleep(0.02)
         finally:
-            informer.stop()
+            # stop() joins a thread that reads an open watch, which may be quiet: end the
+            # stream so the informer sees its stop flag.
+            stopper = threading.Thread(target=informer.stop)
+            stopper.start()
+            while stopper.is_alive():
+                srv.end_watches()
+                stopper.join(0.05)
         assert seen[:2] == [("ADDED", "web"), ("MODIFIED", "web")]
         assert sorted(o.metadata.name for o in informer.cache.list()) == ["api", "web"]
         watches = [r for r in srv.requests_to("GET", r"/deployments$") if "watch" in r.query]
