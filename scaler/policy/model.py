@@ -81,6 +81,10 @@ class MetricSpec:
     type: str = "concurrency"   # concurrency | rps
     query: str = ""             # PromQL giving the workload's total load, also at zero replicas
     source: str = "prometheus"  # prometheus (the query) | activator (its counts; no query)
+    # spec.metric.select: the query may answer many series (``sum by (service) (...)``);
+    # the policy's load is the one whose labels match all of these. Policies with the same
+    # query share one query per tick. Sorted (label, value) pairs: hashable and ordered.
+    select: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

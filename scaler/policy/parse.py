@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 import yaml
 
+from scaler.policy import promql
 from scaler.policy.durations import brief, format_duration, parse_duration
 from scaler.policy.model import (
     ACTIVATOR_MODES,
@@ -157,7 +158,7 @@ _PREDICTION_FIELDS: tuple[tuple[str, str, str, _Check, str], ...] = (
 _PREDICTION_KEYS = {row[0] for row in _PREDICTION_FIELDS}
 _SCALE_TO_ZERO_KEYS = {"keepAlive", "coldStartCost"}
 _REF_KEYS = {"apiVersion", "kind", "name", "namespace"}
-_METRIC_KEYS = {"type", "query", "source"}
+_METRIC_KEYS = {"type", "query", "source", "select"}
 _METADATA_KEYS = {"name", "labels", "annotations"}
 _TOP_KEYS = {"apiVersion", "kind", "metadata", "spec"}
 
@@ -401,7 +402,9 @@ def parse_document(doc: Any, where: str) -> tuple[Policy | None, list[str]]:
         source = _metric_source(metric, out)
         query = _string(metric.get("query"), "spec.metric.query", out,
                          required=source == "prometheus")
-        values["metric"] = MetricSpec(type=mtype, query=query or "", source=source)
+        select = _select(metric, query, source, out)
+        values["metric"] = MetricSpec(type=mtype, query=query or "", source=source,
+                                      select=select)
         if mtype == "rps" and "target" not in spec:
             values["target"] = DEFAULT_RPS_TARGET
 
@@ -537,6 +540,46 @@ _PORT_NAME_RE = re.compile(r"^(?=.*[a-z])(?!.*--)[a-z0-9]([-a-z0-9]{0,13}[a-z0-9
 _HOST_RE = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
                       r"(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$")
 MAX_PENDING_LIMIT = 1_000_000
+
+
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
+
+
+def _select(metric: dict, query: str | None, source: str,
+            out: _Collector) -> tuple[tuple[str, str], ...]:
+    """spec.metric.select: ``{label: value}`` picking one series of the query's answer.
+    A label the query's result cannot carry (known from its outermost aggregation:
+    ``sum by (service) (...)`` carries only ``service``) is an error here, not a policy
+    that never finds its series."""
+    if "select" not in metric:
+        return ()
+    key = "spec.metric.select"
+    block = metric["select"]
+    if source != "prometheus":
+        out.add(key, "is used only with source: prometheus (it picks a series of the query)")
+        return ()
+    if not isinstance(block, dict) or not block:
+        out.add(key, f"expected a mapping of label: value, got {_show(block)}")
+        return ()
+    pairs = []
+    for label, value in block.items():
+        if not isinstance(label, str) or not _LABEL_NAME.match(label):
+            out.add(key, f"{_show(label)} is not a Prometheus label name "
+                         "([a-zA-Z_][a-zA-Z0-9_]*)")
+            continue
+        if not isinstance(value, str):
+            out.add(f"{key}.{label}", f"expected a string (quote it), got {_show(value)}")
+            continue
+        pairs.append((label, value))
+    labels = promql.result_labels(query) if query else None
+    if labels is not None:
+        for label, _ in pairs:
+            if label not in labels:
+                have = (f"only {', '.join(sorted(labels))}" if labels
+                        else "no label (it aggregates everything into one series)")
+                out.add(f"{key}.{label}", f"the query's result cannot have this label: its "
+                                          f"outermost aggregation keeps {have}")
+    return tuple(sorted(pairs))
 
 
 def _metric_source(metric: dict, out: _Collector) -> str:
