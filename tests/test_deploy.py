@@ -36,7 +36,8 @@ BASE = "base"
 EXAMPLE = "overlays/example"
 EXAMPLE_OPERATOR = "overlays/example-prometheus-operator"
 EXAMPLE_CLUSTER_WIDE = "overlays/example-cluster-wide"
-KUSTOMIZATIONS = (BASE, EXAMPLE, EXAMPLE_OPERATOR, EXAMPLE_CLUSTER_WIDE)
+EXAMPLE_SHARDED = "overlays/example-sharded"
+KUSTOMIZATIONS = (BASE, EXAMPLE, EXAMPLE_OPERATOR, EXAMPLE_CLUSTER_WIDE, EXAMPLE_SHARDED)
 NAMESPACED = (BASE, EXAMPLE, EXAMPLE_OPERATOR)
 EXAMPLE_NAMESPACE = "shop"
 
@@ -869,3 +870,18 @@ def test_the_cluster_wide_variant_grants_the_workload_rules_in_every_namespace_o
     # Without the component, no overlay is cluster-wide.
     for k in NAMESPACED:
         assert not find(render(k), "ClusterRole")
+
+
+def test_the_sharded_variant_adds_only_the_leases_of_the_shards():
+    docs = render(EXAMPLE_SHARDED)
+    assert not find(docs, "ClusterRole")
+    shard_leases = {("coordination.k8s.io", "leases", verb, None)
+                    for verb in ("get", "list", "update")}
+    extra = (DAEMON_ACTIVATOR_PERMISSIONS
+             | {(*SLICES, verb, name) for name in public_slices(docs)
+                for verb in ("get", "update")})
+    assert granted_to(docs, "scaler") == ALLOWED_PERMISSIONS | extra | shard_leases
+    deployment = one(docs, "Deployment", "scaler")
+    args = scaler_container(docs)["args"]
+    assert deployment["spec"]["replicas"] == 3
+    assert "--shard" in args and "--leader-elect" not in args

@@ -221,7 +221,9 @@ class Daemon(ActivatorHooks):
     def ready(self) -> tuple[bool, str]:
         if not self.targets:
             return False, "no policies loaded"
-        if not self.queried_ok:
+        if not self.queried_ok and (self.shards is None or self.shards.held()):
+            # A sharded replica holding no bucket has nothing to query: it is ready to
+            # take buckets over, and must not hold a rollout up.
             return False, "no successful metric query yet"
         return True, "ok"
 

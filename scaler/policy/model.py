@@ -299,7 +299,10 @@ class Policy:
         upper = "unlimited" if self.max_replicas == 0 else str(self.max_replicas)
         return (
             f"{self.name}: {self.scale_target_ref}, {self.metric.type}"
-            f"{' from the activator' if self.metric.source == 'activator' else ''} target "
+            f"{' from the activator' if self.metric.source == 'activator' else ''}"
+            + (" (series " + ", ".join(f"{k}={v}" for k, v in self.metric.select) + ")"
+               if self.metric.select else "")
+            + " target "
             f"{self.target_value:g} per replica ({self.target:g} × "
             f"{self.target_utilization_percentage:g}%), replicas {self.min_replicas}..{upper}, "
             f"stable {format_duration(self.stable_window)} / panic "
