@@ -33,7 +33,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import datetime
 from pathlib import Path
 
@@ -82,12 +82,14 @@ def status_mib(pid: int, key: str) -> float:
 
 
 def query_range_count(prometheus: PrometheusServer) -> float:
+    """Range queries Prometheus answered, whatever their status code."""
+    total = 0.0
     with urllib.request.urlopen(f"{prometheus.url}/metrics", timeout=5) as r:
         for line in r.read().decode().splitlines():
             if line.startswith("prometheus_http_requests_total{") and \
                     'handler="/api/v1/query_range"' in line:
-                return float(line.split()[-1])
-    return 0.0
+                total += float(line.split()[-1])
+    return total
 
 
 def stamp(line: dict) -> float:
@@ -151,6 +153,9 @@ def single(kind: str, policies: int, seconds: float) -> dict:
                     "peak_rss_mib": round(status_mib(pid, "VmHWM"), 1),
                     "log_lines_per_s": round(lines / (end - start), 1),
                     "overruns": daemon.metric("scaler_tick_overruns_total"),
+                    "other_log_events": dict(Counter(
+                        line.get("event") for line in daemon.lines
+                        if line.get("event") != "tick").most_common(6)),
                 }
     return result
 

@@ -587,6 +587,7 @@ def build_daemon(policies: list[Policy], policy_path: str | Path,
                     traffic=TrafficSwitch(client, clock=clock, dry_run=dry_run))
     if shards is not None:
         daemon.metrics.buckets_held.set_function(lambda: len(shards.held()))
+        shards.on_gain = daemon.wake.set     # serve a bucket taken over at once
     daemon.pokes = PokeInbox(daemon.wake, known=lambda name: name in daemon.targets and (
         daemon.targets[name].policy.activator is not None), now=clock.now)
     return DaemonParts(daemon, source, live, registry, elector, client.host, stop, activators,

@@ -99,6 +99,21 @@ def test_three_replicas_hold_at_most_ceil_b_over_three(client, clock):
     assert all(r.live == 3 for r in replicas)
 
 
+def test_replicas_joining_one_by_one_end_within_one_bucket_of_each_other(client, clock):
+    a, b, c = (replica(client, clock, name) for name in "abc")
+    rounds([a], clock, 2)
+    assert len(a.held()) == B
+    rounds([a, b], clock, 3)
+    rounds([a, b, c], clock, 8)
+    held = sorted(len(r.held()) for r in (a, b, c))
+    assert held == [3, 3, 4]
+    assert set(a.held()) | set(b.held()) | set(c.held()) == set(range(B))
+    # And it stays put: no bucket moves once balanced.
+    before = [r.held() for r in (a, b, c)]
+    rounds([a, b, c], clock, 5)
+    assert [r.held() for r in (a, b, c)] == before
+
+
 def test_a_lost_replica_stops_writing_before_its_buckets_are_taken_over(client, clock):
     a, b, c = (replica(client, clock, name) for name in "abc")
     rounds([a, b, c], clock, 5)

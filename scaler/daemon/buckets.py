@@ -122,6 +122,9 @@ class Shards:
         self._in_flight: dict[int, int] = {}
         self._seen: dict[str, _Seen] = {}         # lease name -> last record seen
         self.live = 1
+        self._next_expiry: float | None = None    # monotonic: another's bucket frees up
+        # Told whenever this replica gains a bucket (the loop wakes to serve it at once).
+        self.on_gain: Any = None
 
     # ---- the loop's questions
 
@@ -194,17 +197,28 @@ class Shards:
             else:
                 seen.version = version
         self._renew_member(leases.get(self.member), started)
-        self.live = max(1, sum(1 for name, lease in leases.items()
-                               if name.startswith(f"{self.prefix}-member-")
-                               and name != self.member and self._alive(name, started)) + 1)
+        members = {self._seen[name].spec.get("holderIdentity") for name in leases
+                   if name.startswith(f"{self.prefix}-member-") and name != self.member
+                   and self._alive(name, started)}
+        self.live = len(members) + 1
         cap = math.ceil(self.buckets / self.live)
+        fair = self.buckets // self.live
         held = [b for b in self._preference if self._holds_now(b)]
-        # Beyond the cap (a replica joined): hand the least preferred over.
-        for bucket in held[cap:]:
+        free, starving = self._balance(leases, members, fair, started)
+        keep = cap
+        if len(held) > fair and starving and not free:
+            # Another replica holds fewer than its fair share and nothing is free: give
+            # one bucket above the fair share up, so shares end within one of each other.
+            keep = min(cap, len(held) - 1)
+        # Beyond the cap (a replica joined) or the fair share: hand the least preferred over.
+        for bucket in held[keep:]:
             self._hand_over(bucket, leases.get(self._name(bucket)))
         for bucket in held[:cap]:
             self._renew(bucket, leases.get(self._name(bucket)), started)
-        room = cap - len(self.held())
+        # A replica at its fair share leaves free buckets to one below it.
+        room = (min(keep, fair) if starving else keep) - len(self.held())
+        self._next_expiry = None
+        gained = False
         for bucket in self._preference:
             if room <= 0 or self._stop.is_set():
                 break
@@ -212,7 +226,29 @@ class Shards:
                 continue
             if self._take(bucket, leases.get(self._name(bucket)), started):
                 room -= 1
+                gained = True
+        if gained and self.on_gain is not None:
+            self.on_gain()
         return self.held()
+
+    def _balance(self, leases: dict[str, Any], members: set[str], fair: int,
+                 started: float) -> tuple[int, bool]:
+        """(buckets free now, whether another live replica holds fewer than ``fair``)."""
+        holding: dict[str, int] = {m: 0 for m in members}
+        free = 0
+        for k in range(self.buckets):
+            lease = leases.get(self._name(k))
+            spec = (lease or {}).get("spec") or {}
+            holder = spec.get("holderIdentity") or ""
+            seen = self._seen.get(self._name(k))
+            duration = spec.get("leaseDurationSeconds") or self._duration
+            if lease is None or not holder or seen is None or started >= seen.since + duration:
+                if not self._holds_now(k):
+                    free += 1
+                continue
+            if holder in holding:
+                holding[holder] += 1
+        return free, any(n < fair for n in holding.values())
 
     def _holds_now(self, bucket: int) -> bool:
         with self._lock:
@@ -289,6 +325,10 @@ class Shards:
             duration = spec.get("leaseDurationSeconds") or self._duration
             if holder and holder != self.identity and (
                     seen is None or started < seen.since + duration):
+                if seen is not None:    # the next round comes when it would be free
+                    free_at = seen.since + duration
+                    if self._next_expiry is None or free_at < self._next_expiry:
+                        self._next_expiry = free_at
                 return False     # held, and not seen unchanged for a lease duration
         transitions = ((lease or {}).get("spec") or {}).get("leaseTransitions") or 0
         status = self._put(name, lease, self.identity, transitions + (1 if lease else 0))
@@ -346,8 +386,12 @@ class Shards:
                 self.round()
             except Exception:
                 log.exception("shard_round_failed")
-            self._clock.sleep(self._retry_period * (1.0 + 0.1 * self._rng.random()),
-                              self._stop)
+            wait = self._retry_period * (1.0 + 0.1 * self._rng.random())
+            expiry = self._next_expiry
+            if expiry is not None:
+                # A bucket frees up sooner than the next round: be there when it does.
+                wait = min(wait, max(0.05, expiry - self._clock.monotonic() + 0.01))
+            self._clock.sleep(wait, self._stop)
 
     def start(self) -> threading.Thread:
         thread = threading.Thread(target=self.run, name="shards", daemon=True)
