@@ -171,9 +171,10 @@ def shards(policies: int, replicas: int, buckets: int, settle: float) -> dict:
         stepping = threading.Event()
 
         def step_load() -> None:
+            # Every 20 s a tenth of the services change load: targets keep being rescaled.
             while not stepping.wait(20.0):
                 phase[0] += 1
-                for i in range(policies):
+                for i in range(phase[0] % 10, policies, 10):
                     exporter.set("app_service_load", load_of(i, phase[0]),
                                  labels={"service": f"svc-{i}"})
 
@@ -213,6 +214,9 @@ def shards(policies: int, replicas: int, buckets: int, settle: float) -> dict:
                         elif t["policy"] in lost and when > killed_at:
                             taken[t["policy"]] = min(taken[t["policy"]], when)
                 decided_again = [taken[p] - killed_at for p in lost if p in taken]
+                acquired = sorted(stamp(e) - killed_at for d in daemons[:-1]
+                                  for e in d.events("bucket_acquired")
+                                  if stamp(e) > killed_at)
                 writers: dict[str, list[tuple[float, str]]] = defaultdict(list)
                 for r in kube.writes("Deployment"):
                     if r.subresource == "scale":
@@ -246,6 +250,9 @@ def shards(policies: int, replicas: int, buckets: int, settle: float) -> dict:
         "killed_replica_targets": len(lost),
         "decided_again": len(decided_again),
         "decided_again_within_s": round(max(decided_again), 1) if decided_again else None,
+        "decided_again_median_s": (round(sorted(decided_again)[len(decided_again) // 2], 1)
+                                   if decided_again else None),
+        "buckets_taken_over_at_s": [round(a, 1) for a in acquired],
         "limit_s": 15 + 2 * TICK,
     }
 
