@@ -15,8 +15,9 @@ and shards over replicas — real Prometheus, the project's fake Kubernetes API.
   log: each write's User-Agent names its replica), and how long after the kill the last of
   the killed replica's targets was decided again by another.
 
-Each policy ticks every 2 s. A policy-tick is *on time* when it was decided before the
-policy's next tick was due (its log line's time <= t + 2 s + the 0.5 s evaluation delay);
+Each policy ticks every 2 s. A policy-tick is *on time* when it was decided, on data,
+before the policy's next tick was due (its log line's time <= t + 2 s + the 0.5 s
+evaluation delay; a tick held because its query failed or timed out is not decided);
 the share is over the ticks that were due in the measured window, so a skipped tick counts
 as late. CPU is the daemon process's user + system time over the window; RSS from
 /proc/PID/status. Queries per tick come from Prometheus's own request counter.
@@ -102,7 +103,9 @@ def on_time(ticks: list[dict], policies: int, start: float, end: float) -> dict:
     due = [first + k * TICK for k in range(int((end - first) // TICK))]
     decided: dict[tuple[str, float], float] = {}
     for line in ticks:
-        decided.setdefault((line["policy"], float(line["t"])), stamp(line))
+        # A tick held for want of data (the query timed out, say) was not decided.
+        if line.get("no_data") is None:
+            decided.setdefault((line["policy"], float(line["t"])), stamp(line))
     expected = policies * len(due)
     late = 0
     lags = []

@@ -187,3 +187,36 @@ def test_a_select_on_a_query_of_unknown_labels_is_accepted():
     (p,) = parse_policies(textwrap.dedent(BASE_DOC) + "    {query: 'rate(x[1m])', "
                            "select: {service: checkout, zone: b}}\n", "p.yaml")
     assert p.metric.select == (("service", "checkout"), ("zone", "b"))
+
+
+def test_distinct_queries_go_in_one_request_and_each_keeps_its_own_series(
+        source: CountingSource) -> None:
+    now = int(time.time())
+    queries = [f'sum(app_service_load{{service="{s}"}})' for s in SERVICES]
+    source.queries.clear()
+    answers = source.answer_many(queries, now - 3, now, deadline=time.monotonic() + 5)
+    assert len(source.queries) == 1
+    for query, (service, load) in zip(queries, SERVICES.items()):
+        reading = answers[query].reading()
+        assert reading.ok and {v for _, v in reading.samples} == {load}, (service, reading)
+    # A query Prometheus refuses fails alone: the batch is asked again one by one.
+    broken = ["sum(app_service_load{service=\"cart\"})", "sum(rate(app_service_load[1s]"]
+    source.queries.clear()
+    answers = source.answer_many(broken, now - 3, now, deadline=time.monotonic() + 5)
+    assert answers[broken[0]].reading().ok
+    assert answers[broken[1]].reading().error == "query_error"
+    assert len(source.queries) == 3
+
+
+def test_a_loop_of_distinct_queries_sends_them_batched(source: CountingSource) -> None:
+    policies = [policy(f"own-{s}", {}, f'sum(app_service_load{{service="{s}"}})')
+                for s in SERVICES] + [policy("nothing", {}, "sum(no_such_metric)")]
+    targets = Targets()
+    daemon = Daemon(policies, source=source, actuator=targets, clock=SystemClock(),
+                    metrics=Metrics(CollectorRegistry()), evaluation_delay=0.5)
+    source.queries.clear()
+    daemon.run_once()
+    assert len(source.queries) == 1                 # four queries, one request
+    assert daemon.targets["own-checkout"].last_value == 350
+    assert daemon.targets["own-cart"].last_value == 75
+    assert daemon.targets["nothing"].no_data == "empty"

@@ -58,6 +58,8 @@ TICK_SHARE = 0.9
 # one slow answer does not hold the rest of a pass up, few enough to be gentle with
 # Prometheus and the API server.
 CONCURRENCY = 4
+# Distinct query strings sent to Prometheus in one request (scaler.sources.shared).
+QUERY_BATCH = 50
 # Late ticks are counted each time but said at most this often (seconds).
 OVERRUN_LOG_INTERVAL = 60.0
 # The origin of the --policy files among the policy sources (Daemon.set_policies).
@@ -336,7 +338,7 @@ class Daemon(ActivatorHooks):
             return
         self._prefetched = shared.read_all(
             reads, self._executor() if len(reads) > 1 else None,
-            on_query=lambda _size: self.metrics.shared_queries.inc())
+            on_query=lambda _size: self.metrics.shared_queries.inc(), batch=QUERY_BATCH)
 
     def _overran(self, count: int) -> None:
         """Count late or skipped policy-ticks; say so at most once a minute."""

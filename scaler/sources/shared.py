@@ -11,8 +11,10 @@ holds per policy: a failed query is the same failure for each of them, a select 
 matches no series is ``empty`` for that policy alone, unknown seconds and staleness are
 judged on its own series.
 
-The groups run on a small thread pool (``concurrency`` queries in flight), so one slow
-answer does not hold the others up. A source without whole answers (the activators, a
+Distinct queries of one source are sent ``batch`` at a time as one request when the
+source can (``answer_many``: Prometheus joins them with ``or``), each policy still taking
+only its own query's series. The requests run on a small thread pool (a few in flight),
+so one slow answer does not hold the others up. A source without whole answers (the activators, a
 recording) is read per policy on the caller's thread, as before.
 
 May import: the standard library and ``scaler.sources``.
@@ -85,23 +87,59 @@ def _one(read: Read) -> Reading:
     return read.source.read(read.query, read.start, read.end, deadline=read.deadline)
 
 
+def batches(groups: list[list[Read]], size: int) -> list[list[list[Read]]]:
+    """Groups of one source and one last second, ``size`` at a time, for sources that
+    answer several queries in one request (``answer_many``); others one group each."""
+    out: list[list[list[Read]]] = []
+    open_: dict[tuple, list[list[Read]]] = {}
+    for reads in groups:
+        first = reads[0]
+        if not hasattr(first.source, "answer_many") or size <= 1:
+            out.append([reads])
+            continue
+        key = (id(first.source), first.end)
+        batch = open_.get(key)
+        if batch is None or len(batch) >= size:
+            batch = open_[key] = []
+            out.append(batch)
+        batch.append(reads)
+    return out
+
+
+def _ask_batch(batch: list[list[Read]]) -> dict[Any, Reading | Exception]:
+    if len(batch) == 1:
+        return _ask(batch[0])
+    every = [r for reads in batch for r in reads]
+    try:
+        first = batch[0][0]
+        answers = first.source.answer_many(
+            [reads[0].query for reads in batch], min(r.start for r in every), first.end,
+            deadline=min(r.deadline for r in every), history=any(r.history for r in every))
+        return {r.key: answers[r.query].reading(r.select, r.start, fresh=not r.history)
+                for r in every}
+    except Exception as exc:    # a bug or a surprise: each policy's tick fails with it
+        return {r.key: exc for r in every}
+
+
 def read_all(reads: Iterable[Read], executor: Executor | None = None,
-             on_query: Callable[[int], None] | None = None) -> dict[Any, Reading | Exception]:
+             on_query: Callable[[int], None] | None = None,
+             batch: int = 1) -> dict[Any, Reading | Exception]:
     """Every read's :class:`Reading`, by key: one query per group (on ``executor`` when
     given), the others one by one. ``on_query`` is told the size of each shared query.
     A read that raised has its exception in place of a reading, for the caller to raise
     where that policy's failure is handled."""
     groups, alone = group(reads)
-    out: dict[Any, Reading] = {}
-    if executor is not None and len(groups) > 1:
-        for part in executor.map(_ask, groups):
+    requests = batches(groups, batch)
+    out: dict[Any, Reading | Exception] = {}
+    if executor is not None and len(requests) > 1:
+        for part in executor.map(_ask_batch, requests):
             out.update(part)
     else:
-        for reads_ in groups:
-            out.update(_ask(reads_))
+        for one in requests:
+            out.update(_ask_batch(one))
     if on_query is not None:
-        for reads_ in groups:
-            on_query(len(reads_))
+        for one in requests:
+            on_query(sum(len(reads_) for reads_ in one))
     for read in alone:
         try:
             out[read.key] = _one(read)
