@@ -274,8 +274,31 @@ def main() -> int:
         result = shards(args.policies or 3000, args.replicas, args.buckets, args.settle)
     else:
         result = single(args.scenario, args.policies or 1000, args.seconds)
+    missed = missed_targets(result)
+    result["targets_missed"] = missed
     print(json.dumps(result, indent=2))
-    return 0
+    return 1 if missed else 0
+
+
+def missed_targets(r: dict) -> list[str]:
+    """The issue's targets this run missed (empty: all met)."""
+    checks = []
+    if r["scenario"] in ("shared", "distinct"):
+        checks.append(("on time >= 99 %", r["on_time"] >= 0.99))
+    if r["scenario"] == "shared":
+        checks += [("one Prometheus query per tick", r["queries_per_tick"] <= 1.05),
+                   ("CPU <= 10 % of a core", r["cpu_share_of_one_core"] <= 0.10),
+                   ("RSS <= 120 MiB", r["peak_rss_mib"] <= 120)]
+    if r["scenario"] == "shards":
+        checks += [("each replica serves 25-45 %",
+                    all(0.25 <= s <= 0.45 for s in r["served_share"])),
+                   ("no target's writes interleaved between replicas",
+                    r["targets_whose_writes_interleaved"] == 0
+                    and r["served_by_two_at_once"] == 0),
+                   ("every target of the killed replica decided again within the lease "
+                    "duration + 2 ticks", r["decided_again"] == r["killed_replica_targets"]
+                    and (r["decided_again_within_s"] or 1e9) <= r["limit_s"])]
+    return [name for name, ok in checks if not ok]
 
 
 if __name__ == "__main__":

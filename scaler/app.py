@@ -496,7 +496,8 @@ def build_daemon(policies: list[Policy], policy_path: str | Path,
                  lease_namespace: str | None = None, identity: str | None = None,
                  clock: Clock | None = None, activator_urls: list[str] = (),
                  activator_service: str | None = None, shard: bool = False,
-                 buckets: int = 10, namespaces: list[str] = ()) -> DaemonParts:
+                 buckets: int = 10, namespaces: list[str] = (),
+                 tick_log: str = "all") -> DaemonParts:
     """The live daemon for ``policies`` (read from ``policy_path``, re-read on change):
     Prometheus and the activators in, the Kubernetes scale subresource (and the public
     Services of ``activator.mode: whenNeeded``) out, only reported under ``dry_run``, on
@@ -583,7 +584,7 @@ def build_daemon(policies: list[Policy], policy_path: str | Path,
     daemon = Daemon(policies, source=source, actuator=DryRunActuator(live) if dry_run else live,
                     clock=clock, metrics=Metrics(registry), policy_path=Path(policy_path),
                     is_leader=elector.is_leader if elector else None, stop=stop,
-                    activator_source=activators, shards=shards,
+                    activator_source=activators, shards=shards, tick_log=tick_log,
                     traffic=TrafficSwitch(client, clock=clock, dry_run=dry_run))
     if shards is not None:
         daemon.metrics.buckets_held.set_function(lambda: len(shards.held()))

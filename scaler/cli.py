@@ -129,6 +129,9 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--namespace", action="append", default=[], metavar="NS",
                    help="a namespace whose targets this daemon scales (repeatable), or "
                         "'all'; default: the namespaces the policies name")
+    d.add_argument("--tick-log", choices=["all", "changes"], default="all",
+                   help="all: one log line per policy per tick (default); changes: only "
+                        "ticks that scale, hold for want of data or fail")
     d.add_argument("--log-format", choices=["auto", "json", "console"], default="auto",
                    help="json when stdout is not a terminal (default auto)")
     d.add_argument("--activator-url", action="append", default=[], metavar="URL",
@@ -250,7 +253,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         dry_run=args.dry_run, leader_elect=args.leader_elect, lease_name=args.lease_name,
         lease_namespace=args.lease_namespace, activator_urls=args.activator_url,
         activator_service=args.activator_service, shard=args.shard, buckets=args.buckets,
-        namespaces=args.namespace)
+        namespaces=args.namespace, tick_log=args.tick_log)
     return app.serve(parts, metrics_port=args.metrics_port, health_port=args.health_port,
                      bind_address=args.bind_address, dry_run=args.dry_run)
 

@@ -502,3 +502,15 @@ def test_policies_from_another_origin_join_and_leave_without_touching_the_files_
     daemon.set_policies("crd", [])
     run_until(daemon, clock, BASE + 16)
     assert set(daemon.targets) == {"default"}
+
+
+def test_tick_log_changes_says_only_the_ticks_that_act_or_hold():
+    daemon, clock, source, target, _ = make_daemon(replicas=3, tick_log="changes")
+    with capture_logs() as logs:
+        run_until(daemon, clock, BASE + 120)          # steady at 3: nothing to say
+        source.failing = "timeout"
+        run_until(daemon, clock, BASE + 126)          # held for want of data: said
+    ticks = [e for e in logs if e["event"] == "tick"]
+    assert daemon.targets["default"].ticks >= 60
+    assert ticks and all(e["action"] != "none" or e["no_data"] for e in ticks)
+    assert any(e["no_data"] == "timeout" for e in ticks)

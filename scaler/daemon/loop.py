@@ -136,6 +136,9 @@ class Daemon(ActivatorHooks):
     # (``serves(policy)``) and may write for at this moment (``may_write(policy)``).
     shards: Any = None
     concurrency: int = CONCURRENCY
+    # "all": one line per policy per tick; "changes": only ticks that act or have no
+    # data (thousands of steady targets otherwise log hundreds of lines a second).
+    tick_log: str = "all"
 
     def __post_init__(self) -> None:
         # Read at scrape time, not copied once per pass: a replica that wins the lease in
@@ -692,6 +695,8 @@ class Daemon(ActivatorHooks):
                 m.forecast.labels(p.name).set(advice.upper)
             forecast = dict(forecast=advice.upper, forecast_point=advice.point,
                             forecast_state=advice.reason, floor=result.floor)
+        if self.tick_log == "changes" and action == "none" and reading.ok:
+            return
         tv = p.target_value
         self.log.info(
             "tick", policy=p.name, t=result.now, value=target.last_value,
