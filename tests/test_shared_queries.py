@@ -208,15 +208,38 @@ def test_distinct_queries_go_in_one_request_and_each_keeps_its_own_series(
     assert len(source.queries) == 3
 
 
-def test_a_loop_of_distinct_queries_sends_them_batched(source: CountingSource) -> None:
-    policies = [policy(f"own-{s}", {}, f'sum(app_service_load{{service="{s}"}})')
-                for s in SERVICES] + [policy("nothing", {}, "sum(no_such_metric)")]
+def test_a_loop_of_many_distinct_queries_sends_them_batched(source: CountingSource) -> None:
+    # 24 distinct queries (each service's load times a different factor): batched, as
+    # from MIN_BATCHING of them; a handful would each be its own request.
+    policies = [policy(f"own-{s}-{k}", {}, f'{k} * sum(app_service_load{{service="{s}"}})')
+                for s in SERVICES for k in range(1, 8)] + [
+        policy("nothing", {}, "sum(no_such_metric)"),
+        policy("refused", {}, "sum(rate(app_service_load[1s]")]
     targets = Targets()
     daemon = Daemon(policies, source=source, actuator=targets, clock=SystemClock(),
                     metrics=Metrics(CollectorRegistry()), evaluation_delay=0.5)
     source.queries.clear()
     daemon.run_once()
-    assert len(source.queries) == 1                 # four queries, one request
-    assert daemon.targets["own-checkout"].last_value == 350
-    assert daemon.targets["own-cart"].last_value == 75
+    # One batch; refused by Prometheus because of one query, then each alone.
+    assert len(source.queries) == 1 + len(policies)
+    source.queries.clear()
+    policies = policies[:-1]
+    daemon.set_policies("files", policies)
+    daemon.run_once()
+    daemon.run_once()
+    time.sleep(2.2)
+    daemon.run_once()
+    assert len(source.queries) <= 2                 # 22 queries, one request per tick
+    assert daemon.targets["own-checkout-1"].last_value == 350
+    assert daemon.targets["own-cart-3"].last_value == 225
     assert daemon.targets["nothing"].no_data == "empty"
+
+
+def test_a_few_distinct_queries_are_each_their_own_request(source: CountingSource) -> None:
+    policies = [policy(f"few-{s}", {}, f'sum(app_service_load{{service="{s}"}})')
+                for s in SERVICES]
+    daemon = Daemon(policies, source=source, actuator=Targets(), clock=SystemClock(),
+                    metrics=Metrics(CollectorRegistry()), evaluation_delay=0.5)
+    source.queries.clear()
+    daemon.run_once()
+    assert sorted(q for q, _ in source.queries) == sorted(p.metric.query for p in policies)

@@ -319,6 +319,9 @@ class Daemon(ActivatorHooks):
             target.scaler = PolicyScaler(p)
             target.recorded_until, target.forecast_warm, target.ticks = None, False, 0
             target.next_tick = first_tick(p, self.clock.now(), self._evaluation_delay(p))
+        elif not serves and target.served:
+            # Another replica reports it now: no stale gauges here.
+            self.metrics.forget(target.name)
         target.served = serves
         return serves
 

@@ -310,8 +310,9 @@ class PrometheusSource:
                     deadline: float, history: bool = False) -> dict[str, Answer]:
         """:meth:`answer` (``history``: :meth:`answer_history`) for several queries at
         once, in one request (:func:`batch_query`). A query Prometheus rejects (400/422)
-        fails the batch: each is then asked alone, so only its own policies go without
-        data; any other failure is every query's."""
+        or an answer that is not a range result fails the batch: each is then asked
+        alone, so only its own policies go without data. A failure of the server itself
+        (unreachable, 5xx, timeout) is every query's: asking each again would not help."""
         def ask(query: str) -> Answer:
             if history:
                 return self.answer_history(query, start, end, 1.0, deadline=deadline)
@@ -321,7 +322,7 @@ class PrometheusSource:
             return {queries[0]: ask(queries[0])}
         combined = ask(batch_query(queries))
         if combined.failure is not None:
-            if combined.failure.error == "query_error":
+            if combined.failure.error in ("query_error", "bad_response"):
                 return {q: ask(q) for q in queries}
             return {q: replace(combined, query=q) for q in queries}
         parts: list[list[_Series]] = [[] for _ in queries]

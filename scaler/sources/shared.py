@@ -87,14 +87,25 @@ def _one(read: Read) -> Reading:
     return read.source.read(read.query, read.start, read.end, deadline=read.deadline)
 
 
+# Below this many distinct queries due together, each is its own request: cheap at that
+# scale, and a hostile or broken answer then reaches only its own policies.
+MIN_BATCHING = 20
+
+
 def batches(groups: list[list[Read]], size: int) -> list[list[list[Read]]]:
     """Groups of one source and one last second, ``size`` at a time, for sources that
-    answer several queries in one request (``answer_many``); others one group each."""
+    answer several queries in one request (``answer_many``) when at least MIN_BATCHING
+    of them are due together; others one group each."""
     out: list[list[list[Read]]] = []
     open_: dict[tuple, list[list[Read]]] = {}
+    together: dict[tuple, int] = {}
+    for reads in groups:
+        key = (id(reads[0].source), reads[0].end)
+        together[key] = together.get(key, 0) + 1
     for reads in groups:
         first = reads[0]
-        if not hasattr(first.source, "answer_many") or size <= 1:
+        if (not hasattr(first.source, "answer_many") or size <= 1
+                or together[(id(first.source), first.end)] < MIN_BATCHING):
             out.append([reads])
             continue
         key = (id(first.source), first.end)
