@@ -55,6 +55,7 @@ def test_reads_come_from_the_watch_and_follow_the_cluster(server, parts) -> None
     assert (first.replicas, first.ready_replicas) == (2, 2)
     informer = cache.informer(WEB)
     eventually(informer.fresh)
+    eventually(lambda: server.open_watches() == 1)
     before = object_reads(server)
     for _ in range(50):
         status = actuator.read(WEB)
