@@ -253,6 +253,9 @@ class Informer:
         self._lost_at: float | None = None        # monotonic, while disconnected
         self.resource_version = ""
         self.lists = 0                            # LISTs made (for tests and metrics)
+        # Set once the first LIST has been answered, whatever the answer: readers may wait
+        # for it at start-up, never longer (a Role without list must not slow them).
+        self.listed = threading.Event()
         self.relists_after_error = 0
         self._thread: Any = None
 
@@ -296,9 +299,11 @@ class Informer:
                                  - self._listed_at >= self._resync):
                     self._list()
                     must_list = False
+                    self.listed.set()
                 must_list = not self._watch()
                 backoff = 0.5
             except (TransportError, _WatchFailed) as exc:
+                self.listed.set()
                 self._disconnected()
                 if self._log is not None:
                     self._log.warning("watch_failed", collection=self.collection,

@@ -51,7 +51,7 @@ def object_reads(server: FakeKubeAPIServer) -> int:
 
 def test_reads_come_from_the_watch_and_follow_the_cluster(server, parts) -> None:
     actuator, cache = parts
-    first = actuator.read(WEB)                        # before the list: from the API
+    first = actuator.read(WEB)                        # waits for the first list
     assert (first.replicas, first.ready_replicas) == (2, 2)
     informer = cache.informer(WEB)
     eventually(informer.fresh)
@@ -146,3 +146,22 @@ def test_kinds_the_cache_cannot_map_are_read_per_tick(server, parts) -> None:
     assert actuator.read(canary).replicas == 2
     assert actuator.read(canary).replicas == 2
     assert len(server.requests_to("GET", r"/rollouts/canary/scale$")) == 2
+
+
+def test_the_first_reads_wait_for_the_list_instead_of_reading_each_target(server, parts):
+    actuator, cache = parts
+    for name in ("web", "api"):
+        assert actuator.read(ScaleTargetRef(name, namespace="shop")).replicas in (1, 2)
+    assert cache.informer(WEB).lists == 1
+    assert object_reads(server) == 0             # one LIST served both
+
+
+def test_a_refused_list_does_not_slow_the_reads(server, parts):
+    actuator, cache = parts
+    server.inject("GET", r"/namespaces/shop/deployments$", status=403, times=None)
+    actuator.read(WEB)
+    started = time.monotonic()
+    for _ in range(10):
+        assert actuator.read(WEB).replicas == 2           # from the API, at once
+    assert time.monotonic() - started < 1.0
+    assert not cache.informer(WEB).fresh()

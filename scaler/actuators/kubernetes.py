@@ -64,6 +64,9 @@ MERGE_PATCH = "application/merge-patch+json"
 # silence every target for hours.
 MAX_RETRY_AFTER = 120.0
 
+# How long a read waits for a new watch cache's first LIST before asking the API itself.
+FIRST_LIST_WAIT = 0.5
+
 # Kinds whose plural is known without asking the API server.
 _BUILT_IN = {
     ("apps/v1", "Deployment"): "deployments",
@@ -212,11 +215,17 @@ class TargetCache:
                 found.start()
         return found
 
-    def lookup(self, target: ScaleTargetRef) -> _Cached | None:
+    def lookup(self, target: ScaleTargetRef, wait: float = 0.0) -> _Cached | None:
         """The target as the cache has it, or None: read it from the API instead (not
-        covered, not listed yet, watch lost for too long, or no such object here)."""
+        covered, not listed yet, watch lost for too long, or no such object here).
+        ``wait``: seconds to wait for the first LIST of a new informer (one LIST serves
+        every target of a start-up, where reading each would be two requests apiece)."""
         informer = self.informer(target)
-        if informer is None or not informer.fresh():
+        if informer is None:
+            return None
+        if wait > 0 and not informer.listed.is_set():
+            informer.listed.wait(wait)
+        if not informer.fresh():
             return None
         return informer.get(target.namespace, target.name)
 
@@ -270,7 +279,8 @@ class KubernetesActuator:
         with self._lock:
             direct = target in self._direct
             self._direct.discard(target)
-        hit = None if self._cache is None or direct else self._cache.lookup(target)
+        hit = None if self._cache is None or direct else self._cache.lookup(
+            target, wait=max(0.0, min(FIRST_LIST_WAIT, until - self._clock.monotonic())))
         if hit is not None:
             status = ScaleStatus(hit.replicas, hit.ready, hit.resource_version, hit.paused,
                                  hit.owner)
