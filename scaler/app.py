@@ -441,6 +441,7 @@ class DaemonParts:
     stop: threading.Event
     activators: Any = None  # ActivatorSource, when activators are given or discovered
     objects: Any = None     # scaler.daemon.status.ObjectsRunner, with --policy-source kubernetes
+    shards: Any = None      # scaler.daemon.buckets.Shards with --shard
 
 
 def context_namespace(kubeconfig: str | None, context: str | None = None) -> str | None:
@@ -452,6 +453,24 @@ def context_namespace(kubeconfig: str | None, context: str | None = None) -> str
         return namespace_of(kubeconfig, context=context)
     except KubeconfigError:
         return None   # build_daemon reports the broken kubeconfig
+
+
+def namespace_scope(namespaces: list[str]) -> tuple[bool, tuple[str, ...] | None]:
+    """``--namespace``: (watch every namespace, the namespaces served or None for those
+    the policies name). ``all`` alone means every namespace."""
+    from scaler.policy import names
+
+    if not namespaces:
+        return False, None
+    if "all" in namespaces:
+        if len(namespaces) > 1:
+            raise UsageError("--namespace all stands alone (it already means every namespace)")
+        return True, None
+    for ns in namespaces:
+        why = names.dns1123_label(ns)
+        if why:
+            raise UsageError(f"--namespace {ns!r}: {why}")
+    return False, tuple(dict.fromkeys(namespaces))
 
 
 def needs_prometheus(policies: list[Policy]) -> bool:
@@ -528,7 +547,9 @@ def build_daemon(policies: list[Policy], policy_path: str | Path | None,
                  leader_elect: bool = False, lease_name: str = "scaler",
                  lease_namespace: str | None = None, identity: str | None = None,
                  clock: Clock | None = None, activator_urls: list[str] = (),
-                 activator_service: str | None = None) -> DaemonParts:
+                 activator_service: str | None = None, shard: bool = False,
+                 buckets: int = 10, namespaces: list[str] = (),
+                 tick_log: str = "all") -> DaemonParts:
     """The live daemon for ``policies`` (read from ``policy_path``, re-read on change):
     Prometheus and the activators in, the Kubernetes scale subresource (and the public
     Services of ``activator.mode: whenNeeded``) out, only reported under ``dry_run``, on
@@ -548,6 +569,21 @@ def build_daemon(policies: list[Policy], policy_path: str | Path | None,
 
     if leader_elect and not lease_namespace:
         raise UsageError("--leader-elect needs --lease-namespace (or POD_NAMESPACE)")
+    if shard and not lease_namespace:
+        raise UsageError("--shard needs --lease-namespace (or POD_NAMESPACE)")
+    if shard and leader_elect:
+        raise UsageError("--shard and --leader-elect: choose one (--shard elects a writer "
+                         "per bucket of targets, --leader-elect one for them all)")
+    if not 1 <= buckets <= 1000:
+        raise UsageError(f"--buckets: {buckets} is not allowed (1..1000)")
+    watch_all, watched = namespace_scope(namespaces)
+    if watched is not None:
+        outside = [f"{p.name} ({p.scale_target_ref.namespace})" for p in policies
+                   if p.scale_target_ref.namespace not in watched]
+        if outside:
+            raise UsageError(f"--namespace {', '.join(sorted(watched))}: policies target "
+                             f"other namespaces: {', '.join(outside[:5])}"
+                             f"{' ...' if len(outside) > 5 else ''}")
     if connection is None and needs_prometheus(policies):
         raise UsageError("--prometheus-url (or PROMETHEUS_URL) is required: "
                          + ", ".join(p.name for p in policies if p.metric.source == "prometheus")
@@ -578,7 +614,11 @@ def build_daemon(policies: list[Policy], policy_path: str | Path | None,
     if activator_urls or activator_service:
         activators = activator_source(list(activator_urls), activator_service,
                                       lease_namespace, client, clock, stop)
-    live = KubernetesActuator(client, clock=clock, stop=stop)
+    from scaler.actuators.kubernetes import TargetCache
+
+    cache = TargetCache(client, clock=clock, stop=stop, all_namespaces=watch_all,
+                        namespaces=watched)
+    live = KubernetesActuator(client, clock=clock, stop=stop, cache=cache)
     registry = CollectorRegistry()
     elector = None
     if leader_elect:
@@ -588,12 +628,22 @@ def build_daemon(policies: list[Policy], policy_path: str | Path | None,
         # serve() releases the lease itself, within the shutdown budget.
         elector = LeaderElector(client, lease_namespace, lease_name, identity=identity,
                                 clock=clock, stop=stop, release_on_cancel=False)
+    shards = None
+    if shard:
+        from scaler.daemon.buckets import Shards
+        from scaler.daemon.lease import default_identity
+
+        shards = Shards(client, lease_namespace, lease_name, identity or default_identity(),
+                        buckets=buckets, clock=clock, stop=stop)
     daemon = Daemon(policies, source=source, actuator=DryRunActuator(live) if dry_run else live,
                     clock=clock, metrics=Metrics(registry),
                     policy_path=Path(policy_path) if policy_path else None,
                     is_leader=elector.is_leader if elector else None, stop=stop,
-                    activator_source=activators,
+                    activator_source=activators, shards=shards, tick_log=tick_log,
                     traffic=TrafficSwitch(client, clock=clock, dry_run=dry_run))
+    if shards is not None:
+        daemon.metrics.buckets_held.set_function(lambda: len(shards.held()))
+        shards.on_gain = daemon.wake.set     # serve a bucket taken over at once
     daemon.pokes = PokeInbox(daemon.wake, known=lambda name: name in daemon.targets and (
         daemon.targets[name].policy.activator is not None), now=clock.now)
     objects = None
@@ -601,7 +651,7 @@ def build_daemon(policies: list[Policy], policy_path: str | Path | None,
         objects = policy_objects(daemon, client, policy_namespace, elector=elector,
                                  dry_run=dry_run, stop=stop)
     return DaemonParts(daemon, source, live, registry, elector, client.host, stop, activators,
-                       objects)
+                       objects=objects, shards=shards)
 
 
 def policy_objects(daemon: Daemon, client: Any, namespace: str, *, elector: Any,
@@ -658,6 +708,7 @@ def serve(parts: DaemonParts, *, metrics_port: int = 9464, health_port: int = 80
         raise UsageError(f"--health-port {health_port}: cannot listen on "
                          f"{bind_address}:{health_port}: {exc.strerror or exc}") from None
     lease_thread = parts.elector.start() if parts.elector else None
+    shards_thread = parts.shards.start() if parts.shards else None
     if parts.activators is not None:
         parts.activators.start()
     if parts.objects is not None:
@@ -668,6 +719,7 @@ def serve(parts: DaemonParts, *, metrics_port: int = 9464, health_port: int = 80
         "serving", metrics_port=metrics_port, health_port=health_port,
         prometheus=parts.source.connection.url, kubernetes=parts.kubernetes,
         leader_election=parts.elector is not None, dry_run=dry_run,
+        shards=(f"{parts.shards.buckets} buckets" if parts.shards else None),
         activators=parts.activators.static if parts.activators else None)
     try:
         daemon.run()
@@ -679,6 +731,10 @@ def serve(parts: DaemonParts, *, metrics_port: int = 9464, health_port: int = 80
             stopped = daemon.stop_requested_at or parts.daemon.clock.monotonic()
             parts.elector.release(deadline=stopped + SHUTDOWN_RELEASE_BY)
             lease_thread.join(timeout=0.5)
+        if parts.shards is not None:
+            stopped = daemon.stop_requested_at or parts.daemon.clock.monotonic()
+            parts.shards.release(deadline=stopped + SHUTDOWN_RELEASE_BY)
+            shards_thread.join(timeout=0.5)
         health.stop()
         metrics_server.shutdown()
         if parts.activators is not None:

@@ -161,6 +161,19 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--lease-name", default="scaler", help="Lease name (default scaler)")
     d.add_argument("--lease-namespace", default=os.environ.get("POD_NAMESPACE"),
                    help="Lease namespace (env POD_NAMESPACE)")
+    d.add_argument("--shard", action="store_true",
+                   help="share the policies among the Deployment's replicas: --buckets "
+                        "bucket Leases, each replica holding at most ceil(buckets / live "
+                        "replicas) (instead of --leader-elect)")
+    d.add_argument("--buckets", type=int, default=10, metavar="B",
+                   help="with --shard: how many buckets (Leases) the policies hash into "
+                        "(default 10)")
+    d.add_argument("--namespace", action="append", default=[], metavar="NS",
+                   help="a namespace whose targets this daemon scales (repeatable), or "
+                        "'all'; default: the namespaces the policies name")
+    d.add_argument("--tick-log", choices=["all", "changes"], default="all",
+                   help="all: one log line per policy per tick (default); changes: only "
+                        "ticks that scale, hold for want of data or fail")
     d.add_argument("--log-format", choices=["auto", "json", "console"], default="auto",
                    help="json when stdout is not a terminal (default auto)")
     d.add_argument("--activator-url", action="append", default=[], metavar="URL",
@@ -295,7 +308,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         policy_namespace=namespace,
         dry_run=args.dry_run, leader_elect=args.leader_elect, lease_name=args.lease_name,
         lease_namespace=args.lease_namespace, activator_urls=args.activator_url,
-        activator_service=args.activator_service)
+        activator_service=args.activator_service, shard=args.shard, buckets=args.buckets,
+        namespaces=args.namespace, tick_log=args.tick_log)
     return app.serve(parts, metrics_port=args.metrics_port, health_port=args.health_port,
                      bind_address=args.bind_address, dry_run=args.dry_run)
 

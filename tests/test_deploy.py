@@ -36,7 +36,11 @@ BASE = "base"
 EXAMPLE = "overlays/example"
 EXAMPLE_OPERATOR = "overlays/example-prometheus-operator"
 EXAMPLE_OBJECTS = "overlays/example-scalingpolicies"
-KUSTOMIZATIONS = (BASE, EXAMPLE, EXAMPLE_OPERATOR, EXAMPLE_OBJECTS)
+EXAMPLE_CLUSTER_WIDE = "overlays/example-cluster-wide"
+EXAMPLE_SHARDED = "overlays/example-sharded"
+KUSTOMIZATIONS = (BASE, EXAMPLE, EXAMPLE_OPERATOR, EXAMPLE_OBJECTS, EXAMPLE_CLUSTER_WIDE,
+                  EXAMPLE_SHARDED)
+NAMESPACED = (BASE, EXAMPLE, EXAMPLE_OPERATOR)
 # The example's demo workloads: applied on their own, so the scaler alone is one command.
 EXAMPLE_WORKLOADS = "overlays/example/workloads"
 DEMOS = (EXAMPLE_WORKLOADS,)
@@ -62,6 +66,8 @@ METRICS = {
     "scaler_leader", "scaler_policy_reload_success", "scaler_policy_reload_timestamp_seconds",
     "scaler_forecast_value", "scaler_forecast_active", "scaler_tick_errors_total",
     "scaler_pokes_total", "scaler_activator_in_path",
+    "scaler_tick_overruns_total", "scaler_metric_queries_total", "scaler_buckets_held",
+    "scaler_targets_served",
 }
 # The activator's own metrics (its admin port's /metrics).
 ACTIVATOR_METRICS = {
@@ -103,6 +109,8 @@ def test_the_activator_contract_is_what_the_activator_exports():
 PER_POLICY_METRICS = METRICS - {
     "scaler_tick_duration_seconds", "scaler_leader",
     "scaler_policy_reload_success", "scaler_policy_reload_timestamp_seconds",
+    "scaler_tick_overruns_total", "scaler_metric_queries_total", "scaler_buckets_held",
+    "scaler_targets_served",
 } | (ACTIVATOR_METRICS - {"scaler_activator_unrouted_requests_total",
                           "scaler_activator_pokes_total"})
 
@@ -110,11 +118,17 @@ PER_POLICY_METRICS = METRICS - {
 # None means "any name in the namespace". Leases' get/update are pinned to the daemon's
 # lease; create cannot be (the name is unknown to the authorizer on create).
 SCALED = {"apps": ("deployments", "statefulsets", "replicasets"), "argoproj.io": ("rollouts",)}
-ALLOWED_PERMISSIONS = (
+# The kinds the watch cache lists and watches (a custom kind is read per tick instead).
+WATCHED = {("apps", kind) for kind in SCALED["apps"]}
+WORKLOAD_PERMISSIONS = (
     {(group, kind, "get", None) for group, kinds in SCALED.items() for kind in kinds}
+    | {(group, kind, verb, None) for group, kind in WATCHED for verb in ("list", "watch")}
     | {(group, f"{kind}/scale", verb, None)
        for group, kinds in SCALED.items() for kind in kinds for verb in ("get", "patch")}
     | {("", "events", "create", None), ("", "events", "patch", None)}
+)
+ALLOWED_PERMISSIONS = (
+    WORKLOAD_PERMISSIONS
     | {("coordination.k8s.io", "leases", "create", None),
        ("coordination.k8s.io", "leases", "get", "scaler"),
        ("coordination.k8s.io", "leases", "update", "scaler")}
@@ -389,7 +403,7 @@ def public_slices(docs: list[dict]) -> set[str]:
             if p.activator is not None and p.activator.mode == "whenNeeded"}
 
 
-@pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
+@pytest.mark.parametrize("kustomization", NAMESPACED)
 def test_role_grants_exactly_the_allowed_permissions(kustomization):
     docs = render(kustomization)
     assert not find(docs, "ClusterRole") and not find(docs, "ClusterRoleBinding")
@@ -876,3 +890,39 @@ def test_operating_guide_names_only_real_metrics():
     names = metric_names(text)
     assert names, "the guide should point at the daemon's metrics"
     assert {n for n in names if not known_metric(n)} == set()
+
+
+def test_the_cluster_wide_variant_grants_the_workload_rules_in_every_namespace_only():
+    docs = render(EXAMPLE_CLUSTER_WIDE)
+    (role,) = find(docs, "ClusterRole")
+    granted = _expand_rules(role)
+    assert not {g for g in granted if "*" in (g[0], g[1], g[2])}
+    # Exactly the namespaced Role's workload and Event rules: no lease, no secret,
+    # nothing more, for one daemon serving every namespace.
+    assert granted == WORKLOAD_PERMISSIONS
+    (binding,) = find(docs, "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "scaler",
+                                    "namespace": EXAMPLE_NAMESPACE}]
+    # The leases stay namespaced, under the base Role, and the daemon watches everywhere.
+    (ns_role,) = [r for r in find(docs, "Role") if r["metadata"]["name"] == "scaler"]
+    assert _expand_rules(ns_role) == ALLOWED_PERMISSIONS
+    assert "--namespace=all" in scaler_container(docs)["args"]
+    # Without the component, no overlay is cluster-wide.
+    for k in NAMESPACED:
+        assert not find(render(k), "ClusterRole")
+
+
+def test_the_sharded_variant_adds_only_the_leases_of_the_shards():
+    docs = render(EXAMPLE_SHARDED)
+    assert not find(docs, "ClusterRole")
+    shard_leases = {("coordination.k8s.io", "leases", verb, None)
+                    for verb in ("get", "list", "update")}
+    extra = (DAEMON_ACTIVATOR_PERMISSIONS
+             | {(*SLICES, verb, name) for name in public_slices(docs)
+                for verb in ("get", "update")})
+    assert granted_to(docs, "scaler") == ALLOWED_PERMISSIONS | extra | shard_leases
+    deployment = one(docs, "Deployment", "scaler")
+    args = scaler_container(docs)["args"]
+    assert deployment["spec"]["replicas"] == 3
+    assert "--shard" in args and "--leader-elect" not in args

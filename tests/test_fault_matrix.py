@@ -116,7 +116,10 @@ def test_faults_of_one_target_or_one_answer(tmp_path, kube, load_exporter, prome
         + "".join(f"  {k}: {json.dumps(v)}\n" for k, v in FAST.items()))
 
     # The faults.
-    locked = server.inject("GET", r"/deployments/locked(/scale)?$", status=403, times=None)
+    # A target forbidden by name: a Role pinned with resourceNames, which cannot grant
+    # list/watch, so the daemon's watch cache is refused too and it reads each target.
+    locked = server.inject("GET", r"/namespaces/default/deployments(/locked(/scale)?)?$",
+                           status=403, times=None)
     server.inject("PATCH", r"/deployments/late/scale$", delay=1.3, times=2)
     # Another autoscaler set the replicas last (managedFields say so), and keeps changing
     # them under every write of ours.

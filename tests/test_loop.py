@@ -423,3 +423,94 @@ def test_a_reading_with_left_out_points_is_logged_once_and_still_used():
     assert sample(metrics, "scaler_metric_errors_total", policy=POLICY.name,
                   reason="nan") is None
     assert all(e["decider"] == 2 for e in logs if e.get("event") == "tick")
+
+
+class HalfShards:
+    """Shards that hold the buckets of the policies named in ``mine`` (scaler's own
+    protocol: serves, may_write, writing)."""
+
+    def __init__(self, mine):
+        self.mine = set(mine)
+        self.writes = []
+
+    def serves(self, policy):
+        return policy.name in self.mine
+
+    def may_write(self, policy):
+        return policy.name in self.mine
+
+    def writing(self, policy):
+        import contextlib
+
+        @contextlib.contextmanager
+        def claim():
+            self.writes.append(policy.name)
+            yield policy.name in self.mine
+        return claim()
+
+
+def test_a_sharded_loop_works_only_on_the_policies_of_its_buckets_and_restarts_them():
+    other = replace(POLICY, name="other")
+    shards = HalfShards({"default"})
+    source = RecordedSource(load_recording("scaler/recordings/default.csv"))
+    clock = ManualClock(BASE)
+    target = InMemoryTarget(1)
+    daemon = Daemon([POLICY, other], source=source, actuator=target, clock=clock,
+                    metrics=Metrics(CollectorRegistry()), evaluation_delay=0.5, shards=shards)
+    reports = []
+    daemon.add_tick_listener(reports.append)
+    run_until(daemon, clock, BASE + 120)
+    assert {r.policy for r in reports} == {"default"}
+    assert daemon.targets["other"].ticks == 0 and not daemon.targets["other"].served
+    assert set(shards.writes) == {"default"} and target.writes
+    # Its bucket comes over: it starts afresh, from a stable window of history.
+    shards.mine.add("other")
+    calls = len(source.calls)
+    run_until(daemon, clock, BASE + 126)
+    assert daemon.targets["other"].ticks >= 2
+    assert any(r.policy == "other" and r.result is not None for r in reports)
+    assert len(source.calls) > calls
+    assert sample(daemon.metrics, "scaler_targets_served") == 2
+
+
+def test_a_listener_that_fails_does_not_stop_the_loop_and_is_said_once():
+    daemon, clock, _, target, metrics = make_daemon(replicas=3)
+    seen = []
+
+    def broken(report):
+        seen.append(report)
+        raise RuntimeError("boom")
+
+    daemon.add_tick_listener(broken)
+    with capture_logs() as logs:
+        run_until(daemon, clock, BASE + 30)
+    assert len(seen) >= 10
+    assert sum(1 for e in logs if e["event"].startswith("tick listener failed")) == 1
+    assert all(r.policy == "default" and r.action in ("none", "scaled", "hold") for r in seen)
+
+
+def test_policies_from_another_origin_join_and_leave_without_touching_the_files_ones():
+    daemon, clock, _, target, metrics = make_daemon(replicas=3)
+    run_until(daemon, clock, BASE + 10)
+    extra = replace(POLICY, name="from-crd")
+    clash = replace(POLICY, name="default", target=5)
+    daemon.set_policies("crd", [extra, clash])
+    run_until(daemon, clock, BASE + 14)
+    assert set(daemon.targets) == {"default", "from-crd"}
+    assert daemon.targets["default"].policy.target == 100     # files first: no takeover
+    assert daemon.targets["from-crd"].ticks >= 1
+    daemon.set_policies("crd", [])
+    run_until(daemon, clock, BASE + 16)
+    assert set(daemon.targets) == {"default"}
+
+
+def test_tick_log_changes_says_only_the_ticks_that_act_or_hold():
+    daemon, clock, source, target, _ = make_daemon(replicas=3, tick_log="changes")
+    with capture_logs() as logs:
+        run_until(daemon, clock, BASE + 120)          # steady at 3: nothing to say
+        source.failing = "timeout"
+        run_until(daemon, clock, BASE + 126)          # held for want of data: said
+    ticks = [e for e in logs if e["event"] == "tick"]
+    assert daemon.targets["default"].ticks >= 60
+    assert ticks and all(e["action"] != "none" or e["no_data"] for e in ticks)
+    assert any(e["no_data"] == "timeout" for e in ticks)

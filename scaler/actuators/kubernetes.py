@@ -17,6 +17,14 @@ sleeps and event times all come from the injected clock.
 
 A write whose answer is lost (a timeout) may still have been applied: it is remembered, and
 the next read that shows it applied records its Event, late but not lost.
+
+Reads come from a watch cache (:class:`TargetCache`: LIST + WATCH per kind and namespace,
+through :class:`scaler.kube.Informer`) for the apps/v1 kinds, whose scale is their own
+``spec.replicas`` and ``resourceVersion``: no request per target per tick. A write still
+carries the resourceVersion its decision was made on, so a cache behind the cluster costs
+at most a 409, after which the target is read from the API directly once. Other kinds (a
+custom resource's scale paths are its CRD's to say) are read per tick, as are targets
+whose cache is not listed yet or has lost its watch for more than a few seconds.
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ import re
 import socket
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import structlog
@@ -55,6 +63,9 @@ MERGE_PATCH = "application/merge-patch+json"
 # A server's Retry-After is honoured up to this many seconds: a wrong header must not
 # silence every target for hours.
 MAX_RETRY_AFTER = 120.0
+
+# How long a read waits for a new watch cache's first LIST before asking the API itself.
+FIRST_LIST_WAIT = 0.5
 
 # Kinds whose plural is known without asking the API server.
 _BUILT_IN = {
@@ -142,6 +153,96 @@ def replicas_owner(obj: Obj) -> tuple[str, str]:
     return manager, when
 
 
+@dataclass(frozen=True)
+class _Cached:
+    """What the watch cache keeps of a target: what a read would have returned."""
+
+    replicas: int
+    ready: int
+    resource_version: str
+    paused: bool
+    owner: str
+    uid: str
+
+
+def _cached(obj: Obj) -> _Cached:
+    meta = obj.get("metadata") or {}
+    owner, _ = replicas_owner(obj)
+    return _Cached(int((obj.get("spec") or {}).get("replicas", 0) or 0),
+                   int((obj.get("status") or {}).get("readyReplicas", 0) or 0),
+                   str(meta.get("resourceVersion", "")),
+                   (meta.get("annotations") or {}).get(PAUSED_ANNOTATION) == "true",
+                   "" if owner == FIELD_MANAGER else owner, str(meta.get("uid", "")))
+
+
+class TargetCache:
+    """Informers for the targets' kinds: one per (kind, namespace), or one per kind
+    across the cluster with ``all_namespaces``; each started when a target first needs
+    it. ``namespaces`` (when given) are the only ones watched; others are read directly."""
+
+    def __init__(self, client: KubeClient, *, clock: Clock, stop: threading.Event,
+                 all_namespaces: bool = False, namespaces: tuple[str, ...] | None = None,
+                 **informer_options: Any) -> None:
+        self._client = client
+        self._clock = clock
+        self._stop = stop
+        self._all = all_namespaces
+        self._namespaces = None if namespaces is None else frozenset(namespaces)
+        self._options = informer_options
+        self._informers: dict[tuple[str, str, str | None], Any] = {}
+        self._lock = threading.Lock()
+
+    def informer(self, target: ScaleTargetRef) -> Any:
+        """The target's informer (started now if new), or None for a kind or namespace
+        the cache does not cover."""
+        from scaler.kube import Informer
+
+        plural = _BUILT_IN.get((target.api_version, target.kind))
+        if plural is None:
+            return None
+        if self._namespaces is not None and target.namespace not in self._namespaces:
+            return None
+        namespace = None if self._all else target.namespace
+        key = (target.api_version, plural, namespace)
+        with self._lock:
+            found = self._informers.get(key)
+            if found is None:
+                where = "" if namespace is None else f"/namespaces/{namespace}"
+                found = Informer(self._client, f"{_api_prefix(target.api_version)}{where}/"
+                                 f"{plural}", namespace, _cached, clock=self._clock,
+                                 stop=self._stop, log=log, **self._options)
+                self._informers[key] = found
+                found.start()
+        return found
+
+    def lookup(self, target: ScaleTargetRef, wait: float = 0.0) -> _Cached | None:
+        """The target as the cache has it, or None: read it from the API instead (not
+        covered, not listed yet, watch lost for too long, or no such object here).
+        ``wait``: seconds to wait for the first LIST of a new informer (one LIST serves
+        every target of a start-up, where reading each would be two requests apiece)."""
+        informer = self.informer(target)
+        if informer is None:
+            return None
+        if wait > 0 and not informer.listed.is_set():
+            informer.listed.wait(wait)
+        if not informer.fresh():
+            return None
+        return informer.get(target.namespace, target.name)
+
+    def wrote(self, target: ScaleTargetRef, replicas: int, resource_version: str) -> None:
+        informer = self.informer(target)
+        entry = informer.get(target.namespace, target.name) if informer else None
+        if entry is not None:
+            informer.put(target.namespace, target.name,
+                         replace(entry, replicas=replicas, resource_version=resource_version,
+                                 owner=""))
+
+    @property
+    def informers(self) -> list[Any]:
+        with self._lock:
+            return list(self._informers.values())
+
+
 class KubernetesActuator:
     """The :class:`~scaler.actuators.Actuator` for a live cluster.
 
@@ -153,8 +254,10 @@ class KubernetesActuator:
     def __init__(self, client: KubeClient, *, clock: Clock | None = None,
                  stop: threading.Event | None = None, budget: float = 1.5,
                  request_timeout: float = 1.0, backoff_initial: float = 0.05,
-                 backoff_max: float = 0.5) -> None:
+                 backoff_max: float = 0.5, cache: TargetCache | None = None) -> None:
         self._client = client
+        self._cache = cache
+        self._direct: set[ScaleTargetRef] = set()   # read from the API once (after a 409)
         self._clock = clock or SystemClock()
         self._stop = stop or threading.Event()
         self._budget = budget
@@ -173,6 +276,20 @@ class KubernetesActuator:
 
     def read(self, target: ScaleTargetRef, *, deadline: float | None = None) -> ScaleStatus:
         until = self._deadline(deadline)
+        with self._lock:
+            direct = target in self._direct
+            self._direct.discard(target)
+        hit = None if self._cache is None or direct else self._cache.lookup(
+            target, wait=max(0.0, min(FIRST_LIST_WAIT, until - self._clock.monotonic())))
+        if hit is not None:
+            status = ScaleStatus(hit.replicas, hit.ready, hit.resource_version, hit.paused,
+                                 hit.owner)
+            with self._lock:
+                self._seen[target] = _Seen(hit.resource_version, hit.replicas, hit.uid)
+                unanswered = self._unanswered.pop(target, None)
+            if unanswered is not None:
+                self._settle(target, unanswered, status, until)
+            return status
         base = self._object_path(target, until)
         scale = self._call(target, "GET", f"{base}/scale", until)
         obj = self._call(target, "GET", base, until)
@@ -229,9 +346,11 @@ class KubernetesActuator:
             scale = self._call(target, "PATCH", f"{base}/scale?fieldManager={FIELD_MANAGER}",
                                until, body=patch, content_type=MERGE_PATCH,
                                lost_answers=lost)
-        except ActuatorError:
+        except ActuatorError as exc:
             with self._lock:
                 self._seen.pop(target, None)
+                if isinstance(exc, Conflict) or lost:
+                    self._direct.add(target)     # the cache is behind: ask the API
                 if lost:
                     # A timed-out attempt may have landed (and made a retry a 409): the
                     # next read tells, and records the Event if it did.
@@ -241,6 +360,8 @@ class KubernetesActuator:
         with self._lock:
             self._seen[target] = _Seen(str(meta.get("resourceVersion", "")), replicas,
                                        str(meta.get("uid", "")))
+        if self._cache is not None:
+            self._cache.wrote(target, replicas, str(meta.get("resourceVersion", "")))
         log.info("scaled", target=str(target), replicas=replicas, reason=reason)
         self._record_event(target, reason, message, until)
         return True

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -45,11 +47,38 @@ from scaler.decide.pipeline import PolicyScaler, TickResult
 from scaler.policy import Policy, PolicyError
 from scaler.policy import files as policy_files
 from scaler.sources import MetricSource, Reading, bad_value
+from scaler.sources import shared
+from scaler.sources.shared import Read
 
 # Share of a tick the metric query may use, retries included; the actuator's calls must
 # end by TICK_SHARE, so one slow dependency cannot push a tick past the next.
 QUERY_SHARE = 0.5
 TICK_SHARE = 0.9
+# Queries (one per shared query string) and scale writes in flight at once: enough that
+# one slow answer does not hold the rest of a pass up, few enough to be gentle with
+# Prometheus and the API server.
+CONCURRENCY = 4
+# Distinct query strings sent to Prometheus in one request (scaler.sources.shared).
+QUERY_BATCH = 50
+# Late ticks are counted each time but said at most this often (seconds).
+OVERRUN_LOG_INTERVAL = 60.0
+# The origin of the --policy files among the policy sources (Daemon.set_policies).
+FILES = "files"
+
+
+@dataclass(frozen=True)
+class TickReport:
+    """What one policy's tick came to, for whoever listens (a status writer)."""
+
+    policy: str
+    t: float
+    action: str                      # scaled, would_scale, none, hold, paused, standby,
+                                     # backoff, conflict, error
+    result: TickResult | None        # None when the target could not be read
+    current: int | None = None
+    ready: int | None = None
+    no_data: str | None = None       # the metric's no-data reason, if any
+    error: str | None = None         # the actuator's error reason, if any
 
 
 @dataclass
@@ -68,6 +97,7 @@ class Target:
     forecast_warm: bool = False         # forecast history read (or tried) once
     read_faults: TargetFaults = field(default_factory=TargetFaults)
     write_faults: TargetFaults = field(default_factory=TargetFaults)
+    served: bool = True                 # this replica works on it (its bucket is held)
 
     @property
     def name(self) -> str:
@@ -79,21 +109,6 @@ def first_tick(policy: Policy, now: float, evaluation_delay: float = 0.5) -> flo
     instead of waiting for the next tick boundary."""
     step = policy.tick_interval
     return math.floor((now - evaluation_delay) / step) * step
-
-
-@dataclass(frozen=True)
-class TickReport:
-    """One processed tick of one policy, for listeners (the ScalingPolicy status writer)."""
-
-    policy: str                  # policy.name
-    t: float                     # the tick (unix seconds)
-    action: str                  # scaled | would_scale | none | hold | paused | standby |
-                                 # backoff | conflict | error
-    result: TickResult | None    # None when the target could not be read (``error`` says why)
-    current: int | None          # replicas the target had
-    ready: int | None
-    no_data: str | None          # a NO_DATA_REASONS value when the metric had no data
-    error: str | None            # the actuator's error reason (forbidden, not_found, ...)
 
 
 @dataclass
@@ -117,6 +132,13 @@ class Daemon(ActivatorHooks):
     activator_source: MetricSource | None = None
     traffic: Any = None
     pokes: Any = None
+    # With --shard (scaler.daemon.buckets.Shards): which policies this replica works on
+    # (``serves(policy)``) and may write for at this moment (``may_write(policy)``).
+    shards: Any = None
+    concurrency: int = CONCURRENCY
+    # "all": one line per policy per tick; "changes": only ticks that act or have no
+    # data (thousands of steady targets otherwise log hundreds of lines a second).
+    tick_log: str = "all"
 
     def __post_init__(self) -> None:
         # Read at scrape time, not copied once per pass: a replica that wins the lease in
@@ -133,15 +155,70 @@ class Daemon(ActivatorHooks):
         self.stop_requested_at: float | None = None   # monotonic, for the shutdown budget
         self.queried_ok = False
         self._last_replicas: dict[str, int] = {}    # each policy's last decision (pokes)
-        # Policies come from origins ("files", "kubernetes"): each replaces its own set
-        # (set_policies), and the loop runs their union.
-        self._origins: dict[str, list[Policy]] = {"files": list(self.policies)}
-        self._origins_lock = threading.Lock()
-        self._origins_changed = False
-        self._refused: set[tuple[str, str]] = set()
-        self._tick_listeners: list[Callable[[TickReport], None]] = []
         self.metrics.reload_success.set(1)
         self.metrics.reload_time.set(now)
+        # Policy sources (set_policies): origin -> its whole current set. The files'
+        # set is the one the daemon was built with.
+        self._origins: dict[str, list[Policy]] = {FILES: list(self.policies)}
+        self._origins_changed = False
+        self._origins_lock = threading.Lock()
+        self._listeners: list[Callable[[TickReport], None]] = []
+        self._listener_failed: set[int] = set()
+        self._refused: set[tuple[str, str]] = set()   # (origin, name) clashes already said
+        self._pool: ThreadPoolExecutor | None = None
+        self._prefetched: dict[str, Reading | Exception] = {}
+        self._writes: list[Future] | None = None    # a pass's writes in flight
+        self._overruns_unsaid = 0
+        self._overruns_said_at = -math.inf
+
+    # ------------------------------------------------------------ policies in, results out
+
+    def set_policies(self, origin: str, policies: Iterable[Policy]) -> None:
+        """Replace the whole set of policies from ``origin`` (thread-safe; ``[]`` removes
+        them). The loop swaps the union of all origins in at the start of its next pass;
+        a name another origin already uses is refused for that policy, the first origin
+        (files first) keeps it."""
+        with self._origins_lock:
+            self._origins[origin] = list(policies)
+            self._origins_changed = True
+        self.wake.set()
+
+    def origin(self, name: str) -> list[Policy]:
+        """The policies ``name`` last set (e.g. the files', for a clash check)."""
+        with self._origins_lock:
+            return list(self._origins.get(name, ()))
+
+    def add_tick_listener(self, listener: Callable[[TickReport], None]) -> None:
+        """Call ``listener`` on the loop's thread after every tick of every policy this
+        replica works on. It must return fast (queue the work) and is never allowed to
+        break the loop: an exception is logged once per listener and ignored."""
+        self._listeners.append(listener)
+
+    def _report(self, report: TickReport) -> None:
+        for listener in self._listeners:
+            try:
+                listener(report)
+            except Exception:
+                if id(listener) not in self._listener_failed:
+                    self._listener_failed.add(id(listener))
+                    self.log.exception("tick listener failed; it is kept but not said again",
+                                       policy=report.policy)
+
+    def _merged_policies(self) -> list[Policy]:
+        with self._origins_lock:
+            self._origins_changed = False
+            origins = sorted(self._origins.items(), key=lambda kv: (kv[0] != FILES, kv[0]))
+        merged: dict[str, Policy] = {}
+        for origin, policies in origins:
+            for p in policies:
+                if p.name in merged:
+                    if (origin, p.name) not in self._refused:   # said once, not every swap
+                        self._refused.add((origin, p.name))
+                        self.log.error("policy name already used by another source; ignored",
+                                       policy=p.name, origin=origin, source=p.source)
+                    continue
+                merged[p.name] = p
+        return list(merged.values())
 
     # ---------------------------------------------------------------- health, lifecycle
 
@@ -157,7 +234,9 @@ class Daemon(ActivatorHooks):
     def ready(self) -> tuple[bool, str]:
         if not self.targets:
             return False, "no policies loaded"
-        if not self.queried_ok:
+        if not self.queried_ok and (self.shards is None or self.shards.held()):
+            # A sharded replica holding no bucket has nothing to query: it is ready to
+            # take buckets over, and must not hold a rollout up.
             return False, "no successful metric query yet"
         return True, "ok"
 
@@ -173,7 +252,7 @@ class Daemon(ActivatorHooks):
 
     def run(self) -> None:
         """Tick until :meth:`request_stop`."""
-        self.log.info("started", policies=sorted(self.targets))
+        self.log.info("started", policies=_shown(self.targets))
         while not self.stop.is_set():
             # Cleared before the pass, so a poke queued during it cuts the next sleep short.
             self.wake.clear()
@@ -181,6 +260,8 @@ class Daemon(ActivatorHooks):
             wait = self._seconds_to_next_tick()
             if not self.stop.is_set() and not self.reload.is_set():
                 self.clock.sleep(min(wait, 1.0), self.wake)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
         self.log.info("stopped")
 
     def run_once(self) -> None:
@@ -193,28 +274,96 @@ class Daemon(ActivatorHooks):
             self.metrics.reload_success.set(0)
             self.log.exception("policy reload failed; keeping the running policies")
         if self._origins_changed:
-            self._swap(self._union())
+            self._swap(self._merged_policies())
         self._take_pokes()
         now = self.clock.now()
+        due: list[tuple[Target, float]] = []
         for target in list(self.targets.values()):
-            if self.stop.is_set():
-                break
-            due = now - self._evaluation_delay(target.policy)
-            if target.next_tick > due:
+            if not self._serves(target):
+                continue
+            ready_at = now - self._evaluation_delay(target.policy)
+            if target.next_tick > ready_at:
                 continue
             step = target.policy.tick_interval
             # After a stall, process only the latest due tick: its query covers the
             # seconds in between, and old ticks have nothing left to act on.
-            tick = math.floor(due / step) * step
+            tick = math.floor(ready_at / step) * step
+            skipped = round((tick - target.next_tick) / step)
+            if skipped > 0 and target.ticks:
+                self._overran(skipped)
             target.next_tick = tick + step
-            try:
-                self.tick(target, tick)
-            except Exception:
-                # A bug or an answer nobody foresaw must not stop the other policies or
-                # the daemon: this tick holds (nothing was written), the next one retries.
-                self.metrics.tick_errors.labels(target.name).inc()
-                self.log.exception("tick failed; holding replicas", policy=target.name)
+            due.append((target, tick))
+        self._prefetch(due)
+        self._writes = []
+        try:
+            for target, tick in due:
+                if self.stop.is_set():
+                    break
+                try:
+                    self.tick(target, tick)
+                except Exception:
+                    self._tick_failed(target)
+        finally:
+            writes, self._writes = self._writes, None
+            for future in writes:
+                future.result()     # _finish never raises: it catches its own failures
+            self._prefetched.clear()
+        self.metrics.targets_served.set(sum(1 for t in self.targets.values() if t.served))
         self.last_loop = self.clock.monotonic()
+
+    def _tick_failed(self, target: Target) -> None:
+        # A bug or an answer nobody foresaw must not stop the other policies or the
+        # daemon: this tick holds (nothing was written), the next one retries.
+        self.metrics.tick_errors.labels(target.name).inc()
+        self.log.exception("tick failed; holding replicas", policy=target.name)
+
+    def _serves(self, target: Target) -> bool:
+        """Whether this replica works on the target now (with --shard: its bucket is
+        held). A target given up starts afresh when its bucket comes back: new windows
+        from history, a new decider, as a restarted daemon would."""
+        serves = self.shards is None or self.shards.serves(target.policy)
+        if serves and not target.served:
+            p = target.policy
+            target.scaler = PolicyScaler(p)
+            target.recorded_until, target.forecast_warm, target.ticks = None, False, 0
+            target.next_tick = first_tick(p, self.clock.now(), self._evaluation_delay(p))
+        elif not serves and target.served:
+            # Another replica reports it now: no stale gauges here.
+            self.metrics.forget(target.name)
+        target.served = serves
+        return serves
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=max(1, self.concurrency),
+                                            thread_name_prefix="scaler-io")
+        return self._pool
+
+    def _prefetch(self, due: list[tuple[Target, float]]) -> None:
+        """Every due tick's metric read at once: one query per shared query string, a few
+        in flight (scaler.sources.shared)."""
+        started = self.clock.monotonic()
+        reads = []
+        for target, tick in due:
+            read = self._plan(target, tick, started + target.policy.tick_interval * QUERY_SHARE)
+            if read is not None:
+                reads.append(read)
+        if not reads:
+            return
+        self._prefetched = shared.read_all(
+            reads, self._executor() if len(reads) > 1 else None,
+            on_query=lambda _size: self.metrics.shared_queries.inc(), batch=QUERY_BATCH)
+
+    def _overran(self, count: int) -> None:
+        """Count late or skipped policy-ticks; say so at most once a minute."""
+        self.metrics.tick_overruns.inc(count)
+        self._overruns_unsaid += count
+        now = self.clock.monotonic()
+        if now - self._overruns_said_at >= OVERRUN_LOG_INTERVAL:
+            self.log.warning("ticks overran: the loop is behind", late_or_skipped=(
+                self._overruns_unsaid), targets=len(self.targets),
+                hint="shard over more replicas (--shard) or lengthen tickInterval")
+            self._overruns_unsaid, self._overruns_said_at = 0, now
 
     def _seconds_to_next_tick(self) -> float:
         if not self.targets:
@@ -244,56 +393,15 @@ class Daemon(ActivatorHooks):
                            errors=exc.errors)
             return False
         with self._origins_lock:
-            self._origins["files"] = policies
-        self._swap(self._union())
+            self._origins[FILES] = list(policies)
+        self._swap(self._merged_policies())
+        self.metrics.reload_success.set(1)
+        self.metrics.reload_time.set(self.clock.now())
         return True
 
-    # ----------------------------------------------------------- policies from origins
-
-    def set_policies(self, origin: str, policies: list[Policy]) -> None:
-        """Replace the policies of ``origin`` (validated already) with ``policies``; the
-        loop swaps the union in at the start of its next pass. Any thread may call it."""
-        with self._origins_lock:
-            self._origins[origin] = list(policies)
-            self._origins_changed = True
-        self.wake.set()
-
-    def origin(self, name: str) -> list[Policy]:
-        with self._origins_lock:
-            return list(self._origins.get(name, ()))
-
-    def add_tick_listener(self, listener: Callable[[TickReport], None]) -> None:
-        """``listener`` is called on the loop's thread after every processed tick: it must
-        return at once (queue the work) and never raise."""
-        self._tick_listeners.append(listener)
-
-    def _union(self) -> list[Policy]:
-        """Every origin's policies, files first; a name already taken is refused (said
-        once) and the first origin keeps it."""
-        with self._origins_lock:
-            self._origins_changed = False
-            origins = sorted(self._origins.items(), key=lambda kv: kv[0] != "files")
-        out: dict[str, Policy] = {}
-        for origin, policies in origins:
-            for p in policies:
-                if p.name in out:
-                    if (origin, p.name) not in self._refused:
-                        self._refused.add((origin, p.name))
-                        self.log.error("policy name already used; refused", policy=p.name,
-                                       origin=origin, source=p.source)
-                    continue
-                out[p.name] = p
-        return list(out.values())
-
-    def _report(self, report: TickReport) -> None:
-        for listener in self._tick_listeners:
-            try:
-                listener(report)
-            except Exception:
-                self.log.exception("tick listener failed", policy=report.policy)
-
     def _swap(self, policies: list[Policy]) -> None:
-        """Run ``policies`` from now on, keeping the windows of those that stay alike."""
+        """Put ``policies`` in place of the running ones; a policy with the same name,
+        query, select, windows and target keeps its windows and decider."""
         now = self.clock.now()
         targets: dict[str, Target] = {}
         for p in policies:
@@ -311,9 +419,7 @@ class Daemon(ActivatorHooks):
         for gone in set(self.targets) - set(targets):
             self.metrics.forget(gone)
         self.targets = targets
-        self.metrics.reload_success.set(1)
-        self.metrics.reload_time.set(now)
-        self.log.info("policies reloaded", policies=sorted(targets))
+        self.log.info("policies reloaded", policies=_shown(targets))
 
     # ------------------------------------------------------------------------- tick
 
@@ -327,32 +433,52 @@ class Daemon(ActivatorHooks):
         if target.read_faults.waiting(started) > 0:
             # Backing off from a target that cannot be read: said once, counted each tick.
             self.metrics.patch_errors.labels(p.name, target.read_faults.error).inc()
-            self._report(TickReport(p.name, t, "backoff", None, None, None, target.no_data,
-                                    target.read_faults.error))
+            self._report(TickReport(p.name, t, "backoff", None, no_data=reading.error,
+                                    error=target.read_faults.error))
             return None
         try:
             status = self.actuator.read(p.scale_target_ref, deadline=act_by)
         except ActuatorError as exc:
             self._failed(target, target.read_faults, exc, "cannot read target",
                          "FailedGetScale", act_by)
-            self._report(TickReport(p.name, t, "error", None, None, None, target.no_data,
-                                    exc.reason))
+            self._report(TickReport(p.name, t, "error", None, no_data=reading.error,
+                                    error=exc.reason))
             return None
         self._recovered(target, target.read_faults, "target readable again")
         result = target.scaler.tick(t, status.ready_replicas, status.replicas,
                                     hold=not reading.ok)
-        action = self._act(target, t, status, result, act_by)
-        self._after_tick(target, status, result, act_by)
-        target.ticks += 1
-        self._observe(target, status, result, reading, action)
-        self._report(TickReport(p.name, t, action, result, status.replicas,
-                                status.ready_replicas, reading.error,
-                                target.write_faults.error if action == "error" else None))
-        self.metrics.tick_duration.observe(self.clock.monotonic() - started)
+        writes = self._writes
+        if (writes is not None and p.activator is None and result.decision.valid
+                and result.replicas != status.replicas and not status.paused):
+            # A write: in flight beside the others', a few at once; the pass waits for it.
+            writes.append(self._executor().submit(
+                self._finish, target, t, status, result, reading, act_by, started))
+        else:
+            self._finish(target, t, status, result, reading, act_by, started)
         return result
 
-    def _refresh(self, target: Target, t: float, deadline: float) -> Reading:
-        """Bring the windows up to second ``t``; warm-start them the first time."""
+    def _finish(self, target: Target, t: float, status: ScaleStatus, result: TickResult,
+                reading: Reading, act_by: float, started: float) -> None:
+        """Act on a decision, then say what happened (log line, metrics, listeners)."""
+        try:
+            action = self._act(target, t, status, result, act_by)
+            self._after_tick(target, status, result, act_by)
+            target.ticks += 1
+            self._observe(target, status, result, reading, action)
+            done = self.clock.monotonic()
+            self.metrics.tick_duration.observe(done - started)
+            if self.clock.now() > t + target.policy.tick_interval + self._evaluation_delay(
+                    target.policy):
+                self._overran(1)    # decided after its next tick was due
+            self._report(TickReport(target.name, t, action, result, status.replicas,
+                                    status.ready_replicas, reading.error,
+                                    target.write_faults.error if action == "error" else None))
+        except Exception:
+            self._tick_failed(target)
+
+    def _plan(self, target: Target, t: float, deadline: float) -> Read | None:
+        """The read that brings the windows up to second ``t`` (a stable window of history
+        the first time), or None when nothing is new since the last tick."""
         p = target.policy
         end = int(t)
         # Never ask for more than a stable window: older seconds could not change the
@@ -360,22 +486,40 @@ class Daemon(ActivatorHooks):
         # answers in one query.
         window_start = end - p.stable_window + 1
         source, query = self._metric_of(p)
+        select = p.metric.select if p.metric.source == "prometheus" else ()
         if target.recorded_until is None:
-            start = window_start
-            reading = _in_range(source.history(query, start, end, deadline=deadline),
-                                start, end)
+            return Read(target.name, source, query, window_start, end, deadline, select,
+                        history=True)
+        start = max(target.recorded_until + 1, window_start)
+        if start > end:
+            return None
+        return Read(target.name, source, query, start, end, deadline, select)
+
+    def _refresh(self, target: Target, t: float, deadline: float) -> Reading:
+        """Bring the windows up to second ``t``; warm-start them the first time. The
+        reading comes from the pass's shared queries when it was read there."""
+        read = self._plan(target, t, deadline)
+        if read is None:
+            return Reading(samples=())   # nothing new since the last tick
+        reading = self._prefetched.pop(target.name, None)
+        if reading is None:
+            reading = shared.read_all([read])[target.name]
+        if isinstance(reading, Exception):
+            raise reading
+        return self._record(target, read, reading, deadline)
+
+    def _record(self, target: Target, read: Read, reading: Reading,
+                deadline: float) -> Reading:
+        p = target.policy
+        start, end = read.start, read.end
+        reading = _in_range(reading, start, end)
+        if read.history:
             if reading.ok and reading.samples and reading.samples[-1][0] < end - self.staleness:
                 # A restart must not act on history that stopped long ago.
                 reading = Reading(error="stale", detail=(
                     f"newest sample is {end - reading.samples[-1][0]:.0f}s old at warm start"))
             if reading.ok and target.scaler.forecaster is not None and not target.forecast_warm:
-                self._warm_forecaster(target, window_start - 1, deadline)
-        else:
-            start = max(target.recorded_until + 1, window_start)
-            if start > end:
-                return Reading(samples=())   # nothing new since the last tick
-            reading = _in_range(source.read(query, start, end, deadline=deadline),
-                                start, end)
+                self._warm_forecaster(target, start - 1, deadline)
         if reading.ok:
             target.scaler.observe(reading.samples, reading.unknown)
             # Not a hold, so not in scaler_metric_errors_total (its alert says "holds
@@ -413,7 +557,12 @@ class Daemon(ActivatorHooks):
                              policy=target.name)
             return
         source, query = self._metric_of(target.policy)
-        reading = source.history(query, end - span, end, step=60.0, deadline=deadline)
+        select = target.policy.metric.select
+        if select and hasattr(source, "answer_history"):
+            reading = source.answer_history(query, end - span, end, 60.0,
+                                            deadline=deadline).reading(select)
+        else:
+            reading = source.history(query, end - span, end, step=60.0, deadline=deadline)
         if reading.ok:
             for ts, value in reading.samples:
                 target.scaler.forecaster.observe(ts, value)
@@ -431,14 +580,15 @@ class Daemon(ActivatorHooks):
             return "none"
         if status.paused:
             return "paused"
-        if self.is_leader is not None and not self.is_leader():
+        if not self._may_write(p):
             return "standby"
         if target.write_faults.waiting(self.clock.monotonic()) > 0:
             self.metrics.patch_errors.labels(p.name, target.write_faults.error).inc()
             return "backoff"
         for attempt in (1, 2):
             try:
-                written = self.actuator.scale(
+                written = self._write(
+                    p,
                     p.scale_target_ref, result.replicas,
                     resource_version=status.resource_version,
                     reason=_event_reason(status.replicas, result.replicas),
@@ -465,9 +615,11 @@ class Daemon(ActivatorHooks):
                     return "none"
                 if status.paused:
                     return "paused"
-                if self.stop.is_set() or (self.is_leader is not None and not self.is_leader()):
+                if self.stop.is_set() or not self._may_write(p):
                     return "standby"
                 continue
+            except _NotMine:
+                return "standby"
             except ActuatorError as exc:
                 self._failed(target, target.write_faults, exc, "scale failed", "FailedRescale",
                              act_by, replicas=result.replicas)
@@ -480,6 +632,21 @@ class Daemon(ActivatorHooks):
             self.metrics.scale_actions.labels(p.name, direction).inc()
             return "scaled"
         return "conflict"
+
+    def _may_write(self, policy: Policy) -> bool:
+        if self.is_leader is not None and not self.is_leader():
+            return False
+        return self.shards is None or self.shards.may_write(policy)
+
+    def _write(self, policy: Policy, *args: Any, **kwargs: Any) -> bool:
+        """The actuator's scale(), under the shard's claim when sharded: the bucket cannot
+        be handed over while the write is in flight (a refusal is "standby")."""
+        if self.shards is None:
+            return self.actuator.scale(*args, **kwargs)
+        with self.shards.writing(policy) as allowed:
+            if not allowed:
+                raise _NotMine()
+            return self.actuator.scale(*args, **kwargs)
 
     # ------------------------------------------------------------------ failing targets
 
@@ -542,6 +709,8 @@ class Daemon(ActivatorHooks):
                 m.forecast.labels(p.name).set(advice.upper)
             forecast = dict(forecast=advice.upper, forecast_point=advice.point,
                             forecast_state=advice.reason, floor=result.floor)
+        if self.tick_log == "changes" and action == "none" and reading.ok:
+            return
         tv = p.target_value
         self.log.info(
             "tick", policy=p.name, t=result.now, value=target.last_value,
@@ -554,6 +723,16 @@ class Daemon(ActivatorHooks):
             **({"schedule": result.schedule, "schedule_floor": result.schedule_floor}
                if result.schedule else {}),
         )
+
+
+class _NotMine(Exception):
+    """The bucket of a target was given up between the decision and the write."""
+
+
+def _shown(names: Iterable[str]) -> list[str] | int:
+    """Policy names for a log line: all of them when few, else how many."""
+    names = sorted(names)
+    return names if len(names) <= 20 else len(names)
 
 
 def _in_range(reading: Reading, start: int, end: int) -> Reading:

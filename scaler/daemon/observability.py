@@ -91,6 +91,20 @@ class Metrics:
         self.reload_time = Gauge("scaler_policy_reload_timestamp_seconds",
                                  "When policies were last (re)loaded successfully",
                                  registry=registry)
+        self.tick_overruns = Counter(
+            "scaler_tick_overruns_total",
+            "Policy-ticks not decided before the policy's next tick was due (late or "
+            "skipped): the loop has more targets than it can serve on time", registry=registry)
+        self.shared_queries = Counter(
+            "scaler_metric_queries_total",
+            "Metric queries made for ticks and warm starts (one per query string shared by "
+            "several policies)", registry=registry)
+        self.buckets_held = Gauge("scaler_buckets_held",
+                                  "Bucket Leases this replica holds (with --shard)",
+                                  registry=registry)
+        self.targets_served = Gauge("scaler_targets_served",
+                                    "Policies this replica works on (all of them without "
+                                    "--shard)", registry=registry)
         # The activator's side of the daemon: pokes, and the serve/proxy switch.
         self.pokes = Counter("scaler_pokes_total",
                              "Pokes from activators (a request held at zero replicas)", p,

@@ -213,6 +213,7 @@ class PolicyScaler:
         """Whether ``policy`` can keep this scaler's window contents (same data, same sizes)."""
         p = self.policy
         return (policy.metric.query == p.metric.query
+                and policy.metric.select == p.metric.select
                 and policy.stable_window == p.stable_window
                 and policy.panic_window == p.panic_window
                 and policy.window_algorithm == p.window_algorithm)

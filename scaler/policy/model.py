@@ -81,6 +81,10 @@ class MetricSpec:
     type: str = "concurrency"   # concurrency | rps
     query: str = ""             # PromQL giving the workload's total load, also at zero replicas
     source: str = "prometheus"  # prometheus (the query) | activator (its counts; no query)
+    # spec.metric.select: the query may answer many series (``sum by (service) (...)``);
+    # the policy's load is the one whose labels match all of these. Policies with the same
+    # query share one query per tick. Sorted (label, value) pairs: hashable and ordered.
+    select: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -313,7 +317,10 @@ class Policy:
         upper = "unlimited" if self.max_replicas == 0 else str(self.max_replicas)
         return (
             f"{self.name}: {self.scale_target_ref}, {self.metric.type}"
-            f"{' from the activator' if self.metric.source == 'activator' else ''} target "
+            f"{' from the activator' if self.metric.source == 'activator' else ''}"
+            + (" (series " + ", ".join(f"{k}={v}" for k, v in self.metric.select) + ")"
+               if self.metric.select else "")
+            + " target "
             f"{self.target_value:g} per replica ({self.target:g} × "
             f"{self.target_utilization_percentage:g}%), replicas {self.min_replicas}..{upper}, "
             f"stable {format_duration(self.stable_window)} / panic "

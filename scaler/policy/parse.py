@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from scaler.policy import promql
 from scaler.policy.durations import brief, format_duration, parse_duration
 from scaler.policy.model import (
     ACTIVATOR_MODES,
@@ -185,7 +186,7 @@ _SCALE_TO_ZERO_KEYS = {"keepAlive", "coldStartCost", "prewarmLead"}
 COLD_START_COST, COLD_START_COST_TEXT = Range(60, 4 * 3600), "1m..4h"
 PREWARM_LEAD, PREWARM_LEAD_TEXT = Range(0, 600), "0s..10m"
 _REF_KEYS = {"apiVersion", "kind", "name", "namespace"}
-_METRIC_KEYS = {"type", "query", "source"}
+_METRIC_KEYS = {"type", "query", "source", "select"}
 _METADATA_KEYS = {"name", "labels", "annotations"}
 _TOP_KEYS = {"apiVersion", "kind", "metadata", "spec"}
 
@@ -432,7 +433,9 @@ def parse_document(doc: Any, where: str, *,
         source = _metric_source(metric, out)
         query = _string(metric.get("query"), "spec.metric.query", out,
                          required=source == "prometheus")
-        values["metric"] = MetricSpec(type=mtype, query=query or "", source=source)
+        select = _select(metric, query, source, out)
+        values["metric"] = MetricSpec(type=mtype, query=query or "", source=source,
+                                      select=select)
         if mtype == "rps" and "target" not in spec:
             values["target"] = DEFAULT_RPS_TARGET
 
@@ -697,6 +700,46 @@ MAX_PENDING_LIMIT = 1_000_000
 MAX_PENDING = Range(0, MAX_PENDING_LIMIT)
 ACTIVATOR_TIMEOUT, ACTIVATOR_TIMEOUT_TEXT = Range(0, 3600, low_open=True), "above 0s, at most 1h"
 PORT = Range(1, 65535)
+
+
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
+
+
+def _select(metric: dict, query: str | None, source: str,
+            out: _Collector) -> tuple[tuple[str, str], ...]:
+    """spec.metric.select: ``{label: value}`` picking one series of the query's answer.
+    A label the query's result cannot carry (known from its outermost aggregation:
+    ``sum by (service) (...)`` carries only ``service``) is an error here, not a policy
+    that never finds its series."""
+    if "select" not in metric:
+        return ()
+    key = "spec.metric.select"
+    block = metric["select"]
+    if source != "prometheus":
+        out.add(key, "is used only with source: prometheus (it picks a series of the query)")
+        return ()
+    if not isinstance(block, dict) or not block:
+        out.add(key, f"expected a mapping of label: value, got {_show(block)}")
+        return ()
+    pairs = []
+    for label, value in block.items():
+        if not isinstance(label, str) or not _LABEL_NAME.match(label):
+            out.add(key, f"{_show(label)} is not a Prometheus label name "
+                         "([a-zA-Z_][a-zA-Z0-9_]*)")
+            continue
+        if not isinstance(value, str):
+            out.add(f"{key}.{label}", f"expected a string (quote it), got {_show(value)}")
+            continue
+        pairs.append((label, value))
+    labels = promql.result_labels(query) if query else None
+    if labels is not None:
+        for label, _ in pairs:
+            if label not in labels:
+                have = (f"only {', '.join(sorted(labels))}" if labels
+                        else "no label (it aggregates everything into one series)")
+                out.add(f"{key}.{label}", f"the query's result cannot have this label: its "
+                                          f"outermost aggregation keeps {have}")
+    return tuple(sorted(pairs))
 
 
 def _metric_source(metric: dict, out: _Collector) -> str:

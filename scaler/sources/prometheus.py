@@ -48,7 +48,7 @@ import os
 import reprlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import unquote, urljoin, urlsplit, urlunsplit
@@ -76,6 +76,19 @@ _RETRIABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 MAX_RETRY_AFTER = 120.0
 
 _MAX_REDIRECTS = 5
+
+# Distinct queries of one pass may go to Prometheus as one query (answer_many): each
+# wrapped in label_replace(..., BATCH_LABEL, "<k>", "", "") and joined with `or`, so the
+# answer tells the queries' series apart. A thousand distinct queries in batches of 50
+# are twenty requests, not a thousand (each request costs ~2 ms of this process's CPU).
+BATCH_LABEL = "scaler_batch_query"
+
+
+def batch_query(queries: Sequence[str]) -> str:
+    """One PromQL expression answering every query, each series labelled with its
+    query's position: ``label_replace((q0), "scaler_batch_query", "0", "", "") or ...``."""
+    return " or ".join(f'label_replace(({q}), "{BATCH_LABEL}", "{k}", "", "")'
+                       for k, q in enumerate(queries))
 
 
 def split_userinfo(url: str) -> tuple[str, tuple[str, str] | None]:
@@ -152,6 +165,71 @@ class Fetch:
     attempts: int  # HTTP requests made, retries included
 
 
+@dataclass(frozen=True)
+class Answer:
+    """A query's whole answer over ``[start, end]``: every series it returned, or why there
+    is none (``failure``). Policies that share the query each take their reading from it
+    with :meth:`reading`: their ``select``, from their own first second on."""
+
+    query: str
+    start: float
+    end: float
+    step: float = 1.0
+    series: tuple[_Series, ...] = ()
+    failure: Reading | None = None
+    attempts: int = 0
+    staleness: float | None = None    # the source's bound on the newest point's age
+
+    def reading(self, select: Sequence[tuple[str, str]] = (),
+                start: float | None = None, *, fresh: bool = True) -> Reading:
+        """The reading of the one series whose labels match all of ``select`` (without a
+        select: the only series), over ``[max(start, self.start), end]``. No series
+        matching is ``empty``, several are ``multiple_series``: no data, never zero.
+        ``fresh``: a tick's reading, whose newest point must be within the staleness
+        bound (a warm start's history takes ``fresh=False``: old data is the point)."""
+        if self.failure is not None:
+            return self.failure
+        first = self.start if start is None else max(self.start, float(start))
+        series = list(self.series)
+        if select:
+            wanted = dict(select)
+            shown = format_labels(wanted)
+            series = self._matching(tuple(select))
+            if not series:
+                return Reading(error="empty", detail=(
+                    f"none of the {len(self.series)} series of {self.query!r} has the labels "
+                    f"{shown} (spec.metric.select)"
+                    + (f"; e.g. {format_labels(self.series[0].labels)}" if self.series else "")))
+            if len(series) > 1:
+                listed = ", ".join(format_labels(s.labels) for s in series[:5])
+                return Reading(error="multiple_series", detail=(
+                    f"{len(series)} series of {self.query!r} have the labels {shown}: "
+                    f"{listed}; add the label that tells them apart to spec.metric.select"))
+        if first > self.start:
+            series = [_Series(s.labels, tuple(pt for pt in s.points
+                                              if pt[0] >= first - _RANGE_SLACK))
+                      for s in series]
+        return _checked(self.query, series, first, self.end, self.attempts,
+                        staleness=self.staleness if fresh else None, now=self.end,
+                        step=self.step).reading
+
+    def _matching(self, select: tuple[tuple[str, str], ...]) -> list[_Series]:
+        """The series whose labels match ``select``, from an index by the select's label
+        names built once per answer: a thousand policies picking their series from one
+        answer cost a thousand lookups, not a million label comparisons."""
+        names = tuple(label for label, _ in select)
+        indexes = self.__dict__.setdefault("_indexes", {})   # frozen: not a field
+        index = indexes.get(names)
+        if index is None:
+            index = {}
+            for one in self.series:
+                key = tuple(one.labels.get(label) for label in names)
+                if None not in key:
+                    index.setdefault(key, []).append(one)
+            indexes[names] = index
+        return list(index.get(tuple(value for _, value in select), ()))
+
+
 class PrometheusSource:
     """Implements :class:`~scaler.sources.MetricSource` against a Prometheus server."""
 
@@ -214,6 +292,77 @@ class PrometheusSource:
             return Fetch(outcome.reading(), {}, attempts)
         return _checked(query, outcome, first, last, attempts, staleness=self._staleness,
                         now=end)
+
+    # -- whole answers, shared by the policies that ask the same query -----------------
+
+    def answer(self, query: str, start: float, end: float, *, deadline: float) -> Answer:
+        """Every series ``query`` answers at every whole second of ``[start, end]``, with
+        the staleness bound of :meth:`read` applied when a policy takes its reading."""
+        first, last = math.ceil(start), math.floor(end)
+        if first > last:
+            return Answer(query, start, end, failure=Reading(
+                error="empty", detail=f"no whole second in [{start}, {end}]"))
+        outcome, attempts = self._query_range(query, first, last, 1.0, deadline)
+        if isinstance(outcome, _Failure):
+            return Answer(query, first, last, failure=outcome.reading(), attempts=attempts)
+        return Answer(query, first, last, 1.0, tuple(outcome), attempts=attempts,
+                      staleness=self._staleness)
+
+    def answer_many(self, queries: Sequence[str], start: float, end: float, *,
+                    deadline: float, history: bool = False) -> dict[str, Answer]:
+        """:meth:`answer` (``history``: :meth:`answer_history`) for several queries at
+        once, in one request (:func:`batch_query`). A query Prometheus rejects (400/422)
+        or an answer that is not a range result fails the batch: each is then asked
+        alone, so only its own policies go without data. A failure of the server itself
+        (unreachable, 5xx, timeout) is every query's: asking each again would not help."""
+        def ask(query: str) -> Answer:
+            if history:
+                return self.answer_history(query, start, end, 1.0, deadline=deadline)
+            return self.answer(query, start, end, deadline=deadline)
+
+        if len(queries) == 1:
+            return {queries[0]: ask(queries[0])}
+        combined = ask(batch_query(queries))
+        if combined.failure is not None:
+            if combined.failure.error in ("query_error", "bad_response"):
+                return {q: ask(q) for q in queries}
+            return {q: replace(combined, query=q) for q in queries}
+        parts: list[list[_Series]] = [[] for _ in queries]
+        for one in combined.series:
+            k = one.labels.get(BATCH_LABEL, "")
+            if k.isdigit() and int(k) < len(queries):
+                parts[int(k)].append(_Series(
+                    {a: b for a, b in one.labels.items() if a != BATCH_LABEL}, one.points))
+        return {q: replace(combined, query=q, series=tuple(parts[k]))
+                for k, q in enumerate(queries)}
+
+    def answer_history(self, query: str, start: float, end: float, step: float = 1.0, *,
+                       deadline: float | None = None,
+                       chunk_points: int = MAX_POINTS_PER_QUERY) -> Answer:
+        """:meth:`fetch_history` keeping every series: one warm-start query for all the
+        policies that share ``query``."""
+        chunks = chunk_ranges(start, end, step, chunk_points)
+        if not chunks:
+            return Answer(query, start, end, step, failure=Reading(
+                error="empty", detail=f"no multiple of {step} s in [{start}, {end}]"))
+        if deadline is None:
+            deadline = self._clock.monotonic() + self._history_timeout
+        series: list[_Series] = []
+        attempts = 0
+        for number, (chunk_start, chunk_end) in enumerate(chunks, start=1):
+            where = f" (chunk {number} of {len(chunks)})" if len(chunks) > 1 else ""
+            if number > 1 and self._shutdown.is_set():
+                return Answer(query, start, end, step, attempts=attempts, failure=_stopped(
+                    None, "shutting down").reading(suffix=where))
+            outcome, made = self._query_range(query, chunk_start, chunk_end, step, deadline,
+                                              earlier_ok=True)
+            attempts += made
+            if isinstance(outcome, _Failure):
+                return Answer(query, start, end, step, attempts=attempts,
+                              failure=outcome.reading(suffix=where))
+            series.extend(outcome)
+        return Answer(query, chunks[0][0], chunks[-1][1], step, tuple(_merge(series)),
+                      attempts=attempts, staleness=self._staleness)
 
     # -- history: warm start and `scaler record` --------------------------------------
 
