@@ -341,28 +341,12 @@ class PrometheusSource:
                        chunk_points: int = MAX_POINTS_PER_QUERY) -> Answer:
         """:meth:`fetch_history` keeping every series: one warm-start query for all the
         policies that share ``query``."""
-        chunks = chunk_ranges(start, end, step, chunk_points)
-        if not chunks:
-            return Answer(query, start, end, step, failure=Reading(
-                error="empty", detail=f"no multiple of {step} s in [{start}, {end}]"))
-        if deadline is None:
-            deadline = self._clock.monotonic() + self._history_timeout
-        series: list[_Series] = []
-        attempts = 0
-        for number, (chunk_start, chunk_end) in enumerate(chunks, start=1):
-            where = f" (chunk {number} of {len(chunks)})" if len(chunks) > 1 else ""
-            if number > 1 and self._shutdown.is_set():
-                return Answer(query, start, end, step, attempts=attempts, failure=_stopped(
-                    None, "shutting down").reading(suffix=where))
-            outcome, made = self._query_range(query, chunk_start, chunk_end, step, deadline,
-                                              earlier_ok=True)
-            attempts += made
-            if isinstance(outcome, _Failure):
-                return Answer(query, start, end, step, attempts=attempts,
-                              failure=outcome.reading(suffix=where))
-            series.extend(outcome)
-        return Answer(query, chunks[0][0], chunks[-1][1], step, tuple(_merge(series)),
-                      attempts=attempts, staleness=self._staleness)
+        got, attempts, span = self._history_series(query, start, end, step, deadline,
+                                                   chunk_points)
+        if span is None:
+            return Answer(query, start, end, step, attempts=attempts, failure=got)
+        return Answer(query, span[0], span[1], step, tuple(got), attempts=attempts,
+                      staleness=self._staleness)
 
     # -- history: warm start and `scaler record` --------------------------------------
 
@@ -389,12 +373,25 @@ class PrometheusSource:
         ``deadline`` (a ``Clock.monotonic()`` value) bounds all chunks together and
         defaults to ``history_timeout`` from now.
         """
+        got, attempts, span = self._history_series(query, start, end, step, deadline,
+                                                   chunk_points)
+        if span is None:
+            return Fetch(got, {}, attempts)
+        return _checked(query, got, span[0], span[1], attempts, step=step)
+
+    def _history_series(
+        self, query: str, start: float, end: float, step: float, deadline: float | None,
+        chunk_points: int,
+    ) -> tuple[Any, int, tuple[float, float] | None]:
+        """Every series of ``query`` over ``[start, end]``, fetched in chunks of at most
+        ``chunk_points`` steps: (series, attempts, the span covered), or (the failure's
+        reading, attempts, None)."""
         if not 1 <= chunk_points <= MAX_POINTS_PER_QUERY:
             raise ValueError(f"chunk_points must be in [1, {MAX_POINTS_PER_QUERY}]")
         chunks = chunk_ranges(start, end, step, chunk_points)
         if not chunks:
-            return Fetch(Reading(error="empty", detail=f"no multiple of {step} s in "
-                                                       f"[{start}, {end}]"), {}, 0)
+            return Reading(error="empty", detail=f"no multiple of {step} s in "
+                                                 f"[{start}, {end}]"), 0, None
         if deadline is None:
             deadline = self._clock.monotonic() + self._history_timeout
         series: list[_Series] = []
@@ -402,19 +399,18 @@ class PrometheusSource:
         for number, (chunk_start, chunk_end) in enumerate(chunks, start=1):
             where = f" (chunk {number} of {len(chunks)})" if len(chunks) > 1 else ""
             if number > 1 and self._shutdown.is_set():
-                return Fetch(_stopped(None, "shutting down").reading(suffix=where), {},
-                             attempts)
+                return _stopped(None, "shutting down").reading(suffix=where), attempts, None
             # A point repeated from before a chunk is old history (joined without
             # duplicates below); only points after the range are refused.
             outcome, made = self._query_range(query, chunk_start, chunk_end, step, deadline,
                                               earlier_ok=True)
             attempts += made
             if isinstance(outcome, _Failure):
-                return Fetch(outcome.reading(suffix=where), {}, attempts)
+                return outcome.reading(suffix=where), attempts, None
             series.extend(outcome)
             if self.on_chunk is not None:
                 self.on_chunk(number, len(chunks))
-        return _checked(query, _merge(series), chunks[0][0], chunks[-1][1], attempts, step=step)
+        return _merge(series), attempts, (chunks[0][0], chunks[-1][1])
 
     # -- one query_range, with retries -------------------------------------------------
 
