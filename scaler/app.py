@@ -670,7 +670,8 @@ def policy_objects(daemon: Daemon, client: Any, namespace: str, *, elector: Any,
                           write=not dry_run, now=daemon.clock.now, log=log)
     daemon.add_tick_listener(writer.on_tick)
     runner = ObjectsRunner(objects, writer, lambda ps: daemon.set_policies("kubernetes", ps),
-                           stop, list_interval=list_interval)
+                           stop, list_interval=list_interval,
+                           monotonic=daemon.clock.monotonic)
     runner.poll_once()
     if objects.error is not None and "HTTP 404" in objects.error:
         raise UsageError(f"--policy-source kubernetes: the ScalingPolicy CRD is not installed "

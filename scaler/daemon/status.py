@@ -243,6 +243,7 @@ class ObjectsRunner:
     set_policies: Callable[[list], None]
     stop: threading.Event
     list_interval: float = 5.0
+    monotonic: Callable[[], float] = _time.monotonic   # the daemon's Clock.monotonic
     thread: threading.Thread | None = None
     _handed: list | None = None
 
@@ -261,8 +262,8 @@ class ObjectsRunner:
         next_list = 0.0
         while not self.stop.is_set():
             try:
-                if _time.monotonic() >= next_list:
-                    next_list = _time.monotonic() + self.list_interval
+                if self.monotonic() >= next_list:
+                    next_list = self.monotonic() + self.list_interval
                     self.poll_once()
                 self.writer.flush()
             except Exception:   # never let the thread die: the loop keeps what runs
