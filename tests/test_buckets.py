@@ -4,37 +4,16 @@ over real HTTP. At every step, no bucket may be writable by two replicas."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
-from kubernetes.client import Configuration
-from support.fakekube import FakeKubeAPIServer
+from support.leases import client, clock, server  # noqa: F401 (fixtures)
 
 from scaler.clock import ManualClock
 from scaler.daemon.buckets import Shards, bucket_of, shard_key
-from scaler.kube import KubeClient
 from scaler.policy import Policy, ScaleTargetRef
 
 B = 10
-
-
-@pytest.fixture
-def server() -> Iterator[FakeKubeAPIServer]:
-    with FakeKubeAPIServer() as srv:
-        yield srv
-
-
-@pytest.fixture
-def client(server: FakeKubeAPIServer) -> Iterator[KubeClient]:
-    kube = KubeClient(Configuration(host=server.url))
-    yield kube
-    kube.close()
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(start=1_700_000_000.0)
 
 
 def replica(client, clock, name: str) -> Shards:

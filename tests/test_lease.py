@@ -12,30 +12,13 @@ from collections.abc import Callable, Iterator
 import pytest
 from kubernetes.client import Configuration
 from support.fakekube import FakeKubeAPIServer
+from support.leases import client, clock, server  # noqa: F401 (fixtures)
 
 from scaler.clock import ManualClock
 from scaler.daemon.lease import LeaderElector
 from scaler.kube import KubeClient
 
 LEASE_PATH = r"/leases/scaler$"
-
-
-@pytest.fixture
-def server() -> Iterator[FakeKubeAPIServer]:
-    with FakeKubeAPIServer() as srv:
-        yield srv
-
-
-@pytest.fixture
-def client(server: FakeKubeAPIServer) -> Iterator[KubeClient]:
-    kube = KubeClient(Configuration(host=server.url))
-    yield kube
-    kube.close()
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(start=1_700_000_000.0)
 
 
 def elector(client: KubeClient, clock: ManualClock, identity: str) -> LeaderElector:

@@ -5,29 +5,15 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
-from kubernetes.client import Configuration
 from support.fakekube import FakeKubeAPIServer
+from support.leases import client, server  # noqa: F401 (fixtures)
 
 from scaler.daemon.lease import LeaderElector
 from scaler.kube import KubeClient
 
 LEASE_PATH = r"/leases/scaler$"
-
-
-@pytest.fixture
-def server() -> Iterator[FakeKubeAPIServer]:
-    with FakeKubeAPIServer() as srv:
-        yield srv
-
-
-@pytest.fixture
-def client(server: FakeKubeAPIServer) -> Iterator[KubeClient]:
-    kube = KubeClient(Configuration(host=server.url))
-    yield kube
-    kube.close()
 
 
 def holder(server: FakeKubeAPIServer) -> str:
